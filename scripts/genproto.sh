@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates the Python gRPC stubs in gen/python from protos/. The only way stubs are made:
+# never edit gen/ by hand. `make check-protos` runs this and fails if git sees a difference.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-.venv/bin/python}"
+OUT=gen/python
+
+rm -rf "$OUT/ducklm"
+mkdir -p "$OUT"
+mapfile -t protos < <(find protos -name '*.proto' | sort)
+"$PYTHON" -m grpc_tools.protoc -I protos \
+    --python_out="$OUT" --pyi_out="$OUT" --grpc_python_out="$OUT" "${protos[@]}"
+
+# Make every generated folder a regular package so imports need no namespace-package magic.
+find "$OUT/ducklm" -type d -exec touch {}/__init__.py \;
+echo "generated stubs for ${#protos[@]} proto files in $OUT"

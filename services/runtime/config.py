@@ -1,0 +1,33 @@
+"""The runtime's settings, from `DUCKLM_RUNTIME_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from services.common.config import data_dir, repo_root
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseModel):
+    address: str = "127.0.0.1:50051"
+    database: Path = Field(default_factory=lambda: data_dir() / "runtime.db")
+    models_file: Path = Field(default_factory=lambda: repo_root() / "config" / "models.yaml")
+    directive_schema: Path = Field(
+        default_factory=lambda: repo_root() / "config" / "action_directive.schema.json"
+    )
+    # Most model calls one user message may take before the task fails.
+    max_steps: int = Field(default=8, gt=0)
+    # Most model-output repairs in a row before the task fails.
+    max_repairs: int = Field(default=2, ge=0)
+    # Most tokens (prompt + completion) one task may spend.
+    token_budget: int = Field(default=200_000, gt=0)
+    # Longest reply (in characters) the step schema lets the model write. Keeps a small model's
+    # JSON inside its max_tokens; raise it with a bigger model and a larger max_tokens.
+    max_reply_chars: int = Field(default=600, gt=0)
+    system_prompt: str = (
+        "You are DuckLM, a helpful local assistant. Answer the user briefly and accurately. "
+        "Reply only with a JSON action."
+    )

@@ -1,0 +1,190 @@
+"""The runtime's gRPC servicers (translation between protos and the domain, nothing more) and
+`create_server`, which wires storage, the model client, the loop and the servers together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from ducklm.common.v1 import common_pb2
+from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+
+from services.common.errors import InvalidArgument, grpc_errors
+from services.common.paging import next_page_token, page_bounds
+from services.common.protos import to_struct, to_timestamp
+from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.runtime.config import Settings
+from services.runtime.directives import DirectiveSchema
+from services.runtime.loop import RuntimeLoop
+from services.runtime.model_client import ModelClient
+from services.runtime.models_config import load_models_config
+from services.runtime.runner import TaskRunner
+from services.runtime.states import REST_STATES, TaskStatus
+from services.runtime.store import EventRecord, TaskRecord, TaskStore
+
+__all__ = ["RuntimeServicer", "EmbeddingServicer", "create_server", "task_to_proto", "event_to_proto"]
+
+MAX_MESSAGE_CHARS = 32_000
+
+
+def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
+    return runtime_pb2.Task(
+        id=task.id,
+        status=common_pb2.TaskStatus.Value(f"TASK_STATUS_{task.status.name}"),
+        title=task.title,
+        create_time=to_timestamp(task.create_time),
+        update_time=to_timestamp(task.update_time),
+        last_reply=task.last_reply,
+        error=task.error,
+        steps=task.steps,
+        usage=common_pb2.ModelUsage(
+            prompt_tokens=task.prompt_tokens,
+            completion_tokens=task.completion_tokens,
+            cached_prompt_tokens=task.cached_prompt_tokens,
+        ),
+        pending_approval_id=task.pending_approval_id,
+    )
+
+
+def event_to_proto(event: EventRecord) -> common_pb2.Event:
+    return common_pb2.Event(
+        task_id=event.task_id,
+        seq=event.seq,
+        type=common_pb2.EventType.Value(f"EVENT_TYPE_{event.type.upper()}"),
+        create_time=to_timestamp(event.create_time),
+        data=to_struct(event.data),
+    )
+
+
+def _status_filter(value: int) -> TaskStatus | None:
+    if value == common_pb2.TASK_STATUS_UNSPECIFIED:
+        return None
+    name = common_pb2.TaskStatus.Name(value).removeprefix("TASK_STATUS_")
+    return TaskStatus[name]
+
+
+class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
+    def __init__(self, store: TaskStore, runner: TaskRunner) -> None:
+        self._store = store
+        self._runner = runner
+
+    @grpc_errors
+    async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
+        message = request.message.strip()
+        if not message:
+            raise InvalidArgument("message must not be empty")
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise InvalidArgument(f"message is longer than {MAX_MESSAGE_CHARS} characters")
+        task = await self._runner.send_message(request.task_id or None, message)
+        await self._runner.wait(task.id)
+        task = await self._store.get_task(task.id)
+        reply = task.last_reply if task.status is TaskStatus.COMPLETED else ""
+        return runtime_pb2.ChatResponse(task=task_to_proto(task), reply=reply)
+
+    @grpc_errors
+    async def GetTask(self, request: runtime_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+        return task_to_proto(await self._store.get_task(request.task_id))
+
+    @grpc_errors
+    async def ListTasks(
+        self, request: runtime_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.ListTasksResponse:
+        offset, limit = page_bounds(request.page_size, request.page_token)
+        tasks = await self._store.list_tasks(offset, limit, _status_filter(request.status))
+        return runtime_pb2.ListTasksResponse(
+            tasks=[task_to_proto(task) for task in tasks],
+            next_page_token=next_page_token(offset, limit, len(tasks)),
+        )
+
+    @grpc_errors
+    async def CancelTask(self, request: runtime_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+        return task_to_proto(await self._runner.cancel(request.task_id, request.reason))
+
+    @grpc_errors
+    async def ListTaskEvents(
+        self, request: runtime_pb2.ListTaskEventsRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.ListTaskEventsResponse:
+        await self._store.get_task(request.task_id)
+        offset, limit = page_bounds(request.page_size, request.page_token, default=200, maximum=1000)
+        events = await self._store.list_events(request.task_id, after_seq=offset, limit=limit)
+        return runtime_pb2.ListTaskEventsResponse(
+            events=[event_to_proto(event) for event in events],
+            next_page_token=next_page_token(offset, limit, len(events)),
+        )
+
+    @grpc_errors
+    async def StreamTaskEvents(
+        self, request: runtime_pb2.StreamTaskEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[common_pb2.Event]:
+        task = await self._store.get_task(request.task_id)
+        # Subscribe before reading the backlog so no event falls between the two.
+        queue = self._store.subscribe(task.id)
+        try:
+            last_seq = request.after_seq
+            for event in await self._store.list_events(task.id, after_seq=last_seq, limit=1_000_000):
+                last_seq = event.seq
+                yield event_to_proto(event)
+            task = await self._store.get_task(task.id)
+            if task.status in REST_STATES and not self._runner.is_running(task.id) and not request.follow:
+                return
+            while True:
+                event = await queue.get()
+                if event.seq and event.seq <= last_seq:
+                    continue
+                last_seq = max(last_seq, event.seq)
+                yield event_to_proto(event)
+                if (
+                    event.type == "status_changed"
+                    and TaskStatus(event.data["to"]) in REST_STATES
+                    and not request.follow
+                ):
+                    return
+        finally:
+            self._store.unsubscribe(task.id, queue)
+
+
+class EmbeddingServicer(runtime_pb2_grpc.EmbeddingServiceServicer):
+    def __init__(self, models: ModelClient) -> None:
+        self._models = models
+
+    @grpc_errors
+    async def Embed(self, request: runtime_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.EmbedResponse:
+        if not request.texts:
+            raise InvalidArgument("texts must not be empty")
+        vectors, model = await self._models.embed(list(request.texts))
+        return runtime_pb2.EmbedResponse(
+            embeddings=[runtime_pb2.Embedding(values=vector) for vector in vectors],
+            model=model,
+            dimension=len(vectors[0]) if vectors else 0,
+        )
+
+
+async def create_server(settings: Settings) -> GrpcServer:
+    """Opens the task store, loads models.yaml and the directive schema, resumes tasks a crash
+    interrupted, and serves RuntimeService and EmbeddingService."""
+    models = ModelClient(load_models_config(settings.models_file))
+    schema = DirectiveSchema.load(settings.directive_schema)
+    store = await TaskStore.open(settings.database)
+    runner = TaskRunner(store, RuntimeLoop(settings, store, models, schema))
+    server = await build_server(
+        [
+            ServiceBinding(
+                RuntimeServicer(store, runner),
+                runtime_pb2_grpc.add_RuntimeServiceServicer_to_server,
+                runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name,
+            ),
+            ServiceBinding(
+                EmbeddingServicer(models),
+                runtime_pb2_grpc.add_EmbeddingServiceServicer_to_server,
+                runtime_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name,
+            ),
+        ],
+        settings.address,
+    )
+    server.add_cleanup(runner.shutdown)
+    server.add_cleanup(models.close)
+    server.add_cleanup(store.close)
+    await runner.resume_unfinished()
+    return server
+
+

@@ -1,0 +1,88 @@
+"""A scripted OpenAI-compatible model server for tests that must control which action the model
+picks. It answers /v1/chat/completions (streamed, as llama-server does) with the next output a
+test laid down, and records every request so tests can inspect prompts and schemas.
+
+Never a stand-in for the real model in end-to-end tests: those use llama-server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from services.common.testing import free_port
+
+
+@dataclass
+class ScriptedModel:
+    outputs: deque[str] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Used when the script runs dry.
+    fallback: str = '{"action": "respond", "message": "(script ran dry)"}'
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, outputs: Iterable[str | dict[str, Any]]) -> None:
+        for output in outputs:
+            self.outputs.append(output if isinstance(output, str) else json.dumps(output))
+
+    async def _completions(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        text = self.outputs.popleft() if self.outputs else self.fallback
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+
+        async def stream() -> AsyncIterator[str]:
+            for start in range(0, len(text), 8):
+                chunk = {"choices": [{"index": 0, "delta": {"content": text[start : start + 8]}, "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+            final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield f"data: {json.dumps(final)}\n\n"
+            usage = {
+                "choices": [],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()), "prompt_tokens_details": {"cached_tokens": 0}},
+                "timings": {"prompt_n": prompt_tokens, "cache_n": 0, "predicted_n": len(text.split()), "prompt_ms": 0.1, "predicted_ms": 0.1},
+            }
+            yield f"data: {json.dumps(usage)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"index": i, "embedding": [float(len(text)), 1.0, 0.5]} for i, text in enumerate(inputs)]
+        return JSONResponse({"data": data, "model": body.get("model", "scripted")})
+
+    async def start(self) -> None:
+        self.port = free_port()
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._completions, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"))
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        await self._task
