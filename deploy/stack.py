@@ -77,7 +77,9 @@ class LocalStack:
     without_embeddings: bool = False
     # Which gRPC services to start (all of them unless a test needs fewer).
     services: tuple[str, ...] = GRPC_SERVICES
+    with_gateway: bool = True
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _env: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -111,13 +113,17 @@ class LocalStack:
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        output = subprocess.DEVNULL
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        self.processes[name] = subprocess.Popen(
-            argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=repo_root(), start_new_session=True
-        )
+        if self.log_dir is None:
+            self.processes[name] = subprocess.Popen(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=repo_root(), start_new_session=True
+            )
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # The child gets its own copy of the descriptor; ours is closed right away.
+        with open(self.log_dir / f"{name}.log", "ab") as output:
+            self.processes[name] = subprocess.Popen(
+                argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=repo_root(), start_new_session=True
+            )
 
     async def start(self, *, timeout: float = 120.0) -> None:
         binary, model_path = await asyncio.gather(
@@ -126,6 +132,7 @@ class LocalStack:
         env = self.environment(model_path)
         if self.without_embeddings:
             env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_without_embeddings())
+        self._env = env
         config = load_models_config(Path(env.get("DUCKLM_RUNTIME_MODELS_FILE", repo_root() / "config" / "models.yaml")), env)
         try:
             for name, server in config.servers.items():
@@ -138,12 +145,24 @@ class LocalStack:
                 self._spawn(service, [sys.executable, "-m", f"services.{service}"], env)
             for service in self.services:
                 await self._wait_grpc(service, timeout)
-            self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
-            # Each gRPC service is already healthy; this waits for the gateway to answer at all.
-            await self._wait_http("gateway", f"{self.gateway_url}/healthz", timeout, accept=(200, 503))
+            if self.with_gateway:
+                self._spawn("gateway", [sys.executable, "-m", "services.gateway"], env)
+                # Each gRPC service is already healthy; this waits for the gateway to answer at all.
+                await self._wait_http("gateway", f"{self.gateway_url}/healthz", timeout, accept=(200, 503))
         except BaseException:
             await self.stop()
             raise
+
+    def kill(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Sends `sig` to one service (SIGKILL by default: a crash) and reaps it."""
+        process = self.processes.pop(service)
+        process.send_signal(sig)
+        process.wait()
+
+    async def restart(self, service: str, timeout: float = 60.0) -> None:
+        """Starts a gRPC service again with the same environment and waits until it is healthy."""
+        self._spawn(service, [sys.executable, "-m", f"services.{service}"], self._env)
+        await self._wait_grpc(service, timeout)
 
     def _models_file_without_embeddings(self) -> Path:
         raw = yaml.safe_load((repo_root() / "config" / "models.yaml").read_text())

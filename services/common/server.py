@@ -17,6 +17,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.common.auth import GrpcSecurity
+
 __all__ = ["ServiceBinding", "GrpcServer", "build_server", "serve"]
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,12 @@ async def build_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> GrpcServer:
     """Builds and starts a server on `address` ("host:0" picks a free port) with health and
-    reflection. Health reports SERVING for every service once started."""
-    server = grpc.aio.server(interceptors=list(interceptors))
+    reflection. Health reports SERVING for every service once started.
+
+    `DUCKLM_GRPC_TOKEN` and `DUCKLM_GRPC_TLS_CERT`/`_KEY` turn on the token check and TLS
+    (services/common/auth.py)."""
+    security = GrpcSecurity.from_env()
+    server = grpc.aio.server(interceptors=[*security.server_interceptors(), *interceptors])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = tuple(binding.full_name for binding in bindings)
@@ -78,7 +84,8 @@ async def build_server(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(address)
+    credentials = security.server_credentials()
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind gRPC server to {address}")
     await server.start()

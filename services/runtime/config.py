@@ -27,6 +27,23 @@ class Settings(BaseModel):
     # Longest reply (in characters) the step schema lets the model write. Keeps a small model's
     # JSON inside its max_tokens; raise it with a bigger model and a larger max_tokens.
     max_reply_chars: int = Field(default=600, gt=0)
+    # Memories recalled into the context at the start of each turn (0 turns it off).
+    recall_top_k: int = Field(default=3, ge=0, le=20)
+    # Store each final answer (`finish`) as a memory.
+    remember_answers: bool = False
+    # Compact older steps once the prompt is estimated past this share of the context window.
+    compact_ratio: float = Field(default=0.75, gt=0.1, le=1.0)
+    # Steps kept verbatim after a compaction.
+    compact_keep_events: int = Field(default=6, ge=1)
+    # How often the runtime checks approvals of tasks waiting for one.
+    approval_poll_seconds: float = Field(default=0.5, gt=0)
+    # Reflect on each finished task and propose a skill when one emerges.
+    reflect_after_task: bool = False
+    tools_address: str = "127.0.0.1:50052"
+    skills_address: str = "127.0.0.1:50053"
+    memory_address: str = "127.0.0.1:50054"
+    # Run without peer services (no tools, skills or memory): respond/finish only.
+    standalone: bool = False
     system_prompt: str = (
         "You are DuckLM, a helpful local assistant. Answer the user briefly and accurately. "
         "Reply only with a JSON action."

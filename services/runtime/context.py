@@ -1,44 +1,135 @@
 """Builds the model's prompt for a step from the task's event log.
 
-The prompt is a pure function of the stored events, rendered in log order, so each step only
-appends to the previous prompt: the prefix stays byte-identical and llama-server's prompt cache
-serves it. Nothing here calls a model or a service.
+The prompt is a pure function of the catalogue and the stored events, rendered in log order,
+so each step only appends to the previous prompt: the prefix stays byte-identical and
+llama-server's prompt cache serves it. After a compaction, the summary stands in for every
+event it covers. Nothing here calls a model or a service.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from services.runtime.store import EventRecord
 
-__all__ = ["ACTION_GUIDE", "build_messages"]
+__all__ = ["Catalogue", "build_messages", "estimate_tokens", "turn_start", "active_skill", "RESULT_CHARS"]
+
+# The most characters of one tool result shown to the model; the full result is in the event.
+RESULT_CHARS = 2000
 
 ACTION_GUIDE = {
-    "respond": 'To reply to the user: {"action": "respond", "message": "..."}',
-    "finish": 'To give the final answer when the task is done: {"action": "finish", "message": "..."}',
+    "respond": 'Reply to the user: {"action": "respond", "message": "..."}',
+    "finish": 'Final answer when the task is done: {"action": "finish", "message": "..."}',
+    "call_tool": 'Use a tool: {"action": "call_tool", "tool": "<name>", "arguments": {...}}',
+    "use_skill": 'Load a skill\'s instructions: {"action": "use_skill", "skill": "<name>"}',
+    "remember": 'Store a fact for later: {"action": "remember", "text": "..."}',
+    "recall": 'Search your memory: {"action": "recall", "query": "..."}',
 }
 
 
-def build_messages(system_prompt: str, actions: Sequence[str], events: Sequence[EventRecord]) -> list[dict[str, str]]:
-    """The chat messages for the next model call: the system prompt with the action guide, then
-    every user message, model directive and error of the task, in order."""
-    guide = "\n".join(ACTION_GUIDE[action] for action in actions if action in ACTION_GUIDE)
-    messages: list[dict[str, str]] = [{"role": "system", "content": f"{system_prompt}\n{guide}"}]
+@dataclass(frozen=True)
+class Catalogue:
+    """What the model may use in this task: tools and skills, by name and description."""
+
+    tools: tuple[tuple[str, str], ...] = ()
+    skills: tuple[tuple[str, str], ...] = ()
+    actions: tuple[str, ...] = ("respond", "finish")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def system_message(system_prompt: str, catalogue: Catalogue) -> str:
+    lines = [system_prompt, "", "Actions:"]
+    lines += [f"- {ACTION_GUIDE[action]}" for action in catalogue.actions if action in ACTION_GUIDE]
+    if catalogue.tools:
+        lines += ["", "Tools:"] + [f"- {name}: {description}" for name, description in catalogue.tools]
+    if catalogue.skills:
+        lines += ["", "Skills:"] + [f"- {name}: {description}" for name, description in catalogue.skills]
+    return "\n".join(lines)
+
+
+def _compact_json(value: Any, limit: int = RESULT_CHARS) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, str]]:
+    data = event.data
+    if event.type == "user_message":
+        return [{"role": "user", "content": str(data["text"])}]
+    if event.type == "directive":
+        return [{"role": "assistant", "content": str(data["raw"])}]
+    if event.type == "error" and data.get("code") == "invalid_directive":
+        return [
+            {"role": "assistant", "content": str(data.get("output", ""))},
+            {"role": "user", "content": f"That was not a valid action: {data['message']}. Reply with one JSON action."},
+        ]
+    if event.type == "tool_result":
+        tool = tool_names.get(str(data.get("call_id")), "the tool")
+        if data.get("ok"):
+            return [{"role": "user", "content": f"Result of {tool}: {_compact_json(data.get('result', {}))}"}]
+        return [{"role": "user", "content": f"{tool} failed: {data.get('error', 'unknown error')}"}]
+    if event.type == "skill_used":
+        if data.get("error"):
+            return [{"role": "user", "content": f"Skill {data.get('skill')} could not be loaded: {data['error']}"}]
+        return [{"role": "user", "content": f"Instructions of skill {data['skill']}:\n{data.get('body', '')}"}]
+    if event.type == "memory_recalled":
+        memories = data.get("memories") or []
+        if data.get("automatic") and data.get("error"):
+            return []  # stored in the log; not worth a small model's attention every turn
+        if data.get("error"):
+            return [{"role": "user", "content": f"Memory search failed: {data['error']}"}]
+        if not memories:
+            return [] if data.get("automatic") else [{"role": "user", "content": "No memories matched."}]
+        listed = "\n".join(f"- {memory['text']}" for memory in memories)
+        return [{"role": "user", "content": f"Relevant memories:\n{listed}"}]
+    if event.type == "memory_stored":
+        if data.get("error"):
+            return [{"role": "user", "content": f"Could not remember that: {data['error']}"}]
+        return [{"role": "user", "content": "Remembered."}]
+    return []
+
+
+def build_messages(system_prompt: str, catalogue: Catalogue, events: Sequence[EventRecord]) -> list[dict[str, str]]:
+    """The chat messages for the next model call."""
+    messages: list[dict[str, str]] = [{"role": "system", "content": system_message(system_prompt, catalogue)}]
+    covered = 0
     for event in events:
-        if event.type == "user_message":
-            messages.append({"role": "user", "content": str(event.data["text"])})
-        elif event.type == "directive":
-            messages.append({"role": "assistant", "content": str(event.data["raw"])})
-        elif event.type == "error" and event.data.get("code") == "invalid_directive":
-            # The invalid output and why it was refused, so the model can repair it.
-            messages.append({"role": "assistant", "content": str(event.data.get("output", ""))})
-            messages.append(
-                {"role": "user", "content": f"That was not a valid action: {event.data['message']}. Reply with one JSON action."}
-            )
+        if event.type == "context_compacted":
+            covered = int(event.data["up_to_seq"])
+            summary = str(event.data["summary"])
+    if covered:
+        messages.append({"role": "user", "content": f"Summary of the conversation so far: {summary}"})
+    tool_names: dict[str, str] = {}
+    for event in events:
+        if event.type == "tool_call":
+            tool_names[str(event.data["call_id"])] = str(event.data["tool"])
+        if event.seq > covered:
+            messages.extend(_render(event, tool_names))
     return messages
 
 
-def render(events: Sequence[EventRecord]) -> str:
-    """A compact text form of events, for logs and debugging."""
-    return "\n".join(f"{event.seq} {event.type} {json.dumps(event.data)[:200]}" for event in events)
+def estimate_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """A cautious token estimate (about 3 characters a token plus per-message overhead)."""
+    return sum(len(message["content"]) // 3 + 4 for message in messages)
+
+
+def turn_start(events: Sequence[EventRecord]) -> int:
+    """The seq of the current turn's user message (0 if none)."""
+    for event in reversed(events):
+        if event.type == "user_message":
+            return event.seq
+    return 0
+
+
+def active_skill(events: Sequence[EventRecord]) -> dict[str, Any] | None:
+    """The skill loaded in the current turn, if any (its allowed tools bind the turn)."""
+    start = turn_start(events)
+    for event in reversed(events):
+        if event.seq < start:
+            break
+        if event.type == "skill_used" and not event.data.get("error"):
+            return event.data
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,21 +53,49 @@ class DirectiveSchema:
     def actions(self) -> list[str]:
         return list(self._branches)
 
-    def for_step(self, actions: list[str], *, max_text_chars: int | None = None) -> dict[str, Any]:
-        """A schema admitting only `actions` (in that order). `max_text_chars` caps free-text
-        fields further, so a small model's answer ends well inside its token limit."""
+    def for_step(
+        self,
+        actions: list[str],
+        *,
+        max_text_chars: int | None = None,
+        tools: Sequence[tuple[str, dict[str, Any]]] = (),
+        skills: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """A schema admitting only `actions` (in that order).
+
+        `call_tool` becomes one branch per tool in `tools` (name, arguments schema), so the model
+        can only name a tool that exists, with arguments of the right shape; `use_skill` admits
+        only the names in `skills`. `max_text_chars` caps free-text fields further, so a small
+        model's answer ends well inside its token limit.
+        """
         unknown = [action for action in actions if action not in self._branches]
         if unknown:
             raise ValueError(f"unknown directive actions: {unknown}")
-        branches = [copy.deepcopy(self._branches[action]) for action in actions]
+        branches: list[dict[str, Any]] = []
+        for action in actions:
+            if action == "call_tool":
+                branches.extend(self._tool_branch(name, schema) for name, schema in tools)
+                continue
+            branch = copy.deepcopy(self._branches[action])
+            if action == "use_skill":
+                if not skills:
+                    continue
+                branch["properties"]["skill"] = {"enum": list(skills)}
+            branches.append(branch)
         if max_text_chars is not None:
             for branch in branches:
-                for prop in branch["properties"].values():
-                    if prop.get("type") == "string" and "maxLength" in prop:
-                        prop["maxLength"] = min(prop["maxLength"], max_text_chars)
+                _cap_strings(branch, max_text_chars)
+        if not branches:
+            raise ValueError("a step must offer at least one action")
         if len(branches) == 1:
             return branches[0]
         return {"oneOf": branches}
+
+    def _tool_branch(self, name: str, arguments_schema: dict[str, Any]) -> dict[str, Any]:
+        branch = copy.deepcopy(self._branches["call_tool"])
+        branch["properties"]["tool"] = {"const": name}
+        branch["properties"]["arguments"] = copy.deepcopy(arguments_schema) or {"type": "object"}
+        return branch
 
     def parse(self, text: str, step_schema: dict[str, Any]) -> Directive:
         """Parses and validates model output; raises DirectiveError with a short reason."""
@@ -86,8 +115,20 @@ class DirectiveSchema:
         return Directive(action=action, fields={k: v for k, v in value.items() if k != "action"}, raw=text)
 
 
+def _cap_strings(schema: Any, cap: int) -> None:
+    """Caps the length of every string the schema admits, however deeply nested."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string":
+            schema["maxLength"] = min(int(schema.get("maxLength", cap)), cap)
+        for value in schema.values():
+            _cap_strings(value, cap)
+    elif isinstance(schema, list):
+        for item in schema:
+            _cap_strings(item, cap)
+
+
 def _describe(error: Any, value: Any) -> str:
-    if isinstance(value, dict) and "action" in value and error.validator == "oneOf":
+    if isinstance(value, dict) and "action" in value and error.validator in ("oneOf", "const"):
         return f"no available action matches {json.dumps(value)[:120]}"
     location = "/".join(str(part) for part in error.path) or "(root)"
     return f"{location}: {error.message[:200]}"

@@ -1,64 +1,81 @@
 """The agent loop: one user turn of a task, step by step, until the task comes to rest.
 
 Each step builds the context from the stored events, asks the `chat` role for a directive
-constrained by the step's schema, validates it, stores it, and carries it out. Every event is
-committed before the next step starts.
+constrained by the step's schema (only the actions, tools and skills available then),
+validates it, stores it, and carries it out. Every event is committed before the next step
+starts, so a restart resumes from the log without repeating a tool call that completed.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any, Literal
 
+from services.runtime.compaction import summarise
 from services.runtime.config import Settings
-from services.runtime.context import build_messages
-from services.runtime.directives import DirectiveError, DirectiveSchema
-from services.runtime.model_client import ModelClient
+from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
+from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
+from services.runtime.model_client import ChatModel, ModelCall
+from services.runtime.peers import Peers, PeerError, ToolSpec
+from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.states import TaskStatus
-from services.runtime.store import TaskStore
+from services.runtime.store import EventRecord, TaskStore
 
 __all__ = ["RuntimeLoop"]
 
 log = logging.getLogger(__name__)
 
-# The actions this loop can carry out. The step schema offers only these.
+Outcome = Literal["continue", "rest"]
 TURN_ENDING_ACTIONS = ("respond", "finish")
 
 
 class RuntimeLoop:
-    def __init__(self, settings: Settings, store: TaskStore, models: ModelClient, schema: DirectiveSchema) -> None:
+    def __init__(
+        self, settings: Settings, store: TaskStore, models: ChatModel, schema: DirectiveSchema, peers: Peers | None
+    ) -> None:
         self._settings = settings
         self._store = store
         self._models = models
         self._schema = schema
+        self._peers = peers
 
-    def available_actions(self) -> list[str]:
-        return list(TURN_ENDING_ACTIONS)
+    @property
+    def peers(self) -> Peers | None:
+        return self._peers
+
+    # -- the turn ----------------------------------------------------------------------------
 
     async def run_turn(self, task_id: str) -> None:
-        """Runs the task (status RUNNING) until it completes, fails or waits."""
-        actions = self.available_actions()
-        step_schema = self._schema.for_step(actions, max_text_chars=self._settings.max_reply_chars)
+        """Runs the task (status RUNNING) until it completes, fails or waits for a human."""
+        events = await self._events(task_id)
+        tools = await self._tools()
+        if await self._settle_pending_call(task_id, events, tools) == "rest":
+            return
+        events = await self._events(task_id)
+        if self._is_turn_start(events):
+            await self._recall_for_turn(task_id, events)
         repairs = 0
-        for _ in range(self._settings.max_steps):
+        while True:
+            events = await self._events(task_id)
+            steps = sum(1 for e in events if e.type == "model_call" and e.seq > turn_start(events) and not e.data.get("purpose"))
+            if steps >= self._settings.max_steps:
+                await self._fail(task_id, "step_limit", f"no answer within {self._settings.max_steps} steps")
+                return
             task = await self._store.get_task(task_id)
             spent = task.prompt_tokens + task.completion_tokens
             if spent >= self._settings.token_budget:
                 await self._fail(task_id, "token_budget", f"token budget of {self._settings.token_budget} spent ({spent})")
                 return
-            events = await self._store.list_events(task_id, limit=100_000)
-            messages = build_messages(self._settings.system_prompt, actions, events)
-
-            async def stream_token(text: str) -> None:
-                self._store.publish_live(task_id, "model_token", {"text": text})
-
-            call = await self._models.chat("chat", messages, json_schema=step_schema, on_token=stream_token)
-            await self._store.append_event(task_id, "model_call", call.as_event_data())
-            await self._store.record_step(
-                task_id,
-                prompt_tokens=call.prompt_tokens,
-                completion_tokens=call.completion_tokens,
-                cached_prompt_tokens=call.cached_prompt_tokens,
-            )
+            # The last step may only answer, so every turn ends with a reply.
+            last_step = steps == self._settings.max_steps - 1
+            tools = await self._tools()
+            catalogue, step_schema = await self._step_options(events, tools, last_step)
+            messages = build_messages(self._settings.system_prompt, catalogue, events)
+            if await self._maybe_compact(task_id, events, messages):
+                continue
+            call = await self._call_model(task_id, messages, step_schema)
             try:
                 directive = self._schema.parse(call.text, step_schema)
             except DirectiveError as exc:
@@ -71,17 +88,226 @@ class RuntimeLoop:
                     return
                 continue
             repairs = 0
-            await self._store.append_event(
-                task_id, "directive", {"action": directive.action, **directive.fields, "raw": directive.raw}
-            )
-            if directive.action in TURN_ENDING_ACTIONS:
-                await self._store.append_event(
-                    task_id, "assistant_message", {"text": directive.message, "final": directive.action == "finish"}
-                )
-                await self._store.set_last_reply(task_id, directive.message)
-                await self._store.set_status(task_id, TaskStatus.COMPLETED, reason=directive.action)
+            await self._store.append_event(task_id, "directive", {"action": directive.action, **directive.fields, "raw": directive.raw})
+            if await self._act(task_id, directive, events, tools) == "rest":
                 return
-        await self._fail(task_id, "step_limit", f"no answer within {self._settings.max_steps} steps")
+
+    async def _call_model(self, task_id: str, messages: list[dict[str, str]], step_schema: dict[str, Any]) -> ModelCall:
+        reply = ReplyExtractor()
+
+        async def stream_token(text: str) -> None:
+            self._store.publish_live(task_id, "model_token", {"text": text, "reply": reply.feed(text)})
+
+        call = await self._models.chat("chat", messages, json_schema=step_schema, on_token=stream_token)
+        await self._record_call(task_id, call)
+        return call
+
+    async def _record_call(self, task_id: str, call: ModelCall, purpose: str = "") -> None:
+        data = call.as_event_data()
+        if purpose:
+            data["purpose"] = purpose
+        await self._store.record_model_call(
+            task_id,
+            data,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            cached_prompt_tokens=call.cached_prompt_tokens,
+        )
+
+    # -- what the model may do this step -----------------------------------------------------
+
+    async def _tools(self) -> list[ToolSpec]:
+        return await self._peers.list_tools() if self._peers is not None else []
+
+    async def _step_options(
+        self, events: Sequence[EventRecord], tools: list[ToolSpec], last_step: bool
+    ) -> tuple[Catalogue, dict[str, Any]]:
+        skills = await self._peers.list_skills() if self._peers is not None else []
+        skill = active_skill(events)
+        offered_tools = tools
+        if skill is not None and skill.get("allowed_tools"):
+            allowed = set(skill["allowed_tools"])
+            offered_tools = [tool for tool in tools if tool.name in allowed]
+        actions = ["respond", "finish"]
+        if self._peers is not None:
+            actions += ["call_tool", "use_skill", "remember", "recall"]
+        catalogue = Catalogue(
+            tools=tuple((tool.name, tool.description) for tool in tools),
+            skills=tuple((s.name, s.description) for s in skills),
+            actions=tuple(actions),
+        )
+        step_actions = list(TURN_ENDING_ACTIONS) if last_step else [a for a in actions if a != "call_tool" or offered_tools]
+        schema = self._schema.for_step(
+            step_actions,
+            max_text_chars=self._settings.max_reply_chars,
+            tools=[(tool.name, tool.arguments_schema) for tool in offered_tools],
+            skills=[s.name for s in skills],
+        )
+        return catalogue, schema
+
+    # -- carrying out a directive ------------------------------------------------------------
+
+    async def _act(self, task_id: str, directive: Directive, events: Sequence[EventRecord], tools: list[ToolSpec]) -> Outcome:
+        action = directive.action
+        if action in TURN_ENDING_ACTIONS:
+            if action == "finish" and self._settings.remember_answers and self._peers is not None:
+                await self._remember(task_id, directive.message, kind="answer")
+            await self._store.complete_turn(task_id, directive.message, final=action == "finish", reason=action)
+            return "rest"
+        assert self._peers is not None, "only respond/finish are offered without peers"
+        if action == "call_tool":
+            skill = active_skill(events)
+            tool = str(directive.fields["tool"])
+            allowed = skill.get("allowed_tools") if skill else None
+            call_id = uuid.uuid4().hex[:12]
+            arguments = dict(directive.fields.get("arguments") or {})
+            await self._store.append_event(task_id, "tool_call", {"call_id": call_id, "tool": tool, "arguments": arguments})
+            if allowed and tool not in allowed:
+                await self._tool_result(task_id, call_id, ok=False, error=f"skill {skill['skill']} may not use {tool}")  # type: ignore[index]
+                return "continue"
+            return await self._execute(task_id, call_id, tool, arguments)
+        if action == "use_skill":
+            name = str(directive.fields["skill"])
+            try:
+                skill_info = await self._peers.get_skill(name)
+            except PeerError as exc:
+                await self._store.append_event(task_id, "skill_used", {"skill": name, "error": exc.message})
+            else:
+                await self._store.append_event(
+                    task_id,
+                    "skill_used",
+                    {"skill": name, "body": skill_info.body, "allowed_tools": list(skill_info.allowed_tools)},
+                )
+            return "continue"
+        if action == "remember":
+            await self._remember(task_id, str(directive.fields["text"]), kind="fact")
+            return "continue"
+        if action == "recall":
+            await self._recall(task_id, str(directive.fields["query"]), automatic=False)
+            return "continue"
+        raise DirectiveError(f"unknown action {action}")
+
+    async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
+        assert self._peers is not None
+        outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
+        if not outcome.ok and outcome.reason == "APPROVAL_REQUIRED" and not approval_id:
+            approval = await self._peers.request_approval(task_id, tool, arguments)
+            await self._store.append_event(
+                task_id,
+                "approval_requested",
+                {"approval_id": approval.id, "call_id": call_id, "tool": tool, "arguments": arguments, "action_hash": approval.action_hash},
+            )
+            await self._store.set_status(task_id, TaskStatus.WAITING_APPROVAL, reason="approval_requested", pending_approval_id=approval.id)
+            return "rest"
+        await self._tool_result(task_id, call_id, ok=outcome.ok, result=outcome.result, error=outcome.error, code=outcome.code)
+        return "continue"
+
+    async def _tool_result(self, task_id: str, call_id: str, *, ok: bool, result: dict[str, Any] | None = None,
+                           error: str = "", code: str = "", **extra: Any) -> None:
+        data: dict[str, Any] = {"call_id": call_id, "ok": ok, "result": result or {}, "error": error, **extra}
+        if code:
+            data["code"] = code
+        await self._store.append_event(task_id, "tool_result", data)
+
+    async def _settle_pending_call(self, task_id: str, events: Sequence[EventRecord], tools: list[ToolSpec]) -> Outcome:
+        """Finishes a tool call the log left open: after an approval decision, or after a crash
+        while it ran. A call that may have run is never silently repeated unless read-only."""
+        calls = [e for e in events if e.type == "tool_call"]
+        if not calls:
+            return "continue"
+        call = calls[-1].data
+        call_id = str(call["call_id"])
+        if any(e.type == "tool_result" and e.data.get("call_id") == call_id for e in events):
+            return "continue"
+        requested = [e.data for e in events if e.type == "approval_requested" and e.data.get("call_id") == call_id]
+        if requested:
+            approval_id = str(requested[-1]["approval_id"])
+            decided = [e.data for e in events if e.type == "approval_decided" and e.data.get("approval_id") == approval_id]
+            if not decided:
+                return "rest"
+            decision = decided[-1]
+            if decision["decision"] == "approved":
+                assert self._peers is not None
+                if (await self._peers.get_approval(approval_id)).state == "used":
+                    # Consumed by an execution that the runtime did not see finish: never re-run.
+                    await self._interrupted(task_id, call_id)
+                    return "continue"
+                return await self._execute(task_id, call_id, str(call["tool"]), dict(call["arguments"]), approval_id)
+            reason = f": {decision['reason']}" if decision.get("reason") else ""
+            await self._tool_result(task_id, call_id, ok=False, error=f"the user {decision['decision']} this action{reason}")
+            return "continue"
+        read_only = {tool.name for tool in tools if tool.read_only and not tool.requires_approval}
+        if call["tool"] in read_only:
+            log.info("re-running read-only tool call %s after a restart", call_id, extra={"task_id": task_id})
+            return await self._execute(task_id, call_id, str(call["tool"]), dict(call["arguments"]))
+        await self._interrupted(task_id, call_id)
+        return "continue"
+
+    async def _interrupted(self, task_id: str, call_id: str) -> None:
+        await self._tool_result(
+            task_id, call_id, ok=False, interrupted=True,
+            error="the runtime stopped while this tool call ran; it was not repeated, and it may or may not have "
+            "taken effect. Check before calling it again.",
+        )
+
+    # -- memory ------------------------------------------------------------------------------
+
+    def _is_turn_start(self, events: Sequence[EventRecord]) -> bool:
+        start = turn_start(events)
+        return bool(start) and not any(e.seq > start and e.type in ("memory_recalled", "model_call") for e in events)
+
+    async def _recall_for_turn(self, task_id: str, events: Sequence[EventRecord]) -> None:
+        if self._peers is None or self._settings.recall_top_k == 0:
+            return
+        query = next(str(e.data["text"]) for e in reversed(events) if e.type == "user_message")
+        await self._recall(task_id, query, automatic=True)
+
+    async def _recall(self, task_id: str, query: str, *, automatic: bool) -> None:
+        assert self._peers is not None
+        data: dict[str, Any] = {"query": query, "automatic": automatic}
+        try:
+            memories = await self._peers.recall(query, self._settings.recall_top_k or 3)
+        except PeerError as exc:
+            data.update(memory_ids=[], error=exc.message, code=exc.reason or exc.code)
+        else:
+            data.update(
+                memory_ids=[m.id for m in memories],
+                memories=[{"id": m.id, "text": m.text, "score": round(m.score, 4)} for m in memories],
+            )
+        await self._store.append_event(task_id, "memory_recalled", data)
+
+    async def _remember(self, task_id: str, text: str, *, kind: str) -> None:
+        assert self._peers is not None
+        try:
+            memory_id = await self._peers.remember(task_id, text, kind)
+        except PeerError as exc:
+            await self._store.append_event(task_id, "memory_stored", {"text": text, "kind": kind, "error": exc.message, "code": exc.reason or exc.code})
+        else:
+            await self._store.append_event(task_id, "memory_stored", {"memory_id": memory_id, "text": text, "kind": kind})
+
+    # -- compaction and failure --------------------------------------------------------------
+
+    async def _maybe_compact(self, task_id: str, events: Sequence[EventRecord], messages: list[dict[str, str]]) -> bool:
+        role = self._models.config.role("chat")
+        assert role is not None
+        limit = int(role.context_window * self._settings.compact_ratio) - role.max_tokens
+        if estimate_tokens(messages) <= limit:
+            return False
+        previous = max((int(e.data["up_to_seq"]) for e in events if e.type == "context_compacted"), default=0)
+        keep = self._settings.compact_keep_events
+        covered = [e for e in events if e.seq > previous][:-keep] if len(events) > keep else []
+        if not covered:
+            await self._fail(task_id, "context_full", "the context window is full even after compaction")
+            return True
+        summary, method, call = await summarise(self._models, "chat", covered)
+        await self._record_call(task_id, call, purpose="compaction")
+        await self._store.append_event(
+            task_id, "context_compacted", {"summary": summary, "up_to_seq": covered[-1].seq, "method": method}
+        )
+        return True
+
+    async def _events(self, task_id: str) -> list[EventRecord]:
+        return await self._store.list_events(task_id, limit=1_000_000)
 
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         log.warning("task failed: %s", message, extra={"task_id": task_id})

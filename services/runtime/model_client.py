@@ -8,14 +8,14 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from services.common.errors import FailedPrecondition, Unavailable
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
-__all__ = ["ModelCall", "ModelClient", "TokenCallback"]
+__all__ = ["ModelCall", "ChatModel", "ModelClient", "TokenCallback"]
 
 TokenCallback = Callable[[str], Awaitable[None]]
 
@@ -52,6 +52,23 @@ class ModelCall:
             },
             "timings": self.timings,
         }
+
+
+class ChatModel(Protocol):
+    """What the loop needs of a model: its config and streamed chat calls (a replay fakes it)."""
+
+    @property
+    def config(self) -> ModelsConfig: ...
+
+    async def chat(
+        self,
+        role: str,
+        messages: list[dict[str, str]],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        on_token: TokenCallback | None = None,
+        slot: int | None = None,
+    ) -> ModelCall: ...
 
 
 class ModelClient:

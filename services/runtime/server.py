@@ -9,7 +9,7 @@ import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
-from services.common.errors import InvalidArgument, grpc_errors
+from services.common.errors import FailedPrecondition, InvalidArgument, grpc_errors
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
@@ -18,6 +18,9 @@ from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import load_models_config
+from services.runtime.peers import GrpcPeers
+from services.runtime.reflection import reflect
+from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
 from services.runtime.states import REST_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskRecord, TaskStore
@@ -56,6 +59,15 @@ def event_to_proto(event: EventRecord) -> common_pb2.Event:
     )
 
 
+def _message(request: runtime_pb2.ChatRequest) -> str:
+    message = request.message.strip()
+    if not message:
+        raise InvalidArgument("message must not be empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidArgument(f"message is longer than {MAX_MESSAGE_CHARS} characters")
+    return message
+
+
 def _status_filter(value: int) -> TaskStatus | None:
     if value == common_pb2.TASK_STATUS_UNSPECIFIED:
         return None
@@ -64,18 +76,34 @@ def _status_filter(value: int) -> TaskStatus | None:
 
 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
-    def __init__(self, store: TaskStore, runner: TaskRunner) -> None:
+    def __init__(self, settings: Settings, store: TaskStore, runner: TaskRunner, models: ModelClient,
+                 schema: DirectiveSchema, peers: GrpcPeers | None) -> None:
+        self._settings = settings
         self._store = store
         self._runner = runner
+        self._models = models
+        self._schema = schema
+        self._peers = peers
+
+    @grpc_errors
+    async def ReplayTask(
+        self, request: runtime_pb2.ReplayTaskRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.ReplayTaskResponse:
+        await self._store.get_task(request.task_id)
+        events = await self._store.list_events(request.task_id, limit=1_000_000)
+        result = await replay_events(self._settings, self._models.config, self._schema, events)
+        return runtime_pb2.ReplayTaskResponse(directives=result.directives, matches=result.matches, mismatch=result.mismatch)
+
+    @grpc_errors
+    async def Reflect(self, request: runtime_pb2.ReflectRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ReflectResponse:
+        if self._peers is None:
+            raise FailedPrecondition("reflection needs the skills service; the runtime runs standalone")
+        result = await reflect(self._models, self._peers, self._store, list(request.experience_ids))
+        return runtime_pb2.ReflectResponse(proposal_id=result.proposal_id, outcome=result.outcome)
 
     @grpc_errors
     async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
-        message = request.message.strip()
-        if not message:
-            raise InvalidArgument("message must not be empty")
-        if len(message) > MAX_MESSAGE_CHARS:
-            raise InvalidArgument(f"message is longer than {MAX_MESSAGE_CHARS} characters")
-        task = await self._runner.send_message(request.task_id or None, message)
+        task, _ = await self._runner.send_message(request.task_id or None, _message(request))
         await self._runner.wait(task.id)
         task = await self._store.get_task(task.id)
         reply = task.last_reply if task.status is TaskStatus.COMPLETED else ""
@@ -113,19 +141,33 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         )
 
     @grpc_errors
+    async def StreamChat(
+        self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[common_pb2.Event]:
+        task, user_seq = await self._runner.send_message(request.task_id or None, _message(request))
+        # The turn's loop has been scheduled but has not run yet: subscribing now misses nothing.
+        async for event in self._follow(task.id, after_seq=user_seq - 1, follow=False):
+            yield event
+
+    @grpc_errors
     async def StreamTaskEvents(
         self, request: runtime_pb2.StreamTaskEventsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Event]:
         task = await self._store.get_task(request.task_id)
+        async for event in self._follow(task.id, after_seq=request.after_seq, follow=request.follow):
+            yield event
+
+    async def _follow(self, task_id: str, *, after_seq: int, follow: bool) -> AsyncIterator[common_pb2.Event]:
+        """Stored events after `after_seq`, then live ones, until the task rests (unless `follow`)."""
         # Subscribe before reading the backlog so no event falls between the two.
-        queue = self._store.subscribe(task.id)
+        queue = self._store.subscribe(task_id)
         try:
-            last_seq = request.after_seq
-            for event in await self._store.list_events(task.id, after_seq=last_seq, limit=1_000_000):
+            last_seq = after_seq
+            for event in await self._store.list_events(task_id, after_seq=last_seq, limit=1_000_000):
                 last_seq = event.seq
                 yield event_to_proto(event)
-            task = await self._store.get_task(task.id)
-            if task.status in REST_STATES and not self._runner.is_running(task.id) and not request.follow:
+            task = await self._store.get_task(task_id)
+            if task.status in REST_STATES and not self._runner.is_running(task_id) and not follow:
                 return
             while True:
                 event = await queue.get()
@@ -133,14 +175,10 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
                     continue
                 last_seq = max(last_seq, event.seq)
                 yield event_to_proto(event)
-                if (
-                    event.type == "status_changed"
-                    and TaskStatus(event.data["to"]) in REST_STATES
-                    and not request.follow
-                ):
+                if event.type == "status_changed" and TaskStatus(event.data["to"]) in REST_STATES and not follow:
                     return
         finally:
-            self._store.unsubscribe(task.id, queue)
+            self._store.unsubscribe(task_id, queue)
 
 
 class EmbeddingServicer(runtime_pb2_grpc.EmbeddingServiceServicer):
@@ -165,11 +203,25 @@ async def create_server(settings: Settings) -> GrpcServer:
     models = ModelClient(load_models_config(settings.models_file))
     schema = DirectiveSchema.load(settings.directive_schema)
     store = await TaskStore.open(settings.database)
-    runner = TaskRunner(store, RuntimeLoop(settings, store, models, schema))
+    peers = None
+    if not settings.standalone:
+        peers = GrpcPeers(
+            tools_address=settings.tools_address,
+            skills_address=settings.skills_address,
+            memory_address=settings.memory_address,
+        )
+    runner = TaskRunner(store, RuntimeLoop(settings, store, models, schema, peers), approval_poll_seconds=settings.approval_poll_seconds)
+    if peers is not None and settings.reflect_after_task:
+        reflecting_peers = peers
+
+        async def reflect_on(experience_id: str) -> None:
+            await reflect(models, reflecting_peers, store, [experience_id])
+
+        runner.after_experience = reflect_on
     server = await build_server(
         [
             ServiceBinding(
-                RuntimeServicer(store, runner),
+                RuntimeServicer(settings, store, runner, models, schema, peers),
                 runtime_pb2_grpc.add_RuntimeServiceServicer_to_server,
                 runtime_pb2.DESCRIPTOR.services_by_name["RuntimeService"].full_name,
             ),
@@ -182,9 +234,12 @@ async def create_server(settings: Settings) -> GrpcServer:
         settings.address,
     )
     server.add_cleanup(runner.shutdown)
+    if peers is not None:
+        server.add_cleanup(peers.close)
     server.add_cleanup(models.close)
     server.add_cleanup(store.close)
     await runner.resume_unfinished()
+    runner.watch_approvals()
     return server
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,9 @@ from services.common.protos import utc_now
 from services.runtime.states import TaskStatus, check_transition
 
 __all__ = ["TaskRecord", "EventRecord", "TaskStore"]
+
+# How many task logs stay in memory.
+CACHED_LOGS = 256
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -47,6 +50,14 @@ CREATE TABLE IF NOT EXISTS events (
     create_time TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (task_id, seq)
+);
+CREATE TABLE IF NOT EXISTS reflections (
+    id TEXT PRIMARY KEY,
+    create_time TEXT NOT NULL,
+    experience_ids TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    proposal_id TEXT NOT NULL,
+    model_output TEXT NOT NULL
 );
 """
 
@@ -110,6 +121,10 @@ class TaskStore:
         self._db = db
         self._write_lock = asyncio.Lock()
         self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
+        # In-memory copies of the logs of recently active tasks (least recently used dropped
+        # first), so each step does not re-read and re-decode the whole log. SQLite stays the
+        # source of truth; this process is its only writer.
+        self._logs: OrderedDict[str, list[EventRecord]] = OrderedDict()
 
     @classmethod
     async def open(cls, path: Path | str) -> TaskStore:
@@ -149,6 +164,12 @@ class TaskStore:
         async with self._db.execute(query, (*args, limit, offset)) as cursor:
             return [_task(row) for row in await cursor.fetchall()]
 
+    async def tasks_in(self, status: TaskStatus) -> list[TaskRecord]:
+        async with self._db.execute(
+            "SELECT * FROM tasks WHERE status = ? ORDER BY create_time", (status.value,)
+        ) as cursor:
+            return [_task(row) for row in await cursor.fetchall()]
+
     async def unfinished_tasks(self) -> list[TaskRecord]:
         """Tasks a crash may have interrupted: still pending or running."""
         async with self._db.execute(
@@ -177,9 +198,10 @@ class TaskStore:
         self._publish(event)
         return await self.get_task(task_id)
 
-    async def record_step(
-        self, task_id: str, *, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int
-    ) -> None:
+    async def record_model_call(
+        self, task_id: str, data: dict[str, Any], *, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int
+    ) -> EventRecord:
+        """Appends a model_call event and adds its usage to the task, in one transaction."""
         async with self._write_lock:
             await self._db.execute(
                 "UPDATE tasks SET steps = steps + 1, prompt_tokens = prompt_tokens + ?,"
@@ -187,30 +209,67 @@ class TaskStore:
                 " update_time = ? WHERE id = ?",
                 (prompt_tokens, completion_tokens, cached_prompt_tokens, utc_now().isoformat(), task_id),
             )
+            event = await self._append(task_id, "model_call", data)
             await self._db.commit()
+        self._publish(event)
+        return event
 
-    async def set_last_reply(self, task_id: str, reply: str) -> None:
+    async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:
+        """Records the assistant's reply and completes the task, in one transaction."""
+        task = await self.get_task(task_id)
+        check_transition(task.status, TaskStatus.COMPLETED)
+        now = utc_now().isoformat()
         async with self._write_lock:
+            message = await self._append(task_id, "assistant_message", {"text": reply, "final": final})
             await self._db.execute(
-                "UPDATE tasks SET last_reply = ?, update_time = ? WHERE id = ?",
-                (reply, utc_now().isoformat(), task_id),
+                "UPDATE tasks SET status = ?, last_reply = ?, update_time = ?, pending_approval_id = '' WHERE id = ?",
+                (TaskStatus.COMPLETED.value, reply, now, task_id),
+            )
+            status = await self._append(
+                task_id, "status_changed", {"from": task.status.value, "to": TaskStatus.COMPLETED.value, "reason": reason}
             )
             await self._db.commit()
+        self._publish(message)
+        self._publish(status)
+        return await self.get_task(task_id)
+
+    async def record_reflection(self, experience_ids: list[str], outcome: str, proposal_id: str, model_output: str) -> str:
+        reflection_id = uuid.uuid4().hex
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO reflections VALUES (?, ?, ?, ?, ?, ?)",
+                (reflection_id, utc_now().isoformat(), json.dumps(experience_ids), outcome, proposal_id, model_output),
+            )
+            await self._db.commit()
+        return reflection_id
+
+    async def list_reflections(self) -> list[dict[str, Any]]:
+        async with self._db.execute("SELECT * FROM reflections ORDER BY create_time") as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
 
     # -- events ------------------------------------------------------------------------------
 
     async def _append(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
         """Inserts the next event of a task; the caller holds the write lock and commits."""
-        async with self._db.execute(
-            "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?", (task_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        assert row is not None
-        event = EventRecord(task_id=task_id, seq=int(row[0]), type=event_type, create_time=utc_now(), data=data)
+        cached = self._logs.get(task_id)
+        if cached is not None:
+            seq = (cached[-1].seq if cached else 0) + 1
+        else:
+            async with self._db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?", (task_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            assert row is not None
+            seq = int(row[0])
+        # Stored as the JSON text; the record keeps a decoded copy so readers never share `data`.
+        text = json.dumps(data)
+        event = EventRecord(task_id=task_id, seq=seq, type=event_type, create_time=utc_now(), data=json.loads(text))
         await self._db.execute(
             "INSERT INTO events (task_id, seq, type, create_time, data) VALUES (?, ?, ?, ?, ?)",
-            (task_id, event.seq, event_type, event.create_time.isoformat(), json.dumps(data)),
+            (task_id, event.seq, event_type, event.create_time.isoformat(), text),
         )
+        if cached is not None:
+            cached.append(event)
         return event
 
     async def append_event(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
@@ -221,7 +280,21 @@ class TaskStore:
         self._publish(event)
         return event
 
+    async def hold_log(self, task_id: str) -> None:
+        """Keeps the task's log in memory (a task about to run reads it every step)."""
+        if task_id in self._logs:
+            self._logs.move_to_end(task_id)
+            return
+        async with self._db.execute("SELECT * FROM events WHERE task_id = ? ORDER BY seq", (task_id,)) as cursor:
+            self._logs[task_id] = [_event(row) for row in await cursor.fetchall()]
+        while len(self._logs) > CACHED_LOGS:
+            self._logs.popitem(last=False)
+
     async def list_events(self, task_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
+        cached = self._logs.get(task_id)
+        if cached is not None:
+            # seq runs 1, 2, 3… without gaps, so list index = seq - 1.
+            return cached[after_seq : after_seq + limit]
         async with self._db.execute(
             "SELECT * FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (task_id, after_seq, limit),

@@ -42,6 +42,7 @@ def runtime_settings(tmp_path: Path, scripted_model: ScriptedModel) -> Settings:
         models_file=write_models_file(tmp_path / "models.yaml", scripted_model.endpoint),
         max_steps=4,
         max_repairs=2,
+        standalone=True,
     )
 
 

@@ -156,6 +156,7 @@ async def test_embed_returns_vectors_and_says_when_disabled(
         address="127.0.0.1:0",
         database=tmp_path / "other.db",
         models_file=write_models_file(tmp_path / "no-embed.yaml", scripted_model.endpoint, embedding=False),
+        standalone=True,
     )
     server = await create_server(settings)
     try:
@@ -194,3 +195,55 @@ async def test_a_task_interrupted_by_a_crash_resumes_on_restart(
     types = [common_pb2.EventType.Name(e.type) for e in events]
     assert "EVENT_TYPE_TASK_RESUMED" in types
     assert types.count("EVENT_TYPE_USER_MESSAGE") == 1
+
+
+async def test_stream_chat_streams_the_reply_as_it_is_written(
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.script([{"action": "respond", "message": "first"}, {"action": "finish", "message": "Streamed \"reply\" ✓"}])
+    task = (await runtime_stub.Chat(runtime_pb2.ChatRequest(message="a"))).task
+    events = [e async for e in runtime_stub.StreamChat(runtime_pb2.ChatRequest(message="b", task_id=task.id))]
+    assert {event.task_id for event in events} == {task.id}
+    assert events[0].type == common_pb2.EVENT_TYPE_USER_MESSAGE and events[0].data["text"] == "b"
+    reply = "".join(e.data["reply"] for e in events if e.type == common_pb2.EVENT_TYPE_MODEL_TOKEN)
+    assert reply == 'Streamed "reply" ✓'
+    assert events[-1].type == common_pb2.EVENT_TYPE_STATUS_CHANGED and events[-1].data["to"] == "completed"
+    stored = [e.seq for e in events if e.seq]
+    assert stored == list(range(stored[0], stored[0] + len(stored)))
+
+
+async def test_replay_reproduces_the_actions_without_a_model_server(
+    runtime_settings: Settings, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.script(["garbage", {"action": "respond", "message": "one"}, {"action": "finish", "message": "two"}])
+    server = await create_server(runtime_settings)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+            task = (await stub.Chat(runtime_pb2.ChatRequest(message="a"))).task
+            await stub.Chat(runtime_pb2.ChatRequest(message="b", task_id=task.id))
+            await scripted_model.stop()  # no model server from here on
+            replay = await stub.ReplayTask(runtime_pb2.ReplayTaskRequest(task_id=task.id))
+            assert replay.matches, replay.mismatch
+            assert [json.loads(d).get("action", "invalid") for d in replay.directives] == ["invalid", "respond", "finish"]
+
+            # A log whose recorded action differs from what its model output produces is caught.
+            store = await TaskStore.open(runtime_settings.database)
+            await store._db.execute(
+                "UPDATE events SET data = json_set(data, '$.message', 'tampered') WHERE task_id = ? AND type = 'directive'"
+                " AND json_extract(data, '$.action') = 'finish'",
+                (task.id,),
+            )
+            await store._db.commit()
+            await store.close()
+    finally:
+        await server.stop(grace=1.0)
+    server = await create_server(runtime_settings)  # a fresh runtime reads the altered log
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+            tampered = await stub.ReplayTask(runtime_pb2.ReplayTaskRequest(task_id=task.id))
+            assert not tampered.matches and "action 3 differs" in tampered.mismatch
+    finally:
+        await server.stop(grace=1.0)
+        await scripted_model.start()  # the fixture stops it again

@@ -41,6 +41,11 @@ class RuntimeServiceStub:
                 request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatRequest.SerializeToString,
                 response_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatResponse.FromString,
                 _registered_method=True)
+        self.StreamChat = channel.unary_stream(
+                '/ducklm.runtime.v1.RuntimeService/StreamChat',
+                request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatRequest.SerializeToString,
+                response_deserializer=ducklm_dot_common_dot_v1_dot_common__pb2.Event.FromString,
+                _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/ducklm.runtime.v1.RuntimeService/GetTask',
                 request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.GetTaskRequest.SerializeToString,
@@ -85,6 +90,14 @@ class RuntimeServiceServicer:
     def Chat(self, request, context):
         """Sends a user message: opens a new task, or continues `task_id`. Returns when the task
         comes to rest (completed, failed, cancelled, or waiting for an approval).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamChat(self, request, context):
+        """Sends a user message like Chat, and streams the task's events from that message on (the
+        first event carries the task id), live model tokens included, until the task comes to rest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,6 +161,11 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.Chat,
                     request_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatRequest.FromString,
                     response_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatResponse.SerializeToString,
+            ),
+            'StreamChat': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamChat,
+                    request_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatRequest.FromString,
+                    response_serializer=ducklm_dot_common_dot_v1_dot_common__pb2.Event.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -213,6 +231,33 @@ class RuntimeService:
             '/ducklm.runtime.v1.RuntimeService/Chat',
             ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatRequest.SerializeToString,
             ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamChat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ducklm.runtime.v1.RuntimeService/StreamChat',
+            ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ChatRequest.SerializeToString,
+            ducklm_dot_common_dot_v1_dot_common__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,192 @@
+"""Runtime benchmark (issue 4). Prints, against the real llama-server with the real tiny model:
+  (a) time in llama-server vs the whole task time through the gateway, per step and in total;
+  (b) prompt tokens served from llama-server's cache vs re-evaluated, per step;
+  (c) time to first token through the gateway vs straight from llama-server;
+and, against an instant OpenAI-compatible fake server, the runtime's own cost per step at 1, 10
+and 100 concurrent tasks. Targets: overhead <= 1.03x of model time and <= 5 ms per step;
+>= 95% of prompt tokens from cache after step 1.
+
+Run with `make bench` (or `.venv/bin/python scripts/bench/runtime_bench.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import yaml
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[2] / "gen" / "python")]
+
+from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc  # noqa: E402
+
+from deploy.stack import LocalStack, StackPorts  # noqa: E402
+from tests.scripted_model import ScriptedModel  # noqa: E402
+
+CONVERSATION = [
+    "Hello! Who are you?",
+    "What can you help me with?",
+    "Name one colour.",
+    "Name one animal.",
+    "Thank you, goodbye.",
+]
+
+
+def pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "n/a"
+
+
+async def ttft_gateway(client: httpx.AsyncClient, message: str, task_id: str | None) -> tuple[float, str]:
+    """Time to the first reply token through the gateway's streaming chat (SSE), and the task id."""
+    body: dict[str, str] = {"message": message}
+    if task_id:
+        body["task_id"] = task_id
+    started = time.perf_counter()
+    first = None
+    new_task_id = task_id or ""
+    async with client.stream("POST", "/v1/chat", json=body, headers={"Accept": "text/event-stream"}) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            payload = json.loads(line[6:])
+            new_task_id = payload.get("task_id") or new_task_id
+            if first is None and payload.get("type") == "model_token" and (payload.get("data") or {}).get("text"):
+                first = (time.perf_counter() - started) * 1000
+    return first or float("nan"), new_task_id
+
+
+async def ttft_direct(llama_port: int, messages: list[dict[str, str]]) -> float:
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=120) as client:
+        async with client.stream(
+            "POST",
+            f"http://127.0.0.1:{llama_port}/v1/chat/completions",
+            json={"messages": messages, "max_tokens": 32, "stream": True, "cache_prompt": True},
+        ) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"content"' in line:
+                    return (time.perf_counter() - started) * 1000
+    return float("nan")
+
+
+async def real_model_run() -> None:
+    print("== (a)(b)(c) multi-step task against the real llama-server (SmolLM2-135M) ==")
+    with tempfile.TemporaryDirectory() as data:
+        stack = LocalStack(data_dir=Path(data), ports=StackPorts.free(), log_dir=Path(data) / "logs")
+        await stack.start(timeout=240)
+        try:
+            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
+                await client.post("/v1/chat", json={"message": "warm up"})  # load weights, fill caches
+                task_id: str | None = None
+                wall = []
+                for message in CONVERSATION:
+                    started = time.perf_counter()
+                    reply = (await client.post("/v1/chat", json={"message": message, **({"task_id": task_id} if task_id else {})})).json()
+                    wall.append((time.perf_counter() - started) * 1000)
+                    task_id = reply["task_id"]
+                events = (await client.get(f"/v1/tasks/{task_id}/events", params={"page_size": 1000})).json()["events"]
+            calls = [e["data"] for e in events if e["type"] == "model_call"]
+            turns: list[list[dict]] = [[]]
+            for event in events:
+                if event["type"] == "user_message" and turns[-1]:
+                    turns.append([])
+                if event["type"] == "model_call":
+                    turns[-1].append(event["data"])
+            print(f"{'turn':>4} {'model calls':>11} {'llama ms':>9} {'gateway ms':>10} {'overhead':>9} {'prompt':>7} {'cached':>7} {'evaluated':>9} {'from cache':>10}")
+            total_model = total_wall = 0.0
+            later_prompt = later_cached = 0
+            for index, (turn, wall_ms) in enumerate(zip(turns, wall), start=1):
+                model_ms = sum(c["latency_ms"] for c in turn)
+                prompt = sum(c["timings"].get("prompt_n", 0) + c["timings"].get("cache_n", 0) for c in turn)
+                cached = sum(c["timings"].get("cache_n", 0) for c in turn)
+                total_model += model_ms
+                total_wall += wall_ms
+                if index > 1:
+                    later_prompt += prompt
+                    later_cached += cached
+                print(f"{index:>4} {len(turn):>11} {model_ms:>9.1f} {wall_ms:>10.1f} {wall_ms / model_ms:>8.3f}x {prompt:>7} {cached:>7} {prompt - cached:>9} {pct(cached, prompt):>10}")
+            print(f"total: llama {total_model:.1f} ms, through the gateway {total_wall:.1f} ms, overhead ratio "
+                  f"{total_wall / total_model:.3f}x (target <= 1.03x), {(total_wall - total_model) / max(len(calls), 1):.2f} ms per step")
+            print(f"prompt tokens from cache after step 1: {pct(later_cached, later_prompt)} (target >= 95%)")
+
+            # (c) time to first token: through the gateway vs straight to llama-server.
+            async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
+                gateway_ttft = []
+                task = None
+                for message in CONVERSATION[:3]:
+                    ttft, task = await ttft_gateway(client, message, task)
+                    gateway_ttft.append(ttft)
+            direct = []
+            history: list[dict[str, str]] = [{"role": "system", "content": "You are a helpful assistant."}]
+            for message in CONVERSATION[:3]:
+                history.append({"role": "user", "content": message})
+                direct.append(await ttft_direct(stack.ports.llama, history))
+            print(f"time to first token: gateway median {statistics.median(gateway_ttft):.1f} ms, "
+                  f"llama-server direct median {statistics.median(direct):.1f} ms")
+        finally:
+            await stack.stop()
+
+
+async def overhead_run() -> None:
+    print("\n== runtime overhead per step against an instant fake model server ==")
+    fake = ScriptedModel(fallback='{"action": "respond", "message": "ok"}')
+    await fake.start()
+    with tempfile.TemporaryDirectory() as data:
+        models = Path(data) / "models.yaml"
+        models.write_text(yaml.safe_dump({"roles": {"chat": {"endpoint": fake.endpoint, "model": "fake"}}}))
+        stack = LocalStack(
+            data_dir=Path(data), ports=StackPorts.free(), services=("runtime",), with_gateway=False,
+            extra_env={"DUCKLM_RUNTIME_MODELS_FILE": str(models), "DUCKLM_RUNTIME_STANDALONE": "true"},
+        )
+        await stack.start(timeout=60)
+        try:
+            async with grpc.aio.insecure_channel(stack.address("runtime")) as channel:
+                stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+                steps_per_task = 5
+
+                async def one_task() -> list[float]:
+                    overheads, task_id = [], ""
+                    for step in range(steps_per_task):
+                        started = time.perf_counter()
+                        reply = await stub.Chat(runtime_pb2.ChatRequest(message=f"step {step}", task_id=task_id))
+                        elapsed = (time.perf_counter() - started) * 1000
+                        task_id = reply.task.id
+                        events = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id, page_size=1000))
+                        model_ms = [e.data["latency_ms"] for e in events.events if e.data.fields.get("latency_ms")][-1]
+                        overheads.append(elapsed - model_ms)
+                    return overheads
+
+                await one_task()  # warm up
+                print(f"{'concurrent tasks':>16} {'steps':>6} {'median ms/step':>14} {'p95 ms/step':>11} {'wall s':>7} {'steps/s':>8}")
+                for concurrency in (1, 10, 100):
+                    started = time.perf_counter()
+                    results = await asyncio.gather(*(one_task() for _ in range(concurrency)))
+                    wall = time.perf_counter() - started
+                    flat = sorted(x for r in results for x in r)
+                    p95 = flat[int(0.95 * (len(flat) - 1))]
+                    print(f"{concurrency:>16} {len(flat):>6} {statistics.median(flat):>14.2f} {p95:>11.2f} {wall:>7.2f} {len(flat) / wall:>8.1f}")
+                print("(overhead = Chat RPC time minus the model call's own latency; target <= 5 ms per step at 1 task;"
+                      " at 10 and 100 tasks it includes queueing for the 2 cores)")
+        finally:
+            await stack.stop()
+    await fake.stop()
+
+
+async def main() -> None:
+    which = sys.argv[1:] or ["real", "overhead"]
+    if "real" in which:
+        await real_model_run()
+    if "overhead" in which:
+        await overhead_run()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

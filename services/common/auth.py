@@ -1,0 +1,187 @@
+"""Optional authentication and TLS between DuckLM's gRPC services and their clients.
+
+Both are off by default (every service binds to loopback) and are turned on for every service
+and client at once by environment variables:
+
+- `DUCKLM_GRPC_TOKEN`: a shared secret. Servers then refuse any call without the metadata
+  `authorization: Bearer <token>` (UNAUTHENTICATED); clients opened by `open_channel` send it.
+- `DUCKLM_GRPC_TLS_CERT` and `DUCKLM_GRPC_TLS_KEY`: PEM files; servers then listen with TLS only.
+- `DUCKLM_GRPC_TLS_CA`: the PEM certificate(s) clients trust; clients then connect with TLS.
+
+`grpc.health.v1.Health` stays reachable without the token: probes (the launcher, Kubernetes'
+gRPC probes, load balancers) cannot carry a secret, and health tells a caller only whether a
+service answers. Everything else, server reflection included, needs the token.
+
+This module must never log or echo a token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from services.common.config import ConfigError
+
+__all__ = [
+    "GrpcSecurity",
+    "TokenAuthInterceptor",
+    "client_token_interceptors",
+    "OPEN_METHOD_PREFIXES",
+]
+
+# Methods every caller may use without the token (see the module docstring for why).
+OPEN_METHOD_PREFIXES: tuple[str, ...] = ("/grpc.health.v1.Health/",)
+
+_REFUSAL = (
+    "this DuckLM service requires a token: set DUCKLM_GRPC_TOKEN for the client to the same value "
+    "as the service's (sent as 'authorization: Bearer ...' metadata)"
+)
+
+
+def _read_pem(variable: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{variable}={path} cannot be read: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class GrpcSecurity:
+    """What `DUCKLM_GRPC_*` asks for: a shared token, server TLS, client TLS (each optional)."""
+
+    token: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GrpcSecurity:
+        env = os.environ if environ is None else environ
+        security = cls(
+            token=env.get("DUCKLM_GRPC_TOKEN", ""),
+            tls_cert=env.get("DUCKLM_GRPC_TLS_CERT", ""),
+            tls_key=env.get("DUCKLM_GRPC_TLS_KEY", ""),
+            tls_ca=env.get("DUCKLM_GRPC_TLS_CA", ""),
+        )
+        if bool(security.tls_cert) != bool(security.tls_key):
+            raise ConfigError("set both DUCKLM_GRPC_TLS_CERT and DUCKLM_GRPC_TLS_KEY for TLS, or neither")
+        return security
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials for a server's port, or None for plaintext."""
+        if not self.tls_cert:
+            return None
+        key = _read_pem("DUCKLM_GRPC_TLS_KEY", self.tls_key)
+        chain = _read_pem("DUCKLM_GRPC_TLS_CERT", self.tls_cert)
+        return grpc.ssl_server_credentials([(key, chain)])
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials trusting DUCKLM_GRPC_TLS_CA, or None for plaintext."""
+        if not self.tls_ca:
+            return None
+        return grpc.ssl_channel_credentials(root_certificates=_read_pem("DUCKLM_GRPC_TLS_CA", self.tls_ca))
+
+    def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        return [TokenAuthInterceptor(self.token)] if self.token else []
+
+    def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        return client_token_interceptors(self.token) if self.token else []
+
+
+def _bearer_matches(metadata: Sequence[Any] | None, token: str) -> bool:
+    expected = f"Bearer {token}".encode()
+    for key, value in metadata or ():
+        if key == "authorization":
+            given = value.encode() if isinstance(value, str) else bytes(value)
+            # Constant-time: the comparison must not tell a caller how much of the token it got right.
+            if hmac.compare_digest(given, expected):
+                return True
+    return False
+
+
+async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSAL)
+
+
+def _refusing_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that only refuses the call."""
+    codecs: dict[str, Any] = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(_refuse, **codecs)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(_refuse, **codecs)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(_refuse, **codecs)
+    return grpc.unary_unary_rpc_method_handler(_refuse, **codecs)
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call without `authorization: Bearer <token>`, except OPEN_METHOD_PREFIXES."""
+
+    def __init__(self, token: str, open_prefixes: Sequence[str] = OPEN_METHOD_PREFIXES) -> None:
+        if not token:
+            raise ValueError("TokenAuthInterceptor needs a non-empty token")
+        self._token = token
+        self._open = tuple(open_prefixes)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or method.startswith(self._open):
+            return handler
+        if _bearer_matches(handler_call_details.invocation_metadata, self._token):  # type: ignore[attr-defined]
+            return handler
+        return _refusing_handler(handler)
+
+
+class _TokenMetadata:
+    """Adds `authorization: Bearer <token>` to the metadata of each outgoing call."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
+        metadata.add(*self._header)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+
+class _UnaryUnaryToken(_TokenMetadata, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._with_token(client_call_details), request)
+
+
+class _UnaryStreamToken(_TokenMetadata, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._with_token(client_call_details), request)
+
+
+class _StreamUnaryToken(_TokenMetadata, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._with_token(client_call_details), request_iterator)
+
+
+class _StreamStreamToken(_TokenMetadata, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._with_token(client_call_details), request_iterator)
+
+
+def client_token_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
+    """One interceptor per call shape: a grpc.aio channel files each interceptor under the first
+    shape it implements, so a single class covering all four would only see unary calls."""
+    return [_UnaryUnaryToken(token), _UnaryStreamToken(token), _StreamUnaryToken(token), _StreamStreamToken(token)]

@@ -1,0 +1,165 @@
+"""Replays a task from its event log with no model server and no peer services.
+
+The recorded model outputs, tool results, skill bodies and memories are fed back through the
+real loop (context building, parsing, acting, state changes) on a scratch in-memory store, one
+recorded user message at a time. The replay matches when it reproduces the same sequence of
+actions (directives and refused outputs) as the original run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.runtime.config import Settings
+from services.runtime.directives import DirectiveSchema
+from services.runtime.loop import RuntimeLoop
+from services.runtime.model_client import ModelCall, TokenCallback
+from services.runtime.models_config import ModelsConfig
+from services.runtime.peers import ApprovalInfo, PeerError, RecalledMemory, SkillSummary, ToolOutcome, ToolSpec
+from services.runtime.states import FINAL_STATES, TaskStatus
+from services.runtime.store import EventRecord, TaskStore
+
+__all__ = ["ReplayResult", "replay_events", "actions_of"]
+
+
+class ReplayExhausted(Exception):
+    """The replay asked for something the log does not hold (the original stopped there)."""
+
+
+@dataclass
+class ReplayResult:
+    directives: list[str]
+    matches: bool
+    mismatch: str
+
+
+def actions_of(events: Sequence[EventRecord]) -> list[str]:
+    """The sequence of actions a run took: each directive, and each refused model output."""
+    actions = []
+    for event in events:
+        if event.type == "directive":
+            actions.append(json.dumps({k: v for k, v in event.data.items() if k != "raw"}, sort_keys=True))
+        elif event.type == "error" and event.data.get("code") == "invalid_directive":
+            actions.append(json.dumps({"invalid": event.data["output"]}))
+    return actions
+
+
+class RecordedModel:
+    def __init__(self, config: ModelsConfig, events: Sequence[EventRecord]) -> None:
+        self._config = config
+        self._calls = deque(e.data for e in events if e.type == "model_call")
+
+    @property
+    def config(self) -> ModelsConfig:
+        return self._config
+
+    async def chat(self, role: str, messages: list[dict[str, str]], *, json_schema: dict[str, Any] | None = None,
+                   on_token: TokenCallback | None = None, slot: int | None = None) -> ModelCall:
+        if not self._calls:
+            raise ReplayExhausted("no more recorded model outputs")
+        data = self._calls.popleft()
+        usage = data.get("usage", {})
+        return ModelCall(
+            role=role, model=str(data.get("model", "")), text=str(data["output"]), latency_ms=0.0, first_token_ms=None,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)),
+            cached_prompt_tokens=int(usage.get("cached_prompt_tokens", 0)),
+        )
+
+
+class RecordedPeers:
+    """Answers the loop's peer calls with what the log recorded, in order."""
+
+    def __init__(self, events: Sequence[EventRecord]) -> None:
+        calls = {e.data["call_id"]: e.data["tool"] for e in events if e.type == "tool_call"}
+        self._tool_names = sorted(set(calls.values()))
+        self._results: deque[dict[str, Any]] = deque(e.data for e in events if e.type == "tool_result")
+        self._skills = {e.data["skill"]: e.data for e in events if e.type == "skill_used"}
+        self._recalls = deque(e.data for e in events if e.type == "memory_recalled")
+        self._stored = deque(e.data for e in events if e.type == "memory_stored")
+
+    async def list_tools(self) -> list[ToolSpec]:
+        return [ToolSpec(name, "", {"type": "object"}, read_only=False, requires_approval=False) for name in self._tool_names]
+
+    async def execute_tool(self, task_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> ToolOutcome:
+        if not self._results:
+            raise ReplayExhausted(f"no recorded result for {tool}")
+        data = self._results.popleft()
+        return ToolOutcome(ok=bool(data["ok"]), result=dict(data.get("result") or {}), error=str(data.get("error", "")),
+                           code=str(data.get("code", "")))
+
+    async def request_approval(self, task_id: str, tool: str, arguments: dict[str, Any]) -> ApprovalInfo:
+        raise ReplayExhausted("approvals are not requested in a replay")
+
+    async def get_approval(self, approval_id: str) -> ApprovalInfo:
+        raise ReplayExhausted("approvals are not read in a replay")
+
+    async def list_skills(self) -> list[SkillSummary]:
+        return [SkillSummary(name=name, description="") for name in sorted(self._skills)]
+
+    async def get_skill(self, name: str) -> SkillSummary:
+        data = self._skills.get(name)
+        if data is None or data.get("error"):
+            raise PeerError("skills", "NOT_FOUND", str((data or {}).get("error", f"no skill {name}")))
+        return SkillSummary(name=name, description="", allowed_tools=tuple(data.get("allowed_tools", ())), body=str(data.get("body", "")))
+
+    async def remember(self, task_id: str, text: str, kind: str) -> str:
+        data = self._stored.popleft() if self._stored else {}
+        if data.get("error") or not data:
+            raise PeerError("memory", "FAILED_PRECONDITION", str(data.get("error", "not recorded")))
+        return str(data["memory_id"])
+
+    async def recall(self, query: str, top_k: int) -> list[RecalledMemory]:
+        data = self._recalls.popleft() if self._recalls else {}
+        if data.get("error") or not data:
+            raise PeerError("memory", "FAILED_PRECONDITION", str(data.get("error", "not recorded")))
+        return [RecalledMemory(id=m["id"], text=m["text"], score=float(m["score"])) for m in data.get("memories", [])]
+
+    async def record_experience(self, experience: dict[str, Any]) -> str:
+        return ""
+
+    async def propose_skill(self, skill_md: str, experience_ids: list[str], event_refs: list[str], rationale: str) -> str:
+        return ""
+
+    async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
+        return []
+
+
+async def replay_events(
+    settings: Settings, config: ModelsConfig, schema: DirectiveSchema, events: Sequence[EventRecord]
+) -> ReplayResult:
+    """Re-runs the recorded task through the loop and compares the actions it takes."""
+    store = await TaskStore.open(":memory:")
+    try:
+        uses_peers = any(e.type in ("tool_call", "skill_used", "memory_recalled", "memory_stored") for e in events)
+        peers = RecordedPeers(events) if uses_peers else None
+        loop = RuntimeLoop(settings, store, RecordedModel(config, events), schema, peers)
+        messages = [str(e.data["text"]) for e in events if e.type == "user_message"]
+        task = await store.create_task(messages[0] if messages else "replay")
+        await store.append_event(task.id, "task_created", {"message": task.title})
+        for message in messages:
+            if (await store.get_task(task.id)).status in FINAL_STATES:
+                break
+            await store.append_event(task.id, "user_message", {"text": message})
+            await store.set_status(task.id, TaskStatus.RUNNING, reason="replay")
+            try:
+                await loop.run_turn(task.id)
+            except ReplayExhausted:
+                break
+            if (await store.get_task(task.id)).status is not TaskStatus.COMPLETED:
+                break
+        replayed = actions_of(await store.list_events(task.id, limit=1_000_000))
+    finally:
+        await store.close()
+    recorded = actions_of(events)
+    mismatch = ""
+    if replayed != recorded:
+        index = next((i for i, (a, b) in enumerate(zip(replayed, recorded)) if a != b), min(len(replayed), len(recorded)))
+        mismatch = (
+            f"action {index + 1} differs: replayed {replayed[index] if index < len(replayed) else '(nothing)'}, "
+            f"recorded {recorded[index] if index < len(recorded) else '(nothing)'}"
+        )
+    return ReplayResult(directives=replayed, matches=not mismatch, mismatch=mismatch)
