@@ -115,11 +115,18 @@ class DirectiveSchema:
         return Directive(action=action, fields={k: v for k, v in value.items() if k != "action"}, raw=text)
 
 
+# Most items of any array in a step schema: with the string cap, it bounds the whole directive.
+MAX_ARRAY_ITEMS = 8
+
+
 def _cap_strings(schema: Any, cap: int) -> None:
-    """Caps the length of every string the schema admits, however deeply nested."""
+    """Caps every string (and array) the schema admits, however deeply nested, so the whole
+    directive fits in the role's max_tokens and is never cut off mid-JSON."""
     if isinstance(schema, dict):
         if schema.get("type") == "string":
             schema["maxLength"] = min(int(schema.get("maxLength", cap)), cap)
+        if schema.get("type") == "array":
+            schema["maxItems"] = min(int(schema.get("maxItems", MAX_ARRAY_ITEMS)), MAX_ARRAY_ITEMS)
         for value in schema.values():
             _cap_strings(value, cap)
     elif isinstance(schema, list):

@@ -56,6 +56,9 @@ class RuntimeLoop:
         events = await self._events(task_id)
         if self._is_turn_start(events):
             await self._recall_for_turn(task_id, events)
+            requested = next(e.data.get("skill") for e in reversed(events) if e.type == "user_message")
+            if requested:
+                await self._use_skill(task_id, str(requested))
         repairs = 0
         while True:
             events = await self._events(task_id)
@@ -167,17 +170,7 @@ class RuntimeLoop:
                 return "continue"
             return await self._execute(task_id, call_id, tool, arguments)
         if action == "use_skill":
-            name = str(directive.fields["skill"])
-            try:
-                skill_info = await self._peers.get_skill(name)
-            except PeerError as exc:
-                await self._store.append_event(task_id, "skill_used", {"skill": name, "error": exc.message})
-            else:
-                await self._store.append_event(
-                    task_id,
-                    "skill_used",
-                    {"skill": name, "body": skill_info.body, "allowed_tools": list(skill_info.allowed_tools)},
-                )
+            await self._use_skill(task_id, str(directive.fields["skill"]))
             return "continue"
         if action == "remember":
             await self._remember(task_id, str(directive.fields["text"]), kind="fact")
@@ -186,6 +179,18 @@ class RuntimeLoop:
             await self._recall(task_id, str(directive.fields["query"]), automatic=False)
             return "continue"
         raise DirectiveError(f"unknown action {action}")
+
+    async def _use_skill(self, task_id: str, name: str) -> None:
+        """Loads a skill's body into the task (progressive disclosure: only now, only on use)."""
+        assert self._peers is not None
+        try:
+            skill = await self._peers.get_skill(name)
+        except PeerError as exc:
+            await self._store.append_event(task_id, "skill_used", {"skill": name, "error": exc.message})
+            return
+        await self._store.append_event(
+            task_id, "skill_used", {"skill": name, "body": skill.body, "allowed_tools": list(skill.allowed_tools)}
+        )
 
     async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
         assert self._peers is not None

@@ -137,13 +137,13 @@ async def replay_events(
         uses_peers = any(e.type in ("tool_call", "skill_used", "memory_recalled", "memory_stored") for e in events)
         peers = RecordedPeers(events) if uses_peers else None
         loop = RuntimeLoop(settings, store, RecordedModel(config, events), schema, peers)
-        messages = [str(e.data["text"]) for e in events if e.type == "user_message"]
-        task = await store.create_task(messages[0] if messages else "replay")
+        messages = [e.data for e in events if e.type == "user_message"]
+        task = await store.create_task(str(messages[0]["text"]) if messages else "replay")
         await store.append_event(task.id, "task_created", {"message": task.title})
         for message in messages:
             if (await store.get_task(task.id)).status in FINAL_STATES:
                 break
-            await store.append_event(task.id, "user_message", {"text": message})
+            await store.append_event(task.id, "user_message", dict(message))
             await store.set_status(task.id, TaskStatus.RUNNING, reason="replay")
             try:
                 await loop.run_turn(task.id)

@@ -37,7 +37,7 @@ class TaskRunner:
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
-    async def send_message(self, task_id: str | None, message: str) -> tuple[TaskRecord, int]:
+    async def send_message(self, task_id: str | None, message: str, skill: str = "") -> tuple[TaskRecord, int]:
         """Opens a task (or reopens `task_id`), records the message and starts the loop.
         Returns the task and the seq of the user-message event."""
         if task_id:
@@ -49,7 +49,10 @@ class TaskRunner:
         else:
             task = await self._store.create_task(message)
             await self._store.append_event(task.id, "task_created", {"message": message})
-        user_event = await self._store.append_event(task.id, "user_message", {"text": message})
+        data: dict[str, str] = {"text": message}
+        if skill:
+            data["skill"] = skill
+        user_event = await self._store.append_event(task.id, "user_message", data)
         await self._store.set_status(task.id, TaskStatus.RUNNING, reason="user_message")
         self.start(task.id)
         return task, user_event.seq

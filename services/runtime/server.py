@@ -9,7 +9,7 @@ import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
-from services.common.errors import FailedPrecondition, InvalidArgument, grpc_errors
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, grpc_errors
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
@@ -18,7 +18,7 @@ from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import load_models_config
-from services.runtime.peers import GrpcPeers
+from services.runtime.peers import GrpcPeers, PeerError
 from services.runtime.reflection import reflect
 from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
@@ -85,6 +85,20 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self._schema = schema
         self._peers = peers
 
+    async def _skill(self, request: runtime_pb2.ChatRequest) -> str:
+        """The skill the request asks for, checked to exist before any task is touched."""
+        if not request.skill:
+            return ""
+        if self._peers is None:
+            raise FailedPrecondition("skills need the skills service; the runtime runs standalone")
+        try:
+            await self._peers.get_skill(request.skill)
+        except PeerError as exc:
+            if exc.code == "NOT_FOUND":
+                raise NotFound(f"no skill named {request.skill!r}") from None
+            raise Unavailable(f"skills service: {exc.message}") from None
+        return request.skill
+
     @grpc_errors
     async def ReplayTask(
         self, request: runtime_pb2.ReplayTaskRequest, context: grpc.aio.ServicerContext
@@ -103,7 +117,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
-        task, _ = await self._runner.send_message(request.task_id or None, _message(request))
+        task, _ = await self._runner.send_message(request.task_id or None, _message(request), await self._skill(request))
         await self._runner.wait(task.id)
         task = await self._store.get_task(task.id)
         reply = task.last_reply if task.status is TaskStatus.COMPLETED else ""
@@ -144,7 +158,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
     async def StreamChat(
         self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Event]:
-        task, user_seq = await self._runner.send_message(request.task_id or None, _message(request))
+        task, user_seq = await self._runner.send_message(
+            request.task_id or None, _message(request), await self._skill(request)
+        )
         # The turn's loop has been scheduled but has not run yet: subscribing now misses nothing.
         async for event in self._follow(task.id, after_seq=user_seq - 1, follow=False):
             yield event

@@ -35,12 +35,14 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., title: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reply: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.ModelUsage, _Mapping]] = ..., pending_approval_id: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("message", "task_id")
+    __slots__ = ("message", "task_id", "skill")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SKILL_FIELD_NUMBER: _ClassVar[int]
     message: str
     task_id: str
-    def __init__(self, message: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
+    skill: str
+    def __init__(self, message: _Optional[str] = ..., task_id: _Optional[str] = ..., skill: _Optional[str] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("task", "reply")
