@@ -1,0 +1,225 @@
+"""Approvals: a human's permission bound to one exact action (its SHA-256), one task, and a time.
+
+Lifecycle: PENDING -> APPROVED | DENIED; APPROVED -> USED (single-use, on execution) or EXPIRED
+(when its time passes). A task-scope grant stays APPROVED until it expires and covers the exact
+action any number of times, for its own task only.
+
+This module must never let an approval cover anything but the exact action hash it was asked
+for, a different task, or a time after its expiry.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.tools.canonical import Action
+from services.tools.store import ApprovalRecord, ApprovalStore
+
+__all__ = ["SCOPES", "STATES", "ApprovalBook"]
+
+STATES = ("PENDING", "APPROVED", "DENIED", "USED", "EXPIRED")
+SCOPES = ("ONCE", "TASK")
+
+
+def _refused(message: str, reason: str, action_hash: str) -> FailedPrecondition:
+    return FailedPrecondition(f"{message} (action hash {action_hash})", reason=reason)
+
+
+class ApprovalBook:
+    """Requests, decisions, checks and uses of approvals."""
+
+    def __init__(
+        self, store: ApprovalStore, ttl_seconds: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+
+    async def request(self, action: Action, task_id: str) -> ApprovalRecord:
+        """A PENDING approval for `action` in `task_id` (the existing one if already pending)."""
+        if not task_id:
+            raise InvalidArgument("task_id is required: an approval belongs to one task")
+        existing = await self.store.find(task_id, action.hash, "PENDING")
+        if existing is not None:
+            return existing
+        record = ApprovalRecord(
+            id=uuid.uuid4().hex,
+            task_id=task_id,
+            tool_name=action.tool_name,
+            arguments=action.arguments,
+            canonical_action=action.canonical,
+            action_hash=action.hash,
+            working_directory=action.working_directory,
+            policy_version=action.policy_version,
+            state="PENDING",
+            scope="ONCE",
+            create_time=self._clock(),
+            decide_time=None,
+            expire_time=None,
+            use_time=None,
+            decided_by="",
+            reason="",
+        )
+        await self.store.insert(record, actor=task_id)
+        return record
+
+    async def get(self, approval_id: str) -> ApprovalRecord:
+        await self.store.expire_due(self._clock())
+        record = await self.store.get(approval_id)
+        if record is None:
+            raise NotFound(f"approval '{approval_id}' does not exist")
+        return record
+
+    async def page(self, state: str, task_id: str, offset: int, limit: int) -> list[ApprovalRecord]:
+        await self.store.expire_due(self._clock())
+        return await self.store.page(state, task_id, offset, limit)
+
+    async def approve(
+        self,
+        approval_id: str,
+        *,
+        scope: str,
+        ttl_seconds: int,
+        decided_by: str,
+        reason: str,
+        policy_version: str,
+    ) -> ApprovalRecord:
+        """A human allows the pending action, once (default) or for the rest of its task."""
+        if scope not in SCOPES:
+            raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}")
+        if ttl_seconds < 0:
+            raise InvalidArgument("ttl_seconds must not be negative (0 means the configured default)")
+        record = await self._pending(approval_id, decided_by)
+        if record.policy_version != policy_version:
+            raise FailedPrecondition(
+                f"approval '{approval_id}' was requested under another policy version; request it again",
+                reason="APPROVAL_POLICY_CHANGED",
+            )
+        ttl = min(ttl_seconds or self.ttl_seconds, self.ttl_seconds)
+        now = self._clock()
+        decided = await self.store.decide(
+            approval_id,
+            state="APPROVED",
+            scope=scope,
+            now=now,
+            expire_time=now + ttl,
+            decided_by=decided_by,
+            reason=reason,
+        )
+        return await self._decided(approval_id, decided)
+
+    async def deny(self, approval_id: str, *, decided_by: str, reason: str) -> ApprovalRecord:
+        """A human refuses the pending action."""
+        await self._pending(approval_id, decided_by)
+        decided = await self.store.decide(
+            approval_id,
+            state="DENIED",
+            scope="ONCE",
+            now=self._clock(),
+            expire_time=None,
+            decided_by=decided_by,
+            reason=reason,
+        )
+        return await self._decided(approval_id, decided)
+
+    async def _pending(self, approval_id: str, decided_by: str) -> ApprovalRecord:
+        if not decided_by.strip():
+            raise InvalidArgument("decided_by is required: every decision records who made it")
+        record = await self.get(approval_id)
+        if record.state != "PENDING":
+            raise FailedPrecondition(
+                f"approval '{approval_id}' is {record.state}, not PENDING; decisions are final",
+                reason="APPROVAL_ALREADY_DECIDED",
+            )
+        return record
+
+    async def _decided(self, approval_id: str, decided: ApprovalRecord | None) -> ApprovalRecord:
+        if decided is None:
+            raise FailedPrecondition(
+                f"approval '{approval_id}' was decided by someone else meanwhile",
+                reason="APPROVAL_ALREADY_DECIDED",
+            )
+        return decided
+
+    async def check(self, approval_id: str, action: Action, task_id: str) -> tuple[bool, str]:
+        """Whether the approval (or, without an id, a task grant) covers the action; uses nothing."""
+        record: ApprovalRecord | None
+        try:
+            if approval_id:
+                record = await self._usable(approval_id, action, task_id)
+            else:
+                record = await self.store.find_grant(task_id, action.hash, self._clock())
+        except FailedPrecondition as exc:
+            return False, exc.message
+        if record is None:
+            return False, "no approval given and no task grant covers this exact action"
+        return True, f"approval '{record.id}' ({record.scope}) covers this action"
+
+    async def consume(self, approval_id: str, action: Action, task_id: str) -> ApprovalRecord:
+        """Uses the approval for one execution of `action`, or raises FAILED_PRECONDITION.
+
+        A single-use approval is marked USED by the same statement that checks it, before the
+        tool runs. Without an id, only a task-scope grant of this task can cover the action.
+        """
+        if not approval_id:
+            grant = await self.store.find_grant(task_id, action.hash, self._clock()) if task_id else None
+            if grant is None:
+                raise _refused(
+                    f"'{action.tool_name}' needs a human approval for this exact action; call RequestApproval"
+                    " with the same task_id, tool_name and arguments, then ExecuteTool with its approval_id",
+                    "APPROVAL_REQUIRED",
+                    action.hash,
+                )
+            await self.store.record_use(grant.id, task_id, self._clock())
+            return grant
+        record = await self._usable(approval_id, action, task_id)
+        if record.scope == "TASK":
+            await self.store.record_use(record.id, task_id, self._clock())
+            return record
+        used = await self.store.consume_once(approval_id, task_id, action.hash, self._clock())
+        if used is None:
+            # Lost a race with another use (or its time ran out in between): say which.
+            await self._usable(approval_id, action, task_id)
+            raise _refused(f"approval '{approval_id}' is no longer usable", "APPROVAL_USED", action.hash)
+        return used
+
+    async def _usable(self, approval_id: str, action: Action, task_id: str) -> ApprovalRecord:
+        """The approval if it could cover `action` for `task_id` now; otherwise why not."""
+        now = self._clock()
+        await self.store.expire_due(now)
+        record = await self.store.get(approval_id)
+        if record is None:
+            raise _refused(f"approval '{approval_id}' does not exist", "APPROVAL_NOT_FOUND", action.hash)
+        if record.task_id != task_id:
+            raise _refused(
+                f"approval '{approval_id}' belongs to another task", "APPROVAL_WRONG_TASK", action.hash
+            )
+        if record.action_hash != action.hash:
+            if record.policy_version != action.policy_version:
+                raise _refused(
+                    f"approval '{approval_id}' was given under another policy version; request a new one",
+                    "APPROVAL_POLICY_CHANGED",
+                    action.hash,
+                )
+            raise _refused(
+                f"approval '{approval_id}' covers another action (hash {record.action_hash}); any change to "
+                "the tool, its arguments or the working directory needs a new approval",
+                "APPROVAL_MISMATCH",
+                action.hash,
+            )
+        problems = {
+            "PENDING": ("is still waiting for a human decision", "APPROVAL_PENDING"),
+            "DENIED": (
+                f"was denied by {record.decided_by}: {record.reason or 'no reason given'}",
+                "APPROVAL_DENIED",
+            ),
+            "USED": ("was single-use and has already been used", "APPROVAL_USED"),
+            "EXPIRED": ("has expired", "APPROVAL_EXPIRED"),
+        }
+        if record.state in problems:
+            what, reason = problems[record.state]
+            raise _refused(f"approval '{approval_id}' {what}", reason, action.hash)
+        return record

@@ -1,0 +1,35 @@
+"""Settings of the tools service, read from `DUCKLM_TOOLS_<FIELD>`; defaults run locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from services.common.config import data_dir, repo_root
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseModel):
+    address: str = "127.0.0.1:50052"
+    # The only folder the file tools and commands may touch (created on start).
+    workspace_dir: Path = Field(default_factory=lambda: data_dir() / "workspace")
+    # Approvals and their audit trail.
+    database_path: Path = Field(default_factory=lambda: data_dir() / "tools.db")
+    # Allowlist and approval policy; its content hash is the policy version every approval binds.
+    policy_file: Path = Field(default_factory=lambda: repo_root() / "config" / "tools.yaml")
+    # How long an approval stays usable; a human may shorten it per approval, never lengthen it.
+    approval_ttl_seconds: int = Field(default=3600, gt=0)
+    # Largest file read_file will open or write_file will write.
+    max_file_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # Most text read_file returns in one call (the rest is reported as truncated).
+    max_read_bytes: int = Field(default=256 * 1024, gt=0)
+    # Most bytes kept from each of a command's stdout and stderr.
+    max_output_bytes: int = Field(default=64 * 1024, gt=0)
+    # Default and longest run time of a command; a call may ask for less.
+    command_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Most entries list_dir and find_files return.
+    max_list_entries: int = Field(default=1000, gt=0)
+    # Most directory entries find_files looks at before it stops and reports truncation.
+    max_find_scanned: int = Field(default=100_000, gt=0)

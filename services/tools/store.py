@@ -1,0 +1,258 @@
+"""SQLite access layer for approvals and their audit trail (the tools service's only database).
+
+`approvals` holds one row per requested action and its current state; `approval_events` is an
+append-only log of what happened to it (requested, approved, denied, used, expired) with who,
+when and why. Times are Unix seconds (UTC). Every change and its event commit together.
+
+Single-use approvals are consumed by one UPDATE that checks and marks them in the same
+statement, so two executions can never both use one approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from services.common.database import open_database
+
+__all__ = ["ApprovalRecord", "ApprovalStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    tool_name TEXT NOT NULL,
+    arguments_json TEXT NOT NULL,
+    canonical_action TEXT NOT NULL,
+    action_hash TEXT NOT NULL,
+    working_directory TEXT NOT NULL,
+    policy_version TEXT NOT NULL,
+    state TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    create_time REAL NOT NULL,
+    decide_time REAL,
+    expire_time REAL,
+    use_time REAL,
+    decided_by TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS approvals_by_action ON approvals (task_id, action_hash, state);
+CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, expire_time);
+CREATE TABLE IF NOT EXISTS approval_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    approval_id TEXT NOT NULL REFERENCES approvals (id),
+    event TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    time REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS approval_events_by_approval ON approval_events (approval_id, seq);
+"""
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    id: str
+    task_id: str
+    tool_name: str
+    arguments: dict[str, Any]
+    canonical_action: str
+    action_hash: str
+    working_directory: str
+    policy_version: str
+    # PENDING, APPROVED, DENIED, USED or EXPIRED.
+    state: str
+    # ONCE or TASK.
+    scope: str
+    create_time: float
+    decide_time: float | None
+    expire_time: float | None
+    use_time: float | None
+    decided_by: str
+    reason: str
+
+
+def _record(row: aiosqlite.Row) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row["id"],
+        task_id=row["task_id"],
+        tool_name=row["tool_name"],
+        arguments=json.loads(row["arguments_json"]),
+        canonical_action=row["canonical_action"],
+        action_hash=row["action_hash"],
+        working_directory=row["working_directory"],
+        policy_version=row["policy_version"],
+        state=row["state"],
+        scope=row["scope"],
+        create_time=row["create_time"],
+        decide_time=row["decide_time"],
+        expire_time=row["expire_time"],
+        use_time=row["use_time"],
+        decided_by=row["decided_by"],
+        reason=row["reason"],
+    )
+
+
+class ApprovalStore:
+    """Approvals in SQLite; one connection, writes serialised by a lock (one transaction each)."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._write = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> ApprovalStore:
+        return cls(await open_database(path, SCHEMA))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _event(self, approval_id: str, event: str, actor: str, reason: str, time: float) -> None:
+        await self._db.execute(
+            "INSERT INTO approval_events (approval_id, event, actor, reason, time) VALUES (?, ?, ?, ?, ?)",
+            (approval_id, event, actor, reason, time),
+        )
+
+    async def insert(self, record: ApprovalRecord, actor: str) -> None:
+        async with self._write:
+            await self._db.execute(
+                "INSERT INTO approvals (id, task_id, tool_name, arguments_json, canonical_action,"
+                " action_hash, working_directory, policy_version, state, scope, create_time) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.task_id,
+                    record.tool_name,
+                    json.dumps(record.arguments, sort_keys=True, ensure_ascii=False),
+                    record.canonical_action,
+                    record.action_hash,
+                    record.working_directory,
+                    record.policy_version,
+                    record.state,
+                    record.scope,
+                    record.create_time,
+                ),
+            )
+            await self._event(record.id, "requested", actor, "", record.create_time)
+            await self._db.commit()
+
+    async def get(self, approval_id: str) -> ApprovalRecord | None:
+        async with self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)) as cursor:
+            row = await cursor.fetchone()
+        return _record(row) if row else None
+
+    async def find(self, task_id: str, action_hash: str, state: str) -> ApprovalRecord | None:
+        """The newest approval of this task for this action in `state`."""
+        async with self._db.execute(
+            "SELECT * FROM approvals WHERE task_id = ? AND action_hash = ? AND state = ?"
+            " ORDER BY create_time DESC, id LIMIT 1",
+            (task_id, action_hash, state),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _record(row) if row else None
+
+    async def find_grant(self, task_id: str, action_hash: str, now: float) -> ApprovalRecord | None:
+        """An approved, unexpired task-scope grant of this task for this action."""
+        async with self._db.execute(
+            "SELECT * FROM approvals WHERE task_id = ? AND action_hash = ? AND state = 'APPROVED'"
+            " AND scope = 'TASK' AND expire_time > ? ORDER BY expire_time DESC LIMIT 1",
+            (task_id, action_hash, now),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _record(row) if row else None
+
+    async def page(self, state: str, task_id: str, offset: int, limit: int) -> list[ApprovalRecord]:
+        """Approvals oldest first, optionally of one state and one task."""
+        clauses, params = [], []
+        if state:
+            clauses.append("state = ?")
+            params.append(state)
+        if task_id:
+            clauses.append("task_id = ?")
+            params.append(task_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async with self._db.execute(
+            f"SELECT * FROM approvals {where} ORDER BY create_time, id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_record(row) for row in rows]
+
+    async def events(self, approval_id: str) -> list[dict[str, Any]]:
+        """The audit trail of one approval, oldest first."""
+        async with self._db.execute(
+            "SELECT event, actor, reason, time FROM approval_events WHERE approval_id = ? ORDER BY seq",
+            (approval_id,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [dict(row) for row in rows]
+
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        state: str,
+        scope: str,
+        now: float,
+        expire_time: float | None,
+        decided_by: str,
+        reason: str,
+    ) -> ApprovalRecord | None:
+        """Moves a PENDING approval to APPROVED or DENIED; None if it was no longer pending."""
+        async with self._write:
+            async with self._db.execute(
+                "UPDATE approvals SET state = ?, scope = ?, decide_time = ?, expire_time = ?,"
+                " decided_by = ?, reason = ? WHERE id = ? AND state = 'PENDING' RETURNING *",
+                (state, scope, now, expire_time, decided_by, reason, approval_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                await self._db.rollback()
+                return None
+            await self._event(approval_id, state.lower(), decided_by, reason, now)
+            await self._db.commit()
+        return _record(row)
+
+    async def consume_once(
+        self, approval_id: str, task_id: str, action_hash: str, now: float
+    ) -> ApprovalRecord | None:
+        """Checks and marks a single-use approval USED in one statement; None if it is not usable."""
+        async with self._write:
+            async with self._db.execute(
+                "UPDATE approvals SET state = 'USED', use_time = ? WHERE id = ? AND task_id = ?"
+                " AND action_hash = ? AND state = 'APPROVED' AND scope = 'ONCE' AND expire_time > ?"
+                " RETURNING *",
+                (now, approval_id, task_id, action_hash, now),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                await self._db.rollback()
+                return None
+            await self._event(approval_id, "used", task_id, "", now)
+            await self._db.commit()
+        return _record(row)
+
+    async def record_use(self, approval_id: str, task_id: str, now: float) -> None:
+        """Logs one execution under a task-scope grant (its state does not change)."""
+        async with self._write:
+            await self._db.execute("UPDATE approvals SET use_time = ? WHERE id = ?", (now, approval_id))
+            await self._event(approval_id, "used", task_id, "", now)
+            await self._db.commit()
+
+    async def expire_due(self, now: float) -> None:
+        """Marks approved approvals whose time has passed EXPIRED (with an event each)."""
+        async with self._write:
+            async with self._db.execute(
+                "UPDATE approvals SET state = 'EXPIRED'"
+                " WHERE state = 'APPROVED' AND expire_time <= ? RETURNING id",
+                (now,),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            for row in rows:
+                await self._event(row["id"], "expired", "system", "", now)
+            await self._db.commit()

@@ -1,0 +1,1 @@
+"""Tests of the tools service (and the approvals service it hosts)."""
