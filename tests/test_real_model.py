@@ -11,10 +11,11 @@ import grpc
 import httpx
 import pytest
 from ducklm.approvals.v1 import approvals_pb2, approvals_pb2_grpc
+from ducklm.memory.v1 import memory_pb2, memory_pb2_grpc
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
 
-from deploy.stack import LocalStack
+from deploy.stack import LocalStack, StackPorts
 
 pytestmark = pytest.mark.model
 
@@ -124,3 +125,43 @@ async def test_a_finished_task_is_recorded_and_reflection_never_adds_an_invalid_
         after = await skills.ListSkills(skills_pb2.ListSkillsRequest())
     assert [s.name for s in after.skills] == [s.name for s in before.skills]
     assert not after.invalid_skills
+
+
+async def test_a_fact_remembered_in_one_task_is_recalled_in_a_later_task(
+    gateway: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    first = await run_to_end(gateway, stack, {"message": "My cat is called Pixel."})
+    async with grpc.aio.insecure_channel(stack.address("memory")) as channel:
+        memory = memory_pb2_grpc.MemoryServiceStub(channel)
+        fact = await memory.Remember(memory_pb2.RememberRequest(text="The user's cat is called Pixel.", task_id=first["id"], kind="fact"))
+        await memory.Remember(memory_pb2.RememberRequest(text="The build uses GNU make.", kind="fact"))
+        collections = (await memory.ListCollections(memory_pb2.ListCollectionsRequest())).collections
+    # The collection's dimension follows the real embedding model (SmolLM2's hidden size).
+    assert collections[0].dimension == 576 and collections[0].embedding_model == "SmolLM2-135M-Instruct"
+    second = await run_to_end(gateway, stack, {"message": "What is my cat called?"})
+    recalled = [e["data"] for e in await events(gateway, second["id"]) if e["type"] == "memory_recalled"]
+    assert recalled and recalled[0]["automatic"] is True
+    assert fact.id in recalled[0]["memory_ids"]
+    scores = {m["id"]: m["score"] for m in recalled[0]["memories"]}
+    print(f"\nrecalled for 'What is my cat called?': {recalled[0]['memories']}")
+    assert scores[fact.id] == max(scores.values())
+
+
+async def test_without_an_embedding_role_memory_says_embeddings_are_disabled(tmp_path_factory: pytest.TempPathFactory) -> None:
+    data_dir = tmp_path_factory.mktemp("no-embeddings")
+    stack = LocalStack(data_dir=data_dir, ports=StackPorts.free(), log_dir=data_dir / "logs",
+                       without_embeddings=True, services=("runtime", "memory"), with_gateway=False)
+    await stack.start(timeout=120)
+    try:
+        async with grpc.aio.insecure_channel(stack.address("memory")) as channel:
+            memory = memory_pb2_grpc.MemoryServiceStub(channel)
+            call = memory.Remember(memory_pb2.RememberRequest(text="anything"))
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await call
+            collections = (await memory.ListCollections(memory_pb2.ListCollectionsRequest())).collections
+    finally:
+        await stack.stop()
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "embeddings are disabled" in (refused.value.details() or "")
+    assert ("ducklm-error-reason", "EMBEDDINGS_DISABLED") in tuple(await call.initial_metadata())
+    assert all(collection.count == 0 for collection in collections)  # nothing written half-way

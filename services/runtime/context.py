@@ -131,5 +131,5 @@ def active_skill(events: Sequence[EventRecord]) -> dict[str, Any] | None:
         if event.seq < start:
             break
         if event.type == "skill_used" and not event.data.get("error"):
-            return event.data
+            return {**event.data, "seq": event.seq}
     return None

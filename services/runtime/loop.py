@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["continue", "rest"]
 TURN_ENDING_ACTIONS = ("respond", "finish")
+# Skill metadata key (the Agent Skills `metadata` map): tool calls the skill needs before an answer.
+MIN_TOOL_CALLS_KEY = "ducklm-min-tool-calls"
 
 
 class RuntimeLoop:
@@ -71,7 +73,6 @@ class RuntimeLoop:
             if spent >= self._settings.token_budget:
                 await self._fail(task_id, "token_budget", f"token budget of {self._settings.token_budget} spent ({spent})")
                 return
-            # The last step may only answer, so every turn ends with a reply.
             last_step = steps == self._settings.max_steps - 1
             tools = await self._tools()
             catalogue, step_schema = await self._step_options(events, tools, last_step)
@@ -125,13 +126,10 @@ class RuntimeLoop:
     async def _step_options(
         self, events: Sequence[EventRecord], tools: list[ToolSpec], last_step: bool
     ) -> tuple[Catalogue, dict[str, Any]]:
+        """The catalogue shown in the system prompt (the same every step, so the prompt's prefix
+        stays cacheable) and this step's schema, narrowed to what the model may do now."""
         skills = await self._peers.list_skills() if self._peers is not None else []
-        skill = active_skill(events)
-        offered_tools = tools
-        if skill is not None and skill.get("allowed_tools"):
-            allowed = set(skill["allowed_tools"])
-            offered_tools = [tool for tool in tools if tool.name in allowed]
-        actions = ["respond", "finish"]
+        actions = list(TURN_ENDING_ACTIONS)
         if self._peers is not None:
             actions += ["call_tool", "use_skill", "remember", "recall"]
         catalogue = Catalogue(
@@ -139,7 +137,19 @@ class RuntimeLoop:
             skills=tuple((s.name, s.description) for s in skills),
             actions=tuple(actions),
         )
-        step_actions = list(TURN_ENDING_ACTIONS) if last_step else [a for a in actions if a != "call_tool" or offered_tools]
+        skill = active_skill(events)
+        offered_tools = tools
+        if skill is not None and skill.get("allowed_tools"):
+            allowed = set(skill["allowed_tools"])
+            offered_tools = [tool for tool in tools if tool.name in allowed]
+        if last_step:
+            # The last step may only answer, so every turn ends with a reply.
+            step_actions = list(TURN_ENDING_ACTIONS)
+        elif skill is not None and offered_tools and self._skill_needs_tool_calls(skill, events):
+            # The skill asks to look before answering: this step may only call its tools.
+            step_actions = ["call_tool"]
+        else:
+            step_actions = [action for action in actions if action != "call_tool" or offered_tools]
         schema = self._schema.for_step(
             step_actions,
             max_text_chars=self._settings.max_reply_chars,
@@ -147,6 +157,11 @@ class RuntimeLoop:
             skills=[s.name for s in skills],
         )
         return catalogue, schema
+
+    @staticmethod
+    def _skill_needs_tool_calls(skill: dict[str, Any], events: Sequence[EventRecord]) -> bool:
+        calls = sum(1 for e in events if e.type == "tool_call" and e.seq > int(skill["seq"]))
+        return calls < int(skill.get("min_tool_calls", 0))
 
     # -- carrying out a directive ------------------------------------------------------------
 
@@ -188,9 +203,13 @@ class RuntimeLoop:
         except PeerError as exc:
             await self._store.append_event(task_id, "skill_used", {"skill": name, "error": exc.message})
             return
-        await self._store.append_event(
-            task_id, "skill_used", {"skill": name, "body": skill.body, "allowed_tools": list(skill.allowed_tools)}
-        )
+        data: dict[str, Any] = {"skill": name, "body": skill.body, "allowed_tools": list(skill.allowed_tools)}
+        if MIN_TOOL_CALLS_KEY in skill.metadata:
+            try:
+                data["min_tool_calls"] = max(0, int(skill.metadata[MIN_TOOL_CALLS_KEY]))
+            except ValueError:
+                log.warning("skill %s: %s is not a number", name, MIN_TOOL_CALLS_KEY)
+        await self._store.append_event(task_id, "skill_used", data)
 
     async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
         assert self._peers is not None

@@ -67,6 +67,7 @@ class SkillSummary:
     description: str
     allowed_tools: tuple[str, ...] = ()
     body: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,8 @@ class GrpcPeers:
         except grpc.aio.AioRpcError as exc:
             raise _peer_error("skills", exc) from exc
         return SkillSummary(
-            name=skill.name, description=skill.description, allowed_tools=tuple(skill.allowed_tools), body=skill.body
+            name=skill.name, description=skill.description, allowed_tools=tuple(skill.allowed_tools), body=skill.body,
+            metadata=dict(skill.metadata),
         )
 
     async def remember(self, task_id: str, text: str, kind: str) -> str:

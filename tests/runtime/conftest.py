@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import shutil
 from pathlib import Path
 
 import grpc
@@ -10,9 +11,15 @@ import pytest
 import yaml
 from ducklm.runtime.v1 import runtime_pb2_grpc
 
+from services.common.config import repo_root
 from services.common.server import GrpcServer
+from services.common.testing import free_port
 from services.runtime.config import Settings
 from services.runtime.server import create_server
+from services.skills.config import Settings as SkillsSettings
+from services.skills.server import create_server as create_skills
+from services.tools.config import Settings as ToolsSettings
+from services.tools.server import create_server as create_tools
 from tests.scripted_model import ScriptedModel
 
 
@@ -59,3 +66,31 @@ async def runtime_server(runtime_settings: Settings) -> AsyncIterator[GrpcServer
 async def runtime_stub(runtime_server: GrpcServer) -> AsyncIterator[runtime_pb2_grpc.RuntimeServiceStub]:
     async with grpc.aio.insecure_channel(runtime_server.address) as channel:
         yield runtime_pb2_grpc.RuntimeServiceStub(channel)
+
+
+class Peers:
+    def __init__(self, tools: GrpcServer, skills: GrpcServer, workspace: Path, memory_address: str) -> None:
+        self.tools = tools
+        self.skills = skills
+        self.workspace = workspace
+        self.memory_address = memory_address
+
+
+@pytest.fixture
+async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
+    workspace = tmp_path / "workspace"
+    skills_dir = tmp_path / "skills"
+    shutil.copytree(repo_root() / "skills", skills_dir)
+    tools = await create_tools(
+        ToolsSettings(address="127.0.0.1:0", workspace_dir=workspace, database_path=tmp_path / "tools.db")
+    )
+    skills = await create_skills(
+        SkillsSettings(address="127.0.0.1:0", skills_dir=skills_dir, database=tmp_path / "skills.db",
+                       proposals_dir=tmp_path / "proposals", rescan_interval=0)
+    )
+    try:
+        # No memory service runs here: recall reports it unavailable, explicitly.
+        yield Peers(tools, skills, workspace, f"127.0.0.1:{free_port()}")
+    finally:
+        await tools.stop(grace=1.0)
+        await skills.stop(grace=1.0)

@@ -4,7 +4,6 @@ scripted model deciding each directive."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,47 +15,13 @@ from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
 
-from services.common.config import repo_root
 from services.common.server import GrpcServer
-from services.common.testing import free_port
 from services.runtime.config import Settings as RuntimeSettings
 from services.runtime.server import create_server as create_runtime
 from services.runtime.states import TaskStatus
 from services.runtime.store import TaskStore
-from services.skills.config import Settings as SkillsSettings
-from services.skills.server import create_server as create_skills
-from services.tools.config import Settings as ToolsSettings
-from services.tools.server import create_server as create_tools
-from tests.runtime.conftest import write_models_file
+from tests.runtime.conftest import Peers, write_models_file
 from tests.scripted_model import ScriptedModel
-
-
-class Peers:
-    def __init__(self, tools: GrpcServer, skills: GrpcServer, workspace: Path, memory_address: str) -> None:
-        self.tools = tools
-        self.skills = skills
-        self.workspace = workspace
-        self.memory_address = memory_address
-
-
-@pytest.fixture
-async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
-    workspace = tmp_path / "workspace"
-    skills_dir = tmp_path / "skills"
-    shutil.copytree(repo_root() / "skills", skills_dir)
-    tools = await create_tools(
-        ToolsSettings(address="127.0.0.1:0", workspace_dir=workspace, database_path=tmp_path / "tools.db")
-    )
-    skills = await create_skills(
-        SkillsSettings(address="127.0.0.1:0", skills_dir=skills_dir, database=tmp_path / "skills.db",
-                       proposals_dir=tmp_path / "proposals", rescan_interval=0)
-    )
-    try:
-        # No memory service runs here: recall reports it unavailable, explicitly.
-        yield Peers(tools, skills, workspace, f"127.0.0.1:{free_port()}")
-    finally:
-        await tools.stop(grace=1.0)
-        await skills.stop(grace=1.0)
 
 
 def settings_for(tmp_path: Path, model: ScriptedModel, peers: Peers, **overrides: object) -> RuntimeSettings:
@@ -68,7 +33,7 @@ def settings_for(tmp_path: Path, model: ScriptedModel, peers: Peers, **overrides
         skills_address=peers.skills.address,
         memory_address=peers.memory_address,
         approval_poll_seconds=0.05,
-        max_steps=5,
+        max_steps=6,
         **overrides,  # type: ignore[arg-type]
     )
 
@@ -190,7 +155,7 @@ async def test_a_skill_is_loaded_on_use_and_binds_the_turn_to_its_allowed_tools(
     scripted_model.script([
         {"action": "use_skill", "skill": "analyze-project"},
         {"action": "call_tool", "tool": "write_file", "arguments": {"path": "x", "content": "y"}},
-        {"action": "call_tool", "tool": "list_dir", "arguments": {}},
+        *[{"action": "call_tool", "tool": "list_dir", "arguments": {}}] * 3,
         {"action": "finish", "message": "Project: empty"},
     ])
     reply = await stub.Chat(runtime_pb2.ChatRequest(message="Analyze the project"))
@@ -208,7 +173,7 @@ async def test_a_skill_is_loaded_on_use_and_binds_the_turn_to_its_allowed_tools(
     assert offered == {"list_dir", "find_files", "read_file", "stat_path"}
     errors = [data for kind, data in events if kind == "error"]
     assert len(errors) == 1 and errors[0]["code"] == "invalid_directive"
-    assert [data["tool"] for kind, data in events if kind == "tool_call"] == ["list_dir"]
+    assert [data["tool"] for kind, data in events if kind == "tool_call"] == ["list_dir"] * 3
 
 
 async def test_a_finished_turn_is_recorded_as_experience_and_reflection_proposes_a_skill(
@@ -330,3 +295,42 @@ async def test_a_tool_call_cut_off_by_a_crash_is_rerun_only_if_read_only(
     if not rerun:
         assert results[0]["interrupted"] is True and "not repeated" in str(results[0]["error"])
         assert not (peers.workspace / "maybe.txt").exists()
+
+
+async def test_a_chat_can_name_the_skill_to_use(
+    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+) -> None:
+    scripted_model.script([
+        *[{"action": "call_tool", "tool": "list_dir", "arguments": {}}] * 3, {"action": "finish", "message": "ok"},
+    ])
+    reply = await stub.Chat(runtime_pb2.ChatRequest(message="What is this project?", skill="analyze-project"))
+    assert reply.task.status == common_pb2.TASK_STATUS_COMPLETED
+    kinds = [kind for kind, _ in await events_of(stub, reply.task.id)]
+    assert kinds.index("skill_used") < kinds.index("model_call")
+    first_schema = scripted_model.requests[0]["response_format"]["json_schema"]["schema"]
+    offered = {b["properties"]["tool"]["const"] for b in first_schema["oneOf"] if b["properties"]["action"].get("const") == "call_tool"}
+    assert offered == {"list_dir", "find_files", "read_file", "stat_path"}
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.Chat(runtime_pb2.ChatRequest(message="x", skill="no-such-skill"))
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_skill_can_require_tool_calls_before_an_answer(
+    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+) -> None:
+    # analyze-project sets ducklm-min-tool-calls: "3" in its metadata.
+    scripted_model.script([
+        {"action": "finish", "message": "too early"},
+        {"action": "call_tool", "tool": "list_dir", "arguments": {}},
+        {"action": "call_tool", "tool": "find_files", "arguments": {"pattern": "*"}},
+        {"action": "call_tool", "tool": "list_dir", "arguments": {}},
+        {"action": "finish", "message": "Project: empty"},
+    ])
+    reply = await stub.Chat(runtime_pb2.ChatRequest(message="What is this?", skill="analyze-project"))
+    assert reply.reply == "Project: empty"
+    schemas = [r["response_format"]["json_schema"]["schema"] for r in scripted_model.requests]
+    actions = [{b["properties"]["action"]["const"] for b in s.get("oneOf", [s])} for s in schemas]
+    assert actions[:4] == [{"call_tool"}] * 4  # the refused early answer, then three tool calls
+    assert "finish" in actions[4]
+    # The system prompt (and so the cached prefix) is the same at every step.
+    assert len({r["messages"][0]["content"] for r in scripted_model.requests}) == 1
