@@ -24,7 +24,7 @@ from services.common.config import repo_root
 from services.common.testing import free_port, wait_for_health
 from services.runtime.models_config import load_models_config
 
-__all__ = ["StackPorts", "LocalStack", "ensure_llama_server", "ensure_model", "main"]
+__all__ = ["LocalStack", "StackPorts", "ensure_llama_server", "ensure_model", "main"]
 
 GRPC_SERVICES = ("runtime", "tools", "skills", "memory")
 

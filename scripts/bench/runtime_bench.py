@@ -25,10 +25,10 @@ import yaml
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[2] / "gen" / "python")]
 
-from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc  # noqa: E402
+from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
-from deploy.stack import LocalStack, StackPorts  # noqa: E402
-from tests.scripted_model import ScriptedModel  # noqa: E402
+from deploy.stack import LocalStack, StackPorts
+from tests.scripted_model import ScriptedModel
 
 CONVERSATION = [
     "Hello! Who are you?",
@@ -65,15 +65,14 @@ async def ttft_gateway(client: httpx.AsyncClient, message: str, task_id: str | N
 
 async def ttft_direct(llama_port: int, messages: list[dict[str, str]]) -> float:
     started = time.perf_counter()
-    async with httpx.AsyncClient(timeout=120) as client:
-        async with client.stream(
-            "POST",
-            f"http://127.0.0.1:{llama_port}/v1/chat/completions",
-            json={"messages": messages, "max_tokens": 32, "stream": True, "cache_prompt": True},
-        ) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data: ") and '"content"' in line:
-                    return (time.perf_counter() - started) * 1000
+    async with httpx.AsyncClient(timeout=120) as client, client.stream(
+        "POST",
+        f"http://127.0.0.1:{llama_port}/v1/chat/completions",
+        json={"messages": messages, "max_tokens": 32, "stream": True, "cache_prompt": True},
+    ) as response:
+        async for line in response.aiter_lines():
+            if line.startswith("data: ") and '"content"' in line:
+                return (time.perf_counter() - started) * 1000
     return float("nan")
 
 

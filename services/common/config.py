@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["ConfigError", "load_settings", "data_dir", "repo_root"]
+__all__ = ["ConfigError", "data_dir", "load_settings", "repo_root"]
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 

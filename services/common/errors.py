@@ -15,15 +15,15 @@ from typing import Any, TypeVar
 import grpc
 
 __all__ = [
+    "AlreadyExists",
+    "DeadlineExceeded",
     "DuckLMError",
+    "FailedPrecondition",
     "InvalidArgument",
     "NotFound",
-    "AlreadyExists",
-    "FailedPrecondition",
     "PermissionDenied",
-    "Unavailable",
-    "DeadlineExceeded",
     "ResourceExhausted",
+    "Unavailable",
     "grpc_errors",
 ]
 

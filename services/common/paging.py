@@ -7,7 +7,7 @@ import binascii
 
 from services.common.errors import InvalidArgument
 
-__all__ = ["page_bounds", "next_page_token"]
+__all__ = ["next_page_token", "page_bounds"]
 
 
 def page_bounds(page_size: int, page_token: str, *, default: int = 50, maximum: int = 500) -> tuple[int, int]:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-__all__ = ["to_struct", "from_struct", "to_timestamp", "from_timestamp", "utc_now"]
+__all__ = ["from_struct", "from_timestamp", "to_struct", "to_timestamp", "utc_now"]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
@@ -29,9 +29,9 @@ def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
 def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp:
     stamp = timestamp_pb2.Timestamp()
     if value is not None:
-        stamp.FromDatetime(value.astimezone(timezone.utc))
+        stamp.FromDatetime(value.astimezone(UTC))
     return stamp
 
 
 def from_timestamp(stamp: timestamp_pb2.Timestamp) -> datetime:
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    return stamp.ToDatetime(tzinfo=UTC)

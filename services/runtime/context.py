@@ -15,7 +15,7 @@ from typing import Any
 
 from services.runtime.store import EventRecord
 
-__all__ = ["Catalogue", "build_messages", "estimate_tokens", "turn_start", "active_skill", "RESULT_CHARS"]
+__all__ = ["RESULT_CHARS", "Catalogue", "active_skill", "build_messages", "estimate_tokens", "turn_start"]
 
 # The most characters of one tool result shown to the model; the full result is in the event.
 RESULT_CHARS = 2000

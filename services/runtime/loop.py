@@ -18,7 +18,7 @@ from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.model_client import ChatModel, ModelCall
-from services.runtime.peers import Peers, PeerError, ToolSpec
+from services.runtime.peers import PeerError, Peers, ToolSpec
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.states import TaskStatus
 from services.runtime.store import EventRecord, TaskStore

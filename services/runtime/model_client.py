@@ -15,7 +15,7 @@ import httpx
 from services.common.errors import FailedPrecondition, Unavailable
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
-__all__ = ["ModelCall", "ChatModel", "ModelClient", "TokenCallback"]
+__all__ = ["ChatModel", "ModelCall", "ModelClient", "TokenCallback"]
 
 TokenCallback = Callable[[str], Awaitable[None]]
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.common.config import ConfigError
 
-__all__ = ["RoleConfig", "ServerConfig", "ModelsConfig", "load_models_config", "expand_env"]
+__all__ = ["ModelsConfig", "RoleConfig", "ServerConfig", "expand_env", "load_models_config"]
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

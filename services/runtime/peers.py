@@ -21,13 +21,13 @@ from services.common.channels import open_channel
 from services.common.protos import from_struct, to_struct
 
 __all__ = [
-    "PeerError",
-    "ToolSpec",
     "ApprovalInfo",
-    "SkillSummary",
-    "RecalledMemory",
-    "Peers",
     "GrpcPeers",
+    "PeerError",
+    "Peers",
+    "RecalledMemory",
+    "SkillSummary",
+    "ToolSpec",
 ]
 
 

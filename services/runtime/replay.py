@@ -19,11 +19,18 @@ from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.models_config import ModelsConfig
-from services.runtime.peers import ApprovalInfo, PeerError, RecalledMemory, SkillSummary, ToolOutcome, ToolSpec
+from services.runtime.peers import (
+    ApprovalInfo,
+    PeerError,
+    RecalledMemory,
+    SkillSummary,
+    ToolOutcome,
+    ToolSpec,
+)
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskStore
 
-__all__ = ["ReplayResult", "replay_events", "actions_of"]
+__all__ = ["ReplayResult", "actions_of", "replay_events"]
 
 
 class ReplayExhausted(Exception):

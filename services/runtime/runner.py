@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from services.common.errors import DuckLMError, FailedPrecondition
 from services.runtime.experience import experience_from_turn
@@ -32,7 +33,7 @@ class TaskRunner:
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         # Called with each recorded experience id (reflection, when configured).
-        self.after_experience: Callable[[str], Awaitable[None]] | None = None
+        self.after_experience: Callable[[str], Coroutine[Any, Any, None]] | None = None
 
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
@@ -177,7 +178,7 @@ class TaskRunner:
             return
         log.info("experience %s recorded", experience_id, extra={"task_id": task_id})
         if self.after_experience is not None:
-            job = asyncio.create_task(self.after_experience(experience_id))
+            job: asyncio.Task[None] = asyncio.create_task(self.after_experience(experience_id))
             self._background.add(job)
             job.add_done_callback(self._background.discard)
 

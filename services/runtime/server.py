@@ -25,7 +25,7 @@ from services.runtime.runner import TaskRunner
 from services.runtime.states import REST_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskRecord, TaskStore
 
-__all__ = ["RuntimeServicer", "EmbeddingServicer", "create_server", "task_to_proto", "event_to_proto"]
+__all__ = ["EmbeddingServicer", "RuntimeServicer", "create_server", "event_to_proto", "task_to_proto"]
 
 MAX_MESSAGE_CHARS = 32_000
 

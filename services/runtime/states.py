@@ -6,7 +6,7 @@ from enum import Enum
 
 from services.common.errors import FailedPrecondition
 
-__all__ = ["TaskStatus", "REST_STATES", "FINAL_STATES", "check_transition"]
+__all__ = ["FINAL_STATES", "REST_STATES", "TaskStatus", "check_transition"]
 
 
 class TaskStatus(str, Enum):

@@ -22,7 +22,7 @@ from services.common.errors import NotFound
 from services.common.protos import utc_now
 from services.runtime.states import TaskStatus, check_transition
 
-__all__ = ["TaskRecord", "EventRecord", "TaskStore"]
+__all__ = ["EventRecord", "TaskRecord", "TaskStore"]
 
 # How many task logs stay in memory.
 CACHED_LOGS = 256
