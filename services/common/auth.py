@@ -29,10 +29,10 @@ import grpc
 from services.common.config import ConfigError
 
 __all__ = [
+    "OPEN_METHOD_PREFIXES",
     "GrpcSecurity",
     "TokenAuthInterceptor",
     "client_token_interceptors",
-    "OPEN_METHOD_PREFIXES",
 ]
 
 # Methods every caller may use without the token (see the module docstring for why).
@@ -139,10 +139,10 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         if handler is None or method.startswith(self._open):
             return handler
-        if _bearer_matches(handler_call_details.invocation_metadata, self._token):  # type: ignore[attr-defined]
+        if _bearer_matches(handler_call_details.invocation_metadata, self._token):
             return handler
         return _refusing_handler(handler)
 
@@ -172,16 +172,25 @@ class _UnaryStreamToken(_TokenMetadata, grpc.aio.UnaryStreamClientInterceptor):
 
 
 class _StreamUnaryToken(_TokenMetadata, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+    async def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
         return await continuation(self._with_token(client_call_details), request_iterator)
 
 
 class _StreamStreamToken(_TokenMetadata, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+    async def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
         return await continuation(self._with_token(client_call_details), request_iterator)
 
 
 def client_token_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
     """One interceptor per call shape: a grpc.aio channel files each interceptor under the first
     shape it implements, so a single class covering all four would only see unary calls."""
-    return [_UnaryUnaryToken(token), _UnaryStreamToken(token), _StreamUnaryToken(token), _StreamStreamToken(token)]
+    return [
+        _UnaryUnaryToken(token),
+        _UnaryStreamToken(token),
+        _StreamUnaryToken(token),
+        _StreamStreamToken(token),
+    ]

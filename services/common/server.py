@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.auth import GrpcSecurity
+from services.common.metrics import GrpcMetricsInterceptor, serve_metrics
 
 __all__ = ["ServiceBinding", "GrpcServer", "build_server", "serve"]
 
@@ -74,7 +75,10 @@ async def build_server(
     `DUCKLM_GRPC_TOKEN` and `DUCKLM_GRPC_TLS_CERT`/`_KEY` turn on the token check and TLS
     (services/common/auth.py)."""
     security = GrpcSecurity.from_env()
-    server = grpc.aio.server(interceptors=[*security.server_interceptors(), *interceptors])
+    # Metrics first: calls the token check refuses are counted too.
+    server = grpc.aio.server(
+        interceptors=[GrpcMetricsInterceptor(), *security.server_interceptors(), *interceptors]
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = tuple(binding.full_name for binding in bindings)
@@ -102,6 +106,7 @@ async def serve(
 ) -> None:
     """Starts a server with `start()`, waits for SIGTERM or SIGINT, then shuts down gracefully."""
     running = await start()
+    running.add_cleanup(await serve_metrics(name))  # /metrics on DUCKLM_<NAME>_METRICS_ADDRESS, if set
     log.info("%s serving gRPC on port %d", name, running.port)
     print(f"{name} listening on port {running.port}", flush=True)
     stop_requested = asyncio.Event()

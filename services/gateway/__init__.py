@@ -1,5 +1,7 @@
-"""The gateway: a Starlette app that translates WebChat and REST into gRPC calls.
+"""The gateway: WebChat, the REST API (JSON + Server-Sent Events) and an OpenAI-compatible
+endpoint, each route a thin translation to one gRPC call of a backend service.
 
-It holds no state and no domain logic; every route is a thin translation to a backend service.
-It never talks to a model server.
+It holds no state and no domain logic, and checks who may call it (services/gateway/auth.py).
+It must never talk to a model server, and never insert model or tool output into the page as
+HTML. See docs/rest-api.md.
 """

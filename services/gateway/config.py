@@ -8,13 +8,21 @@ __all__ = ["Settings"]
 
 
 class Settings(BaseModel):
+    # Loopback by default. On any other address the gateway refuses to start without `token`.
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, lt=65536)
+    # When set, every API call needs `Authorization: Bearer <token>` (or the WebChat login cookie).
+    token: str = ""
     runtime_address: str = "127.0.0.1:50051"
     tools_address: str = "127.0.0.1:50052"
     skills_address: str = "127.0.0.1:50053"
     memory_address: str = "127.0.0.1:50054"
-    # Deadline of a chat call (the model may take a while on a slow machine).
+    # Deadline of a chat call (the model may take a while on a slow machine), and the longest an
+    # OpenAI-style completion waits for a task, approvals included.
     chat_timeout_seconds: float = Field(default=600.0, gt=0)
     # Deadline of every other backend call.
     call_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Most event streams (SSE) open at once; past it a new stream gets a 503 at once.
+    max_open_streams: int = Field(default=64, gt=0)
+    # Seconds between SSE keep-alive comments while a stream has nothing to say.
+    heartbeat_seconds: float = Field(default=15.0, gt=0)

@@ -19,6 +19,8 @@ __all__ = ["RESULT_CHARS", "Catalogue", "active_skill", "build_messages", "estim
 
 # The most characters of one tool result shown to the model; the full result is in the event.
 RESULT_CHARS = 2000
+# The most characters of one recalled memory shown to the model; the full text is in the event.
+MEMORY_CHARS = 500
 
 ACTION_GUIDE = {
     "respond": 'Reply to the user: {"action": "respond", "message": "..."}',
@@ -50,9 +52,12 @@ def system_message(system_prompt: str, catalogue: Catalogue) -> str:
     return "\n".join(lines)
 
 
-def _compact_json(value: Any, limit: int = RESULT_CHARS) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters]"
+
+
+def _compact_json(value: Any, limit: int = RESULT_CHARS) -> str:
+    return _clip(json.dumps(value, ensure_ascii=False, separators=(",", ":")), limit)
 
 
 def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, str]]:
@@ -83,7 +88,7 @@ def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, st
             return [{"role": "user", "content": f"Memory search failed: {data['error']}"}]
         if not memories:
             return [] if data.get("automatic") else [{"role": "user", "content": "No memories matched."}]
-        listed = "\n".join(f"- {memory['text']}" for memory in memories)
+        listed = "\n".join(f"- {_clip(str(memory['text']), MEMORY_CHARS)}" for memory in memories)
         return [{"role": "user", "content": f"Relevant memories:\n{listed}"}]
     if event.type == "memory_stored":
         if data.get("error"):

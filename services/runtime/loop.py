@@ -77,7 +77,10 @@ class RuntimeLoop:
             tools = await self._tools()
             catalogue, step_schema = await self._step_options(events, tools, last_step)
             messages = build_messages(self._settings.system_prompt, catalogue, events)
-            if await self._maybe_compact(task_id, events, messages):
+            fit = await self._fit_context(task_id, events, messages)
+            if fit == "full":
+                return
+            if fit == "compacted":
                 continue
             call = await self._call_model(task_id, messages, step_schema)
             try:
@@ -311,24 +314,28 @@ class RuntimeLoop:
 
     # -- compaction and failure --------------------------------------------------------------
 
-    async def _maybe_compact(self, task_id: str, events: Sequence[EventRecord], messages: list[dict[str, str]]) -> bool:
+    async def _fit_context(
+        self, task_id: str, events: Sequence[EventRecord], messages: list[dict[str, str]]
+    ) -> Literal["fits", "compacted", "full"]:
+        """Compacts older events when the prompt nears the window; "full" (the task has failed)
+        when even that cannot make room."""
         role = self._models.config.role("chat")
         assert role is not None
         limit = int(role.context_window * self._settings.compact_ratio) - role.max_tokens
         if estimate_tokens(messages) <= limit:
-            return False
+            return "fits"
         previous = max((int(e.data["up_to_seq"]) for e in events if e.type == "context_compacted"), default=0)
         keep = self._settings.compact_keep_events
         covered = [e for e in events if e.seq > previous][:-keep] if len(events) > keep else []
         if not covered:
             await self._fail(task_id, "context_full", "the context window is full even after compaction")
-            return True
+            return "full"
         summary, method, call = await summarise(self._models, "chat", covered)
         await self._record_call(task_id, call, purpose="compaction")
         await self._store.append_event(
             task_id, "context_compacted", {"summary": summary, "up_to_seq": covered[-1].seq, "method": method}
         )
-        return True
+        return "compacted"
 
     async def _events(self, task_id: str) -> list[EventRecord]:
         return await self._store.list_events(task_id, limit=1_000_000)

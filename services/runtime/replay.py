@@ -104,6 +104,9 @@ class RecordedPeers:
     async def get_approval(self, approval_id: str) -> ApprovalInfo:
         raise ReplayExhausted("approvals are not read in a replay")
 
+    async def deny_approval(self, approval_id: str, reason: str) -> None:
+        raise ReplayExhausted("approvals are not decided in a replay")
+
     async def list_skills(self) -> list[SkillSummary]:
         return [SkillSummary(name=name, description="") for name in sorted(self._skills)]
 

@@ -78,6 +78,12 @@ class TaskRunner:
             job.cancel()
             await asyncio.gather(job, return_exceptions=True)
         cancelled = await self._store.set_status(task_id, TaskStatus.CANCELLED, reason=reason or "cancelled")
+        if task.pending_approval_id and self._loop.peers is not None:
+            # Nothing will act on that approval any more: withdraw it so no one approves in vain.
+            try:
+                await self._loop.peers.deny_approval(task.pending_approval_id, "the task was cancelled")
+            except PeerError as exc:
+                log.warning("could not withdraw approval %s: %s", task.pending_approval_id, exc, extra={"task_id": task_id})
         await self._record_experience(task_id)
         return cancelled
 

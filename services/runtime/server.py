@@ -96,6 +96,8 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         except PeerError as exc:
             if exc.code == "NOT_FOUND":
                 raise NotFound(f"no skill named {request.skill!r}") from None
+            if exc.code == "INVALID_ARGUMENT":
+                raise InvalidArgument(f"skill: {exc.message}") from None
             raise Unavailable(f"skills service: {exc.message}") from None
         return request.skill
 

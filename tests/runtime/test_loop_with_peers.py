@@ -334,3 +334,43 @@ async def test_a_skill_can_require_tool_calls_before_an_answer(
     assert "finish" in actions[4]
     # The system prompt (and so the cached prefix) is the same at every step.
     assert len({r["messages"][0]["content"] for r in scripted_model.requests}) == 1
+
+
+async def test_cancelling_a_waiting_task_withdraws_its_approval(
+    stub: runtime_pb2_grpc.RuntimeServiceStub, approvals: approvals_pb2_grpc.ApprovalsServiceStub,
+    scripted_model: ScriptedModel,
+) -> None:
+    scripted_model.script([{"action": "call_tool", "tool": "write_file", "arguments": {"path": "a", "content": "b"}}])
+    task = (await stub.Chat(runtime_pb2.ChatRequest(message="write"))).task
+    cancelled = await stub.CancelTask(runtime_pb2.CancelTaskRequest(task_id=task.id, reason="changed my mind"))
+    assert cancelled.status == common_pb2.TASK_STATUS_CANCELLED
+    approval = await approvals.GetApproval(approvals_pb2.GetApprovalRequest(approval_id=task.pending_approval_id))
+    assert approval.state == approvals_pb2.APPROVAL_STATE_DENIED and "cancelled" in approval.reason
+
+
+async def test_a_badly_formed_skill_name_is_an_invalid_argument(stub: runtime_pb2_grpc.RuntimeServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await stub.Chat(runtime_pb2.ChatRequest(message="x", skill="Not A Name!"))
+    assert bad.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
+
+
+async def test_a_context_that_cannot_fit_fails_once_with_a_clear_error(
+    tmp_path: Path, scripted_model: ScriptedModel, peers: Peers
+) -> None:
+    models_file = tmp_path / "tiny.yaml"
+    models_file.write_text(yaml.safe_dump({"roles": {"chat": {
+        "endpoint": scripted_model.endpoint, "model": "scripted", "context_window": 900, "max_tokens": 64}}}))
+    settings = settings_for(tmp_path, scripted_model, peers)
+    settings.models_file = models_file
+    server = await create_runtime(settings)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+            reply = await stub.Chat(runtime_pb2.ChatRequest(message="word " * 2000))
+            events = await events_of(stub, reply.task.id)
+    finally:
+        await server.stop(grace=1.0)
+    assert reply.task.status == common_pb2.TASK_STATUS_FAILED and "context window is full" in reply.task.error
+    errors = [data for kind, data in events if kind == "error"]
+    assert [e["code"] for e in errors] == ["context_full"]
+    assert [data["to"] for kind, data in events if kind == "status_changed"].count("failed") == 1

@@ -1,0 +1,263 @@
+"""Prometheus metrics every DuckLM service shares: gRPC calls served (count, errors by status
+code, latency, in flight), HTTP requests for the gateway, and the /metrics endpoint.
+
+- `GrpcMetricsInterceptor` is added to every gRPC server by `build_server`.
+- `serve_metrics(service)` exposes /metrics over HTTP on `DUCKLM_<SERVICE>_METRICS_ADDRESS`
+  (e.g. `127.0.0.1:9451`; unset or empty: off). `serve()` calls it for each gRPC service;
+  `deploy/stack.py` sets the variable for every service it starts.
+- `HttpMetricsMiddleware` (pure ASGI) counts a web app's requests; the gateway mounts
+  `prometheus_client.make_asgi_app()` at /metrics itself.
+
+Metrics live in prometheus_client's default registry: one process is one service. This module
+must never label a metric with anything unbounded (task ids, messages, paths with ids in them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "GrpcMetricsInterceptor",
+    "HttpMetricsMiddleware",
+    "metrics_address",
+    "serve_metrics",
+    "split_method",
+]
+
+log = logging.getLogger(__name__)
+
+# Latency buckets in seconds: from a health check (~1 ms) to a long chat turn (minutes).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+GRPC_REQUESTS = Counter(
+    "ducklm_grpc_server_requests",
+    "gRPC calls this service finished, by method and status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_ERRORS = Counter(
+    "ducklm_grpc_server_errors",
+    "gRPC calls this service finished with a status other than OK.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_LATENCY = Histogram(
+    "ducklm_grpc_server_handling_seconds",
+    "Time from receiving a gRPC call to finishing it (a stream counts until it ends).",
+    ["grpc_service", "grpc_method"],
+    buckets=LATENCY_BUCKETS,
+)
+GRPC_IN_FLIGHT = Gauge(
+    "ducklm_grpc_server_in_flight",
+    "gRPC calls (streams included) being handled now.",
+    ["grpc_service", "grpc_method"],
+)
+HTTP_REQUESTS = Counter(
+    "ducklm_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "ducklm_http_request_seconds",
+    "Time to answer an HTTP request (a streamed response counts until it ends).",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+def split_method(full_method: str) -> tuple[str, str]:
+    """'/ducklm.runtime.v1.RuntimeService/Chat' -> ('ducklm.runtime.v1.RuntimeService', 'Chat')."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    return service or "unknown", method or "unknown"
+
+
+def _code_name(context: grpc.aio.ServicerContext, failure: BaseException | None) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if isinstance(code, int):
+        # grpc.aio reports the code it was aborted with as the raw integer.
+        return next((str(status.name) for status in grpc.StatusCode if status.value[0] == code), "UNKNOWN")
+    if isinstance(failure, asyncio.CancelledError):
+        return "CANCELLED"
+    # Any other exception escaping a handler reaches the client as UNKNOWN.
+    return "UNKNOWN" if failure is not None else "OK"
+
+
+class _Call:
+    """Times one call and records it when it ends."""
+
+    def __init__(self, full_method: str) -> None:
+        self.service, self.method = split_method(full_method)
+        self.started = time.perf_counter()
+        GRPC_IN_FLIGHT.labels(self.service, self.method).inc()
+
+    def finish(self, context: grpc.aio.ServicerContext, failure: BaseException | None) -> None:
+        code = _code_name(context, failure)
+        GRPC_IN_FLIGHT.labels(self.service, self.method).dec()
+        GRPC_REQUESTS.labels(self.service, self.method, code).inc()
+        if code != "OK":
+            GRPC_ERRORS.labels(self.service, self.method, code).inc()
+        GRPC_LATENCY.labels(self.service, self.method).observe(time.perf_counter() - self.started)
+
+
+def _wrap_unary_response(
+    full_method: str, behavior: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Call(full_method)
+        failure: BaseException | None = None
+        try:
+            return await behavior(request, context)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            call.finish(context, failure)
+
+    return observed
+
+
+def _wrap_stream_response(full_method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behavior):
+        # A streaming handler that writes with `context.write` and returns nothing.
+        return _wrap_unary_response(full_method, behavior)
+
+    async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        call = _Call(full_method)
+        failure: BaseException | None = None
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            call.finish(context, failure)
+
+    return observed
+
+
+class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts, times and tracks every call of every shape. Put it first among a server's
+    interceptors so that calls the others refuse (e.g. without a token) are counted too."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        codecs: dict[str, Any] = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary_response(method, handler.unary_unary), **codecs
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary_response(method, handler.stream_unary), **codecs
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream_response(method, handler.unary_stream), **codecs
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap_stream_response(method, handler.stream_stream), **codecs
+            )
+        return handler
+
+
+def metrics_address(service: str, environ: dict[str, str] | None = None) -> str:
+    """Where `service` serves /metrics: `DUCKLM_<SERVICE>_METRICS_ADDRESS`, or "" (off)."""
+    env = os.environ if environ is None else environ
+    return env.get(f"DUCKLM_{service.upper()}_METRICS_ADDRESS", "").strip()
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"a metrics address must look like HOST:PORT, not {address!r}")
+    return host.strip("[]"), int(port)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def serve_metrics(service: str, address: str | None = None) -> Callable[[], Awaitable[None]]:
+    """Serves /metrics over HTTP on `address` (default: from the environment) and returns the
+    cleanup that stops it. Off when no address is set. A port that cannot be bound is logged and
+    skipped: metrics must never stop a service from serving."""
+    address = metrics_address(service) if address is None else address
+    if not address:
+        return _nothing
+    host, port = _host_port(address)
+    try:
+        # prometheus_client serves from its own daemon thread, off the event loop.
+        httpd, thread = start_http_server(port, addr=host)
+    except OSError as exc:
+        log.warning("%s: cannot serve metrics on %s (%s); running without /metrics", service, address, exc)
+        return _nothing
+    log.info("%s serving Prometheus metrics on http://%s/metrics", service, address)
+
+    async def stop() -> None:
+        # shutdown() blocks until the serving thread notices; run it off the event loop.
+        await asyncio.to_thread(httpd.shutdown)
+        httpd.server_close()
+        thread.join(timeout=5)
+
+    return stop
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    """The matched route with its parameters put back as `{name}` (keeps the label bounded)."""
+    path: str = scope.get("path", "")
+    params: dict[str, Any] = scope.get("path_params") or {}
+    if not params and "endpoint" not in scope:
+        return "unmatched"
+    for name, value in params.items():
+        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return path
+
+
+class HttpMetricsMiddleware:
+    """ASGI middleware counting and timing HTTP requests (for the gateway)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = _route_template(scope)
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)

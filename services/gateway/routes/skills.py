@@ -1,0 +1,229 @@
+"""Skills, skill proposals and experience: list / get / validate skills; list / get / propose /
+promote / reject proposals; list experience records. All served by the skills service."""
+
+from __future__ import annotations
+
+from ducklm.skills.v1 import skills_pb2
+from pydantic import ConfigDict, Field, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.gateway.convert import (
+    OUTCOMES,
+    PROPOSAL_STATES,
+    experience_json,
+    problem_json,
+    proposal_json,
+    skill_json,
+)
+from services.gateway.errors import call
+from services.gateway.inputs import Body, query_choice, query_int, query_str, read_body
+from services.gateway.routes.approvals import DEFAULT_DECIDER
+from services.gateway.routes.tasks import backends_of
+
+__all__ = ["routes"]
+
+MAX_SKILL_MD_CHARS = 256 * 1024
+
+
+class ValidateBody(Body):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["skill_md"]}, {"required": ["name"]}]}
+    )
+
+    # Exactly one of: a SKILL.md text, or the name of a skill folder on the service's disk.
+    skill_md: str | None = Field(default=None, max_length=MAX_SKILL_MD_CHARS)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # With skill_md: the folder name the skill's `name` must equal.
+    folder_name: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ValidateBody:
+        if (self.skill_md is None) == (self.name is None):
+            raise ValueError("give exactly one of skill_md (a SKILL.md text) or name (a skill folder)")
+        return self
+
+
+class ProposeBody(Body):
+    skill_md: str = Field(min_length=1, max_length=MAX_SKILL_MD_CHARS)
+    experience_ids: list[str] = Field(default_factory=list, max_length=100)
+    event_refs: list[str] = Field(default_factory=list, max_length=1000)
+    rationale: str = Field(default="", max_length=10_000)
+
+
+class PromoteBody(Body):
+    decided_by: str = Field(default=DEFAULT_DECIDER, min_length=1, max_length=200)
+
+
+class RejectBody(Body):
+    decided_by: str = Field(default=DEFAULT_DECIDER, min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def _page_size(request: Request) -> int:
+    return query_int(request, "page_size", 0, maximum=500)
+
+
+async def list_skills(request: Request) -> Response:
+    backends = backends_of(request)
+    reply = await call(
+        "skills",
+        backends.skills.ListSkills(
+            skills_pb2.ListSkillsRequest(
+                page_size=_page_size(request), page_token=query_str(request, "page_token")
+            ),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(
+        {
+            "skills": [skill_json(skill, with_body=False) for skill in reply.skills],
+            "invalid_skills": [problem_json(problem) for problem in reply.invalid_skills],
+            "next_page_token": reply.next_page_token,
+        }
+    )
+
+
+async def get_skill(request: Request) -> Response:
+    backends = backends_of(request)
+    skill = await call(
+        "skills",
+        backends.skills.GetSkill(
+            skills_pb2.GetSkillRequest(name=request.path_params["name"]), timeout=backends.timeout
+        ),
+    )
+    return JSONResponse(skill_json(skill, with_body=True))
+
+
+async def validate_skill(request: Request) -> Response:
+    body = await read_body(request, ValidateBody)
+    backends = backends_of(request)
+    message = (
+        skills_pb2.ValidateSkillRequest(skill_md=body.skill_md, folder_name=body.folder_name)
+        if body.skill_md is not None
+        else skills_pb2.ValidateSkillRequest(name=body.name)
+    )
+    reply = await call("skills", backends.skills.ValidateSkill(message, timeout=backends.timeout))
+    return JSONResponse(
+        {"valid": reply.valid, "problems": [problem_json(problem) for problem in reply.problems]}
+    )
+
+
+async def list_proposals(request: Request) -> Response:
+    backends = backends_of(request)
+    state = query_choice(request, "state", {"all": 0, **PROPOSAL_STATES}, "all")
+    reply = await call(
+        "skills",
+        backends.skills.ListProposals(
+            skills_pb2.ListProposalsRequest(
+                state=state,  # type: ignore[arg-type]
+                page_size=_page_size(request),
+                page_token=query_str(request, "page_token"),
+            ),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(
+        {
+            "proposals": [proposal_json(proposal) for proposal in reply.proposals],
+            "next_page_token": reply.next_page_token,
+        }
+    )
+
+
+async def propose_skill(request: Request) -> Response:
+    body = await read_body(request, ProposeBody)
+    backends = backends_of(request)
+    proposal = await call(
+        "skills",
+        backends.skills.ProposeSkill(
+            skills_pb2.ProposeSkillRequest(
+                skill_md=body.skill_md,
+                experience_ids=body.experience_ids,
+                event_refs=body.event_refs,
+                rationale=body.rationale,
+            ),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(proposal_json(proposal), status_code=201)
+
+
+async def get_proposal(request: Request) -> Response:
+    backends = backends_of(request)
+    proposal = await call(
+        "skills",
+        backends.skills.GetProposal(
+            skills_pb2.GetProposalRequest(proposal_id=request.path_params["proposal_id"]),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(proposal_json(proposal))
+
+
+async def promote_proposal(request: Request) -> Response:
+    body = await read_body(request, PromoteBody, allow_empty=True)
+    backends = backends_of(request)
+    proposal = await call(
+        "skills",
+        backends.skills.PromoteProposal(
+            skills_pb2.PromoteProposalRequest(
+                proposal_id=request.path_params["proposal_id"], decided_by=body.decided_by
+            ),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(proposal_json(proposal))
+
+
+async def reject_proposal(request: Request) -> Response:
+    body = await read_body(request, RejectBody, allow_empty=True)
+    backends = backends_of(request)
+    proposal = await call(
+        "skills",
+        backends.skills.RejectProposal(
+            skills_pb2.RejectProposalRequest(
+                proposal_id=request.path_params["proposal_id"], decided_by=body.decided_by, reason=body.reason
+            ),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(proposal_json(proposal))
+
+
+async def list_experiences(request: Request) -> Response:
+    backends = backends_of(request)
+    outcome = query_choice(request, "outcome", {"all": 0, **OUTCOMES}, "all")
+    reply = await call(
+        "skills",
+        backends.skills.ListExperiences(
+            skills_pb2.ListExperiencesRequest(
+                outcome=outcome,  # type: ignore[arg-type]
+                task_id=query_str(request, "task_id", max_length=128),
+                tool=query_str(request, "tool", max_length=200),
+                page_size=_page_size(request),
+                page_token=query_str(request, "page_token"),
+            ),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(
+        {
+            "experiences": [experience_json(item) for item in reply.experiences],
+            "next_page_token": reply.next_page_token,
+        }
+    )
+
+
+routes = [
+    Route("/v1/skills", list_skills, methods=["GET"]),
+    Route("/v1/skills/validate", validate_skill, methods=["POST"]),
+    Route("/v1/skills/{name}", get_skill, methods=["GET"]),
+    Route("/v1/skill-proposals", list_proposals, methods=["GET"]),
+    Route("/v1/skill-proposals", propose_skill, methods=["POST"]),
+    Route("/v1/skill-proposals/{proposal_id}", get_proposal, methods=["GET"]),
+    Route("/v1/skill-proposals/{proposal_id}/promote", promote_proposal, methods=["POST"]),
+    Route("/v1/skill-proposals/{proposal_id}/reject", reject_proposal, methods=["POST"]),
+    Route("/v1/experiences", list_experiences, methods=["GET"]),
+]
