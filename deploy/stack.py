@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ from services.runtime.models_config import load_models_config
 __all__ = ["LocalStack", "StackPorts", "ensure_llama_server", "ensure_model", "main"]
 
 GRPC_SERVICES = ("runtime", "tools", "skills", "memory")
+# Where each gRPC service serves Prometheus /metrics under `make run` (the gateway serves its own).
+METRICS_PORTS = {"runtime": 9451, "tools": 9452, "skills": 9453, "memory": 9454}
 
 
 def _run_setup_script(name: str) -> Path:
@@ -58,10 +61,11 @@ class StackPorts:
     memory: int = 50054
     llama: int = 8081
     llama_embedding: int = 8082
+    metrics: dict[str, int] = field(default_factory=lambda: dict(METRICS_PORTS))
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(*(free_port() for _ in range(7)))
+        return cls(*(free_port() for _ in range(7)), metrics={name: free_port() for name in GRPC_SERVICES})
 
 
 @dataclass
@@ -71,6 +75,9 @@ class LocalStack:
     data_dir: Path
     ports: StackPorts = field(default_factory=StackPorts)
     host: str = "127.0.0.1"
+    # Per-process hosts, e.g. {"runtime": "127.0.0.2"}: each process binds there and its peers
+    # are told so, as if it ran on another machine. Processes not named use `host`.
+    hosts: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     # Leave out the embedding role's server (memory then reports embeddings disabled).
@@ -83,10 +90,16 @@ class LocalStack:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.host}:{self.ports.gateway}"
+        return f"http://{self.host_of('gateway')}:{self.ports.gateway}"
+
+    def host_of(self, process: str) -> str:
+        return self.hosts.get(process, self.host)
 
     def address(self, service: str) -> str:
-        return f"{self.host}:{getattr(self.ports, service)}"
+        return f"{self.host_of(service)}:{getattr(self.ports, service)}"
+
+    def metrics_url(self, service: str) -> str:
+        return f"http://{self.host_of(service)}:{self.ports.metrics[service]}/metrics"
 
     def environment(self, model_path: Path) -> dict[str, str]:
         env = dict(os.environ)
@@ -98,13 +111,16 @@ class LocalStack:
                 "DUCKLM_MODEL_PATH": str(model_path),
                 "DUCKLM_LLAMA_PORT": str(self.ports.llama),
                 "DUCKLM_LLAMA_EMBEDDING_PORT": str(self.ports.llama_embedding),
-                "DUCKLM_GATEWAY_HOST": self.host,
+                "DUCKLM_GATEWAY_HOST": self.host_of("gateway"),
                 "DUCKLM_GATEWAY_PORT": str(self.ports.gateway),
             }
         )
+        env["DUCKLM_GATEWAY_METRICS_URLS"] = json.dumps({service: self.metrics_url(service) for service in GRPC_SERVICES})
         for service in GRPC_SERVICES:
             address = self.address(service)
             env[f"DUCKLM_{service.upper()}_ADDRESS"] = address
+            metrics_address = f"{self.host_of(service)}:{self.ports.metrics[service]}"
+            env[f"DUCKLM_{service.upper()}_METRICS_ADDRESS"] = metrics_address
             # Every peer reads where the others are from its own settings.
             for peer in (*GRPC_SERVICES, "gateway"):
                 if peer != service:

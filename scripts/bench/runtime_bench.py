@@ -31,12 +31,13 @@ from deploy.stack import LocalStack, StackPorts
 from tests.scripted_model import ScriptedModel
 
 CONVERSATION = [
-    "Hello! Who are you?",
-    "What can you help me with?",
+    "Hello! What files are in my workspace?",
+    "Read notes.txt and tell me what it says.",
+    "What does the README say?",
     "Name one colour.",
-    "Name one animal.",
     "Thank you, goodbye.",
 ]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def pct(part: float, whole: float) -> str:
@@ -79,7 +80,19 @@ async def ttft_direct(llama_port: int, messages: list[dict[str, str]]) -> float:
 async def real_model_run() -> None:
     print("== (a)(b)(c) multi-step task against the real llama-server (SmolLM2-135M) ==")
     with tempfile.TemporaryDirectory() as data:
-        stack = LocalStack(data_dir=Path(data), ports=StackPorts.free(), log_dir=Path(data) / "logs")
+        # Read-only tools only, so no step waits for a human and the figures are the machine's.
+        policy = yaml.safe_load((REPO / "config" / "tools.yaml").read_text())
+        for tool in ("write_file", "make_dir", "run_command"):
+            policy["tools"][tool] = {"enabled": False}
+        (Path(data) / "tools.yaml").write_text(yaml.safe_dump(policy))
+        workspace = Path(data) / "workspace"
+        workspace.mkdir()
+        (workspace / "notes.txt").write_text("Buy milk. Call Ada on Friday.\n")
+        (workspace / "README.md").write_text("# Demo project\nA small demo.\n")
+        stack = LocalStack(
+            data_dir=Path(data), ports=StackPorts.free(), log_dir=Path(data) / "logs",
+            extra_env={"DUCKLM_TOOLS_POLICY_FILE": str(Path(data) / "tools.yaml")},
+        )
         await stack.start(timeout=240)
         try:
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
@@ -119,9 +132,8 @@ async def real_model_run() -> None:
             # (c) time to first token: through the gateway vs straight to llama-server.
             async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
                 gateway_ttft = []
-                task = None
                 for message in CONVERSATION[:3]:
-                    ttft, task = await ttft_gateway(client, message, task)
+                    ttft, _ = await ttft_gateway(client, message, None)
                     gateway_ttft.append(ttft)
             direct = []
             history: list[dict[str, str]] = [{"role": "system", "content": "You are a helpful assistant."}]

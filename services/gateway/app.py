@@ -14,6 +14,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from services.common.metrics import HttpMetricsMiddleware
 from services.gateway import auth
 from services.gateway.backends import Backends
 from services.gateway.config import Settings
@@ -46,6 +47,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             *memory.routes,
         ],
         middleware=[
+            Middleware(HttpMetricsMiddleware),
             Middleware(pages.SecurityHeadersMiddleware),
             Middleware(auth.TokenAuthMiddleware, token=settings.token),
         ],

@@ -13,6 +13,9 @@ class Settings(BaseModel):
     port: int = Field(default=8080, ge=0, lt=65536)
     # When set, every API call needs `Authorization: Bearer <token>` (or the WebChat login cookie).
     token: str = ""
+    # Where each backend serves its Prometheus /metrics (service name -> URL), listed by /healthz
+    # next to the gateway's own /metrics. `make run` fills it in.
+    metrics_urls: dict[str, str] = Field(default_factory=dict)
     runtime_address: str = "127.0.0.1:50051"
     tools_address: str = "127.0.0.1:50052"
     skills_address: str = "127.0.0.1:50053"

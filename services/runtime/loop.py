@@ -9,6 +9,7 @@ starts, so a restart resumes from the log without repeating a tool call that com
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from services.runtime.compaction import summarise
 from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
+from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.peers import PeerError, Peers, ToolSpec
 from services.runtime.reply_stream import ReplyExtractor
@@ -52,7 +54,10 @@ class RuntimeLoop:
     async def run_turn(self, task_id: str) -> None:
         """Runs the task (status RUNNING) until it completes, fails or waits for a human."""
         events = await self._events(task_id)
+        # The catalogue is read once per turn: the same for every step, so the prompt's prefix
+        # stays cacheable; skills added on disk show up from the next turn.
         tools = await self._tools()
+        skills = await self._peers.list_skills() if self._peers is not None else []
         if await self._settle_pending_call(task_id, events, tools) == "rest":
             return
         events = await self._events(task_id)
@@ -74,8 +79,7 @@ class RuntimeLoop:
                 await self._fail(task_id, "token_budget", f"token budget of {self._settings.token_budget} spent ({spent})")
                 return
             last_step = steps == self._settings.max_steps - 1
-            tools = await self._tools()
-            catalogue, step_schema = await self._step_options(events, tools, last_step)
+            catalogue, step_schema = self._step_options(events, tools, skills, last_step)
             messages = build_messages(self._settings.system_prompt, catalogue, events)
             fit = await self._fit_context(task_id, events, messages)
             if fit == "full":
@@ -126,12 +130,11 @@ class RuntimeLoop:
     async def _tools(self) -> list[ToolSpec]:
         return await self._peers.list_tools() if self._peers is not None else []
 
-    async def _step_options(
-        self, events: Sequence[EventRecord], tools: list[ToolSpec], last_step: bool
+    def _step_options(
+        self, events: Sequence[EventRecord], tools: list[ToolSpec], skills: list[SkillSummary], last_step: bool
     ) -> tuple[Catalogue, dict[str, Any]]:
         """The catalogue shown in the system prompt (the same every step, so the prompt's prefix
         stays cacheable) and this step's schema, narrowed to what the model may do now."""
-        skills = await self._peers.list_skills() if self._peers is not None else []
         actions = list(TURN_ENDING_ACTIONS)
         if self._peers is not None:
             actions += ["call_tool", "use_skill", "remember", "recall"]
@@ -183,8 +186,8 @@ class RuntimeLoop:
             call_id = uuid.uuid4().hex[:12]
             arguments = dict(directive.fields.get("arguments") or {})
             await self._store.append_event(task_id, "tool_call", {"call_id": call_id, "tool": tool, "arguments": arguments})
-            if allowed and tool not in allowed:
-                await self._tool_result(task_id, call_id, ok=False, error=f"skill {skill['skill']} may not use {tool}")  # type: ignore[index]
+            if skill is not None and allowed and tool not in allowed:
+                await self._tool_result(task_id, call_id, tool, ok=False, error=f"skill {skill['skill']} may not use {tool}")
                 return "continue"
             return await self._execute(task_id, call_id, tool, arguments)
         if action == "use_skill":
@@ -216,7 +219,9 @@ class RuntimeLoop:
 
     async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
         assert self._peers is not None
+        started = time.perf_counter()
         outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if not outcome.ok and outcome.reason == "APPROVAL_REQUIRED" and not approval_id:
             approval = await self._peers.request_approval(task_id, tool, arguments)
             await self._store.append_event(
@@ -226,15 +231,19 @@ class RuntimeLoop:
             )
             await self._store.set_status(task_id, TaskStatus.WAITING_APPROVAL, reason="approval_requested", pending_approval_id=approval.id)
             return "rest"
-        await self._tool_result(task_id, call_id, ok=outcome.ok, result=outcome.result, error=outcome.error, code=outcome.code)
+        await self._tool_result(
+            task_id, call_id, tool, ok=outcome.ok, result=outcome.result, error=outcome.error, code=outcome.code,
+            duration_ms=duration_ms,
+        )
         return "continue"
 
-    async def _tool_result(self, task_id: str, call_id: str, *, ok: bool, result: dict[str, Any] | None = None,
+    async def _tool_result(self, task_id: str, call_id: str, tool: str, *, ok: bool, result: dict[str, Any] | None = None,
                            error: str = "", code: str = "", **extra: Any) -> None:
-        data: dict[str, Any] = {"call_id": call_id, "ok": ok, "result": result or {}, "error": error, **extra}
+        data: dict[str, Any] = {"call_id": call_id, "tool": tool, "ok": ok, "result": result or {}, "error": error, **extra}
         if code:
             data["code"] = code
         await self._store.append_event(task_id, "tool_result", data)
+        observe_tool_call(tool, "ok" if ok else ("denied" if extra.get("denied") else "error"))
 
     async def _settle_pending_call(self, task_id: str, events: Sequence[EventRecord], tools: list[ToolSpec]) -> Outcome:
         """Finishes a tool call the log left open: after an approval decision, or after a crash
@@ -257,22 +266,25 @@ class RuntimeLoop:
                 assert self._peers is not None
                 if (await self._peers.get_approval(approval_id)).state == "used":
                     # Consumed by an execution that the runtime did not see finish: never re-run.
-                    await self._interrupted(task_id, call_id)
+                    await self._interrupted(task_id, call_id, str(call["tool"]))
                     return "continue"
                 return await self._execute(task_id, call_id, str(call["tool"]), dict(call["arguments"]), approval_id)
             reason = f": {decision['reason']}" if decision.get("reason") else ""
-            await self._tool_result(task_id, call_id, ok=False, error=f"the user {decision['decision']} this action{reason}")
+            await self._tool_result(
+                task_id, call_id, str(call["tool"]), ok=False, denied=True,
+                error=f"the user {decision['decision']} this action{reason}",
+            )
             return "continue"
         read_only = {tool.name for tool in tools if tool.read_only and not tool.requires_approval}
         if call["tool"] in read_only:
             log.info("re-running read-only tool call %s after a restart", call_id, extra={"task_id": task_id})
             return await self._execute(task_id, call_id, str(call["tool"]), dict(call["arguments"]))
-        await self._interrupted(task_id, call_id)
+        await self._interrupted(task_id, call_id, str(call["tool"]))
         return "continue"
 
-    async def _interrupted(self, task_id: str, call_id: str) -> None:
+    async def _interrupted(self, task_id: str, call_id: str, tool: str) -> None:
         await self._tool_result(
-            task_id, call_id, ok=False, interrupted=True,
+            task_id, call_id, tool, ok=False, interrupted=True,
             error="the runtime stopped while this tool call ran; it was not repeated, and it may or may not have "
             "taken effect. Check before calling it again.",
         )
@@ -292,6 +304,7 @@ class RuntimeLoop:
     async def _recall(self, task_id: str, query: str, *, automatic: bool) -> None:
         assert self._peers is not None
         data: dict[str, Any] = {"query": query, "automatic": automatic}
+        started = time.perf_counter()
         try:
             memories = await self._peers.recall(query, self._settings.recall_top_k or 3)
         except PeerError as exc:
@@ -301,6 +314,7 @@ class RuntimeLoop:
                 memory_ids=[m.id for m in memories],
                 memories=[{"id": m.id, "text": m.text, "score": round(m.score, 4)} for m in memories],
             )
+        data["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         await self._store.append_event(task_id, "memory_recalled", data)
 
     async def _remember(self, task_id: str, text: str, *, kind: str) -> None:

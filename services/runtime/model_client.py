@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from services.common.errors import FailedPrecondition, Unavailable
+from services.runtime.metrics import observe_embedding, observe_model_call, observe_model_error
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
 __all__ = ["ChatModel", "ModelCall", "ModelClient", "TokenCallback"]
@@ -135,6 +136,7 @@ class ModelClient:
                 timeout=config.timeout_seconds,
             ) as response:
                 if response.status_code != 200:
+                    observe_model_error(role, "http")
                     detail = (await response.aread()).decode(errors="replace")[:500]
                     raise Unavailable(
                         f"model server for role {role!r} answered HTTP {response.status_code}: {detail}"
@@ -158,12 +160,16 @@ class ModelClient:
                             call.finish_reason = str(choice["finish_reason"])
                     _read_usage(call, chunk)
         except httpx.HTTPError as exc:
+            observe_model_error(role, "unreachable")
             raise Unavailable(
                 f"model server for role {role!r} at {config.endpoint} is unreachable: {exc!r}"
             ) from exc
         call.text = "".join(pieces)
         call.latency_ms = (time.perf_counter() - started) * 1000
         call.first_token_ms = first_token_ms
+        observe_model_call(
+            role, call.latency_ms, call.prompt_tokens, call.completion_tokens, call.cached_prompt_tokens, first_token_ms
+        )
         return call
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], str]:
@@ -176,6 +182,7 @@ class ModelClient:
                 "started with --embeddings) to enable memory.",
                 reason="EMBEDDINGS_DISABLED",
             )
+        started = time.perf_counter()
         try:
             response = await self._http.post(
                 f"{config.endpoint.rstrip('/')}/embeddings",
@@ -190,6 +197,7 @@ class ModelClient:
                 f"embedding server answered HTTP {response.status_code}: {response.text[:500]}"
             )
         data = sorted(response.json()["data"], key=lambda item: item["index"])
+        observe_embedding((time.perf_counter() - started) * 1000, len(texts))
         return [list(map(float, item["embedding"])) for item in data], config.model
 
 

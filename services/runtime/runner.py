@@ -15,6 +15,7 @@ from typing import Any
 from services.common.errors import DuckLMError, FailedPrecondition
 from services.runtime.experience import experience_from_turn
 from services.runtime.loop import RuntimeLoop
+from services.runtime.metrics import observe_task_outcome
 from services.runtime.peers import PeerError
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import TaskRecord, TaskStore
@@ -166,6 +167,7 @@ class TaskRunner:
             await self._fail(task_id, "internal", f"internal error: {exc!r}")
         finally:
             self._running.pop(task_id, None)
+        observe_task_outcome((await self._store.get_task(task_id)).status.value)
         await self._record_experience(task_id)
 
     async def _record_experience(self, task_id: str) -> None:

@@ -9,7 +9,9 @@ import re
 import httpx
 import pytest
 
+from services.gateway.config import Settings
 from services.gateway.routes.pages import STATIC
+from tests.gateway.conftest import gateway_in_process
 
 SCRIPTS = sorted(STATIC.glob("*.js"))
 HTML_SINKS = re.compile(
@@ -41,3 +43,15 @@ async def test_the_page_and_its_files_are_served_with_a_strict_policy(api: httpx
         assert "javascript" in served.headers["content-type"]
     missing = await api.get("/static/nope.js")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
+
+
+
+async def test_the_gateway_serves_its_metrics_and_links_every_services() -> None:
+    links = {"runtime": "http://127.0.0.1:9451/metrics"}
+    async with gateway_in_process(Settings(metrics_urls=links)) as client:
+        await client.get("/openapi.json")
+        metrics = await client.get("/metrics/")
+        health = (await client.get("/healthz")).json()
+    assert metrics.status_code == 200
+    assert 'route="/openapi.json"' in metrics.text
+    assert health["metrics"] == {"gateway": "/metrics", **links}

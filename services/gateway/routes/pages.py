@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import make_asgi_app
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -61,8 +62,9 @@ async def healthz(request: Request) -> Response:
     report = await backends_of(request).health()
     healthy = all(status == "serving" for status in report.values())
     streams: StreamGate = request.app.state.streams
+    metrics = {"gateway": "/metrics", **request.app.state.settings.metrics_urls}
     return JSONResponse(
-        {"status": "ok" if healthy else "degraded", "services": report, "open_streams": streams.open},
+        {"status": "ok" if healthy else "degraded", "services": report, "open_streams": streams.open, "metrics": metrics},
         status_code=200 if healthy else 503,
     )
 
@@ -76,4 +78,6 @@ routes: list[BaseRoute] = [
     Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    # The gateway's own Prometheus metrics (HTTP requests by route and status, latencies).
+    Mount("/metrics", app=make_asgi_app()),
 ]

@@ -1,0 +1,178 @@
+"""`ducklm chat`: a conversation in the terminal. The reply streams as the model writes it; when
+the assistant wants to run a gated tool, the terminal asks y/n and the answer is sent as an
+approval (or denial) before the conversation goes on.
+
+Tool calls, errors and notes go to stderr, the assistant's words to stdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ducklm_client.cli.render import compact_json
+from ducklm_client.models import Event, TaskStatus
+from ducklm_client.sync import Client
+
+__all__ = ["ChatSession", "TurnEnd"]
+
+PROMPT = "you> "
+REPLY_PREFIX = "duck> "
+QUIT_WORDS = frozenset({"/quit", "/exit", "/q"})
+
+
+@dataclass
+class TurnEnd:
+    """How a turn's event stream ended."""
+
+    status: str = ""
+    last_seq: int = 0
+    # The approval_requested event's data, when the task waits for one.
+    approval: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ChatSession:
+    client: Client
+    out: TextIO
+    err: TextIO
+    # Asks the human a question; returns their answer, or None when input has ended.
+    ask: Callable[[str], str | None]
+    decided_by: str
+    task_id: str = ""
+    _line_open: bool = False
+    _call_reply: str = ""
+    _last_call_reply: str = ""
+
+    def run(self, first_message: str | None, *, skill: str = "") -> int:
+        """One turn for `first_message`, or an interactive loop when it is None. Returns the exit
+        code: 0, or 1 when the last turn failed, or 3 when it was left waiting for an approval."""
+        status = ""
+        message = first_message
+        while True:
+            if message is None:
+                message = self.ask(PROMPT)
+                if message is None or message.strip() in QUIT_WORDS:
+                    self.out.write("\n" if message is None else "")
+                    return 0
+                if not message.strip():
+                    message = None
+                    continue
+            status = self.turn(message, skill=skill)
+            skill = ""
+            if first_message is not None:
+                break
+            message = None
+        if status == TaskStatus.FAILED:
+            return 1
+        return 3 if status == TaskStatus.WAITING_APPROVAL else 0
+
+    def turn(self, message: str, *, skill: str = "") -> str:
+        """Sends one message and follows the task until it rests, answering approvals."""
+        end = self._show(self.client.stream_chat(message, task_id=self.task_id, skill=skill))
+        while end.status == TaskStatus.WAITING_APPROVAL and end.approval:
+            if not self._decide(end.approval):
+                return end.status
+            end = self._show(self.client.stream_until_rest(self.task_id, after_seq=end.last_seq))
+        if end.status == TaskStatus.FAILED:
+            task = self.client.get_task(self.task_id)
+            self.err.write(
+                f"task {self.task_id} failed: {task.error or 'see `ducklm events ' + self.task_id + '`'}\n"
+            )
+        return end.status
+
+    def _decide(self, approval: dict[str, Any]) -> bool:
+        """Asks y/n for an approval and sends the decision; False when input has ended."""
+        approval_id = str(approval.get("approval_id", ""))
+        question = (
+            f"DuckLM wants to run {approval.get('tool')} {compact_json(approval.get('arguments', {}), 400)}\n"
+            f"Allow it? [y/N] "
+        )
+        answer = self.ask(question)
+        if answer is None:
+            self.err.write(
+                f"\nleft waiting: decide later with `ducklm approve {approval_id}` or `ducklm deny {approval_id}`\n"
+            )
+            return False
+        if answer.strip().lower() in ("y", "yes"):
+            self.client.approve(approval_id, decided_by=self.decided_by, reason="approved in the terminal")
+            self.err.write("  approved; continuing…\n")
+        else:
+            self.client.deny(approval_id, decided_by=self.decided_by, reason="denied in the terminal")
+            self.err.write("  denied; continuing…\n")
+        return True
+
+    # -- showing events ----------------------------------------------------------------------
+
+    def _show(self, events: Iterable[Event]) -> TurnEnd:
+        end = TurnEnd()
+        for event in events:
+            if not self.task_id:
+                self.task_id = event.task_id
+                self.err.write(f"(task {event.task_id})\n")
+            end.last_seq = max(end.last_seq, event.seq)
+            self._on_event(event, end)
+        self._close_line()
+        self.out.flush()
+        self.err.flush()
+        return end
+
+    def _close_line(self) -> None:
+        if self._line_open:
+            self.out.write("\n")
+            self.out.flush()
+            self._line_open = False
+
+    def _on_event(self, event: Event, end: TurnEnd) -> None:
+        data = event.data
+        match event.type:
+            case "model_token":
+                self._on_token(str(data.get("reply") or ""))
+            case "model_call":
+                self._last_call_reply, self._call_reply = self._call_reply, ""
+            case "assistant_message":
+                self._on_message(str(data.get("text", "")))
+            case "tool_call":
+                self._close_line()
+                self.err.write(f"  [tool] {data.get('tool')} {compact_json(data.get('arguments', {}))}\n")
+            case "tool_result":
+                self._close_line()
+                outcome = "ok" if data.get("ok") else f"failed: {data.get('error')}"
+                self.err.write(f"  [tool] {outcome}\n")
+            case "skill_used":
+                self.err.write(f"  [skill] {data.get('skill')}\n")
+            case "approval_requested":
+                self._close_line()
+                end.approval = dict(data)
+            case "error":
+                self._close_line()
+                self.err.write(f"  [error] {data.get('code')}: {data.get('message')}\n")
+            case "status_changed":
+                end.status = str(data.get("to", ""))
+            case _:
+                pass
+
+    def _on_token(self, delta: str) -> None:
+        if not delta:
+            return
+        if self._line_open and not self._call_reply:
+            # A new model call began writing a reply (the last one was repaired): start afresh.
+            self._close_line()
+        if not self._line_open:
+            self.out.write(REPLY_PREFIX)
+            self._line_open = True
+        self.out.write(delta)
+        self.out.flush()
+        self._call_reply += delta
+
+    def _on_message(self, text: str) -> None:
+        streamed = self._last_call_reply
+        self._last_call_reply = ""
+        if self._line_open and streamed and text.startswith(streamed):
+            self.out.write(text[len(streamed) :])
+        else:
+            self._close_line()
+            self.out.write(REPLY_PREFIX + text)
+            self._line_open = True
+        self._close_line()
