@@ -16,6 +16,7 @@ from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
+from tests.waits import recorded_experiences
 
 pytestmark = pytest.mark.model
 
@@ -106,7 +107,7 @@ async def test_a_finished_task_is_recorded_and_reflection_never_adds_an_invalid_
     task = await run_to_end(gateway, stack, {"message": "List the files in my workspace."})
     async with grpc.aio.insecure_channel(stack.address("skills")) as channel:
         skills = skills_pb2_grpc.SkillsServiceStub(channel)
-        found = (await skills.ListExperiences(skills_pb2.ListExperiencesRequest(task_id=task["id"]))).experiences
+        found = await recorded_experiences(skills, task["id"])
         assert len(found) == 1 and found[0].goal == "List the files in my workspace."
         assert found[0].outcome == skills_pb2.OUTCOME_COMPLETED and found[0].steps >= 1
         before = await skills.ListSkills(skills_pb2.ListSkillsRequest())

@@ -319,12 +319,14 @@ class RuntimeLoop:
 
     async def _remember(self, task_id: str, text: str, *, kind: str) -> None:
         assert self._peers is not None
+        started = time.perf_counter()
+        data: dict[str, Any] = {"text": text, "kind": kind}
         try:
-            memory_id = await self._peers.remember(task_id, text, kind)
+            data["memory_id"] = await self._peers.remember(task_id, text, kind)
         except PeerError as exc:
-            await self._store.append_event(task_id, "memory_stored", {"text": text, "kind": kind, "error": exc.message, "code": exc.reason or exc.code})
-        else:
-            await self._store.append_event(task_id, "memory_stored", {"memory_id": memory_id, "text": text, "kind": kind})
+            data.update(error=exc.message, code=exc.reason or exc.code)
+        data["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        await self._store.append_event(task_id, "memory_stored", data)
 
     # -- compaction and failure --------------------------------------------------------------
 

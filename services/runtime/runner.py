@@ -168,7 +168,13 @@ class TaskRunner:
         finally:
             self._running.pop(task_id, None)
         observe_task_outcome((await self._store.get_task(task_id)).status.value)
-        await self._record_experience(task_id)
+        # Recorded in the background: the turn has come to rest and its caller need not wait.
+        self._in_background(self._record_experience(task_id))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        job: asyncio.Task[None] = asyncio.create_task(work)
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
 
     async def _record_experience(self, task_id: str) -> None:
         """Records a finished turn with the skills service; a failure is logged, never fatal."""
@@ -186,9 +192,7 @@ class TaskRunner:
             return
         log.info("experience %s recorded", experience_id, extra={"task_id": task_id})
         if self.after_experience is not None:
-            job: asyncio.Task[None] = asyncio.create_task(self.after_experience(experience_id))
-            self._background.add(job)
-            job.add_done_callback(self._background.discard)
+            self._in_background(self.after_experience(experience_id))
 
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         await self._store.append_event(task_id, "error", {"code": code, "message": message})

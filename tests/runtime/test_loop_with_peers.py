@@ -22,6 +22,7 @@ from services.runtime.states import TaskStatus
 from services.runtime.store import TaskStore
 from tests.runtime.conftest import Peers, write_models_file
 from tests.scripted_model import ScriptedModel
+from tests.waits import recorded_experiences
 
 
 def settings_for(tmp_path: Path, model: ScriptedModel, peers: Peers, **overrides: object) -> RuntimeSettings:
@@ -186,7 +187,7 @@ async def test_a_finished_turn_is_recorded_as_experience_and_reflection_proposes
     task = (await stub.Chat(runtime_pb2.ChatRequest(message="List my files"))).task
     async with grpc.aio.insecure_channel(peers.skills.address) as channel:
         skills = skills_pb2_grpc.SkillsServiceStub(channel)
-        experiences = (await skills.ListExperiences(skills_pb2.ListExperiencesRequest(task_id=task.id))).experiences
+        experiences = await recorded_experiences(skills, task.id)
         assert len(experiences) == 1
         experience = experiences[0]
         assert experience.goal == "List my files" and experience.outcome == skills_pb2.OUTCOME_COMPLETED
