@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.auth import GrpcSecurity
 from services.common.metrics import GrpcMetricsInterceptor, serve_metrics
 
-__all__ = ["ServiceBinding", "GrpcServer", "build_server", "serve"]
+__all__ = ["GrpcServer", "ServiceBinding", "build_server", "serve"]
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from services.runtime.context import Catalogue, active_skill, build_messages, es
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
-from services.runtime.peers import PeerError, Peers, ToolSpec
+from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.states import TaskStatus
 from services.runtime.store import EventRecord, TaskStore

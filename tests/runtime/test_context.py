@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 from services.runtime.context import MEMORY_CHARS, RESULT_CHARS, Catalogue, build_messages
@@ -13,7 +14,7 @@ CATALOGUE = Catalogue(tools=(("list_dir", "Lists a folder."),), skills=(("demo",
 
 
 def log(*entries: tuple[str, dict[str, Any]]) -> list[EventRecord]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [EventRecord("t", seq, kind, now, data) for seq, (kind, data) in enumerate(entries, start=1)]
 
 
@@ -26,7 +27,7 @@ def test_each_step_only_appends_to_the_previous_prompt() -> None:
         ("directive", {"action": "respond", "raw": '{"action":"respond","message":"a"}'}),
     )
     prompts = [build_messages("sys", CATALOGUE, events[:n]) for n in range(1, len(events) + 1)]
-    for shorter, longer in zip(prompts, prompts[1:]):
+    for shorter, longer in itertools.pairwise(prompts):
         assert longer[: len(shorter)] == shorter
     system = prompts[0][0]["content"]
     assert "list_dir: Lists a folder." in system and "demo: A demo skill." in system

@@ -70,7 +70,7 @@ async def test_remember_and_recall_directives_and_recall_in_a_later_task(
         scripted_model.script([{"action": "respond", "message": "Bluebird."}])
         second = await stub.Chat(runtime_pb2.ChatRequest(message="What is the codename?"))
         events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=second.task.id))).events
-    automatic = [e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED][0]
+    automatic = next(e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED)
     assert automatic.data["automatic"] is True
     assert stored[0].data["memory_id"] in list(automatic.data["memory_ids"])
     prompt = scripted_model.requests[-1]["messages"]

@@ -145,7 +145,7 @@ async def test_a_denied_approval_is_told_to_the_model_and_the_task_ends_cleanly(
     task = await wait_for_status(stub, reply.task.id, common_pb2.TASK_STATUS_COMPLETED)
     assert task.last_reply == "Understood, I did not write it."
     assert not (peers.workspace / "no.txt").exists()
-    result = [data for kind, data in await events_of(stub, task.id) if kind == "tool_result"][0]
+    result = next(data for kind, data in await events_of(stub, task.id) if kind == "tool_result")
     assert result["ok"] is False and "denied" in str(result["error"]) and "not now" in str(result["error"])
     assert "denied" in scripted_model.requests[-1]["messages"][-1]["content"]
 
@@ -162,7 +162,7 @@ async def test_a_skill_is_loaded_on_use_and_binds_the_turn_to_its_allowed_tools(
     reply = await stub.Chat(runtime_pb2.ChatRequest(message="Analyze the project"))
     assert reply.task.status == common_pb2.TASK_STATUS_COMPLETED
     events = await events_of(stub, reply.task.id)
-    used = [data for kind, data in events if kind == "skill_used"][0]
+    used = next(data for kind, data in events if kind == "skill_used")
     assert "Analyze a project" in str(used["body"])
     # Only the name and description were in the context before; the body after use_skill.
     assert "Analyze a project" not in scripted_model.requests[0]["messages"][0]["content"]
