@@ -22,9 +22,6 @@ from pathlib import Path
 import grpc
 import httpx
 import yaml
-
-sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[2] / "gen" / "python")]
-
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
