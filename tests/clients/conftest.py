@@ -132,3 +132,20 @@ async def ducklm(
 ) -> Finished:
     """Runs the installed `ducklm` console script."""
     return await run_process([str(DUCKLM), *arguments], env=env, stdin=stdin, timeout=timeout)
+
+
+NODE_DIR = repo_root() / "clients" / "node"
+
+
+@pytest.fixture(scope="session")
+async def node_modules() -> None:
+    """Installs the Node client's packages from the registry (package-lock.json) once."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "the Node client test needs node (>= 18) and npm on PATH"
+    packages = NODE_DIR / "node_modules" / "@grpc"
+    if (packages / "grpc-js").is_dir() and (packages / "proto-loader").is_dir():
+        return
+    installed = await run_process(
+        [npm, "ci", "--no-audit", "--no-fund"], env=os.environ, cwd=NODE_DIR, timeout=300
+    )
+    assert installed.code == 0, installed.stderr

@@ -33,7 +33,7 @@ async def test_quick_start_python(scripted: ScriptedStack) -> None:
     assert finished.stdout == "Hello from the scripted model.\n"
 
 
-async def test_quick_start_node(scripted: ScriptedStack) -> None:
+async def test_quick_start_node(scripted: ScriptedStack, node_modules: None) -> None:
     scripted.script([GREETING])
     finished = await run_process(["node", "-e", blocks("js")[0]], env=scripted.client_env())
     assert finished.code == 0, finished.stderr
@@ -66,7 +66,7 @@ async def test_the_python_example_approves_and_follows_the_rest(scripted: Script
     assert (scripted.workspace / "notes.txt").read_text() == "hi"
 
 
-async def test_the_node_example_approves_and_follows_the_rest(scripted: ScriptedStack) -> None:
+async def test_the_node_example_approves_and_follows_the_rest(scripted: ScriptedStack, node_modules: None) -> None:
     (scripted.workspace / "notes.txt").unlink(missing_ok=True)
     scripted.script(approval_script("notes.txt"))
     program = (

@@ -5,30 +5,11 @@ stack. It proves the gRPC contract, not the Python code, is the API."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
 
 from deploy.stack import LocalStack
-from services.common.config import repo_root
-from tests.clients.conftest import ScriptedStack, client_env, run_process
-
-NODE_DIR = repo_root() / "clients" / "node"
-
-
-@pytest.fixture(scope="module")
-async def node_modules() -> None:
-    """Installs the Node client's packages from the registry (package-lock.json) once."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "the Node client test needs node (>= 18) and npm on PATH"
-    packages = NODE_DIR / "node_modules" / "@grpc"
-    if (packages / "grpc-js").is_dir() and (packages / "proto-loader").is_dir():
-        return
-    installed = await run_process(
-        [npm, "ci", "--no-audit", "--no-fund"], env=os.environ, cwd=NODE_DIR, timeout=300
-    )
-    assert installed.code == 0, installed.stderr
+from tests.clients.conftest import NODE_DIR, ScriptedStack, client_env, run_process
 
 
 @pytest.mark.model
