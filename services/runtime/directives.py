@@ -121,14 +121,17 @@ MAX_ARRAY_ITEMS = 8
 
 def _cap_strings(schema: Any, cap: int) -> None:
     """Caps every string (and array) the schema admits, however deeply nested, so the whole
-    directive fits in the role's max_tokens and is never cut off mid-JSON."""
+    directive fits in the role's max_tokens and is never cut off mid-JSON. The items of an array
+    share one string's budget between them."""
     if isinstance(schema, dict):
         if schema.get("type") == "string":
             schema["maxLength"] = min(int(schema.get("maxLength", cap)), cap)
         if schema.get("type") == "array":
             schema["maxItems"] = min(int(schema.get("maxItems", MAX_ARRAY_ITEMS)), MAX_ARRAY_ITEMS)
-        for value in schema.values():
-            _cap_strings(value, cap)
+            _cap_strings(schema.get("items"), max(cap // MAX_ARRAY_ITEMS, 1))
+        for key, value in schema.items():
+            if key != "items" or schema.get("type") != "array":
+                _cap_strings(value, cap)
     elif isinstance(schema, list):
         for item in schema:
             _cap_strings(item, cap)

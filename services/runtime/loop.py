@@ -20,6 +20,7 @@ from services.runtime.context import Catalogue, active_skill, build_messages, es
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
+from services.runtime.models_config import RoleConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.states import TaskStatus
@@ -91,11 +92,14 @@ class RuntimeLoop:
                 directive = self._schema.parse(call.text, step_schema)
             except DirectiveError as exc:
                 repairs += 1
+                reason = str(exc)
+                if call.finish_reason == "length":
+                    reason += f" (the output was cut off at max_tokens={self._chat_role().max_tokens})"
                 await self._store.append_event(
-                    task_id, "error", {"code": "invalid_directive", "message": str(exc), "output": call.text}
+                    task_id, "error", {"code": "invalid_directive", "message": reason, "output": call.text}
                 )
                 if repairs > self._settings.max_repairs:
-                    await self._fail(task_id, "invalid_directive", f"the model gave {repairs} invalid directives in a row: {exc}")
+                    await self._fail(task_id, "invalid_directive", f"the model gave {repairs} invalid directives in a row: {reason}")
                     return
                 continue
             repairs = 0
@@ -335,8 +339,7 @@ class RuntimeLoop:
     ) -> Literal["fits", "compacted", "full"]:
         """Compacts older events when the prompt nears the window; "full" (the task has failed)
         when even that cannot make room."""
-        role = self._models.config.role("chat")
-        assert role is not None
+        role = self._chat_role()
         limit = int(role.context_window * self._settings.compact_ratio) - role.max_tokens
         if estimate_tokens(messages) <= limit:
             return "fits"
@@ -352,6 +355,11 @@ class RuntimeLoop:
             task_id, "context_compacted", {"summary": summary, "up_to_seq": covered[-1].seq, "method": method}
         )
         return "compacted"
+
+    def _chat_role(self) -> RoleConfig:
+        role = self._models.config.role("chat")
+        assert role is not None, "load_models_config refuses a models file without a chat role"
+        return role
 
     async def _events(self, task_id: str) -> list[EventRecord]:
         return await self._store.list_events(task_id, limit=1_000_000)

@@ -82,3 +82,10 @@ def test_free_text_is_capped_per_step_without_touching_the_base_schema() -> None
     assert STEP["oneOf"][0]["properties"]["message"]["maxLength"] == 2000
     with pytest.raises(DirectiveError):
         SCHEMA.parse(json.dumps({"action": "respond", "message": "x" * 51}), capped)
+
+
+def test_array_items_share_one_strings_budget() -> None:
+    argv = {"type": "object", "properties": {"argv": {"type": "array", "items": {"type": "string"}}}}
+    step = SCHEMA.for_step(["call_tool"], max_text_chars=400, tools=[("run_command", argv)])
+    capped = step["properties"]["arguments"]["properties"]["argv"]
+    assert capped["maxItems"] == 8 and capped["items"]["maxLength"] == 50
