@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from services.runtime.store import EventRecord
@@ -39,7 +39,6 @@ class Catalogue:
     tools: tuple[tuple[str, str], ...] = ()
     skills: tuple[tuple[str, str], ...] = ()
     actions: tuple[str, ...] = ("respond", "finish")
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def system_message(system_prompt: str, catalogue: Catalogue) -> str:

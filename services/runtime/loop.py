@@ -70,7 +70,8 @@ class RuntimeLoop:
         repairs = 0
         while True:
             events = await self._events(task_id)
-            steps = sum(1 for e in events if e.type == "model_call" and e.seq > turn_start(events) and not e.data.get("purpose"))
+            start = turn_start(events)
+            steps = sum(1 for e in events if e.type == "model_call" and e.seq > start and not e.data.get("purpose"))
             if steps >= self._settings.max_steps:
                 await self._fail(task_id, "step_limit", f"no answer within {self._settings.max_steps} steps")
                 return
@@ -366,5 +367,4 @@ class RuntimeLoop:
 
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         log.warning("task failed: %s", message, extra={"task_id": task_id})
-        await self._store.append_event(task_id, "error", {"code": code, "message": message})
-        await self._store.set_status(task_id, TaskStatus.FAILED, reason=code, error=message)
+        await self._store.fail_task(task_id, code, message)

@@ -68,7 +68,6 @@ class ChatModel(Protocol):
         *,
         json_schema: dict[str, Any] | None = None,
         on_token: TokenCallback | None = None,
-        slot: int | None = None,
     ) -> ModelCall: ...
 
 
@@ -102,7 +101,6 @@ class ModelClient:
         *,
         json_schema: dict[str, Any] | None = None,
         on_token: TokenCallback | None = None,
-        slot: int | None = None,
     ) -> ModelCall:
         """Streams one chat completion and returns the whole text with its figures."""
         config = self._role(role)
@@ -116,8 +114,6 @@ class ModelClient:
             "stream_options": {"include_usage": True},
             "cache_prompt": True,
         }
-        if slot is not None:
-            body["id_slot"] = slot
         if json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",

@@ -266,10 +266,11 @@ class GrpcPeers:
         return str(reply.id)
 
     async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
+        """The experiences with these ids (looked for among the newest 500), or else the newest `limit`."""
+        page_size = 500 if ids else max(limit, 1)
         try:
             reply = await self._skills.ListExperiences(
-                skills_pb2.ListExperiencesRequest(page_size=max(limit, len(ids), 1) if not ids else 500),
-                timeout=self._timeout,
+                skills_pb2.ListExperiencesRequest(page_size=page_size), timeout=self._timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise _peer_error("skills", exc) from exc
@@ -277,4 +278,4 @@ class GrpcPeers:
         if ids:
             wanted = set(ids)
             experiences = [e for e in experiences if e.get("id") in wanted]
-        return experiences[:limit] if not ids else experiences
+        return experiences

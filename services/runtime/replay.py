@@ -65,7 +65,7 @@ class RecordedModel:
         return self._config
 
     async def chat(self, role: str, messages: list[dict[str, str]], *, json_schema: dict[str, Any] | None = None,
-                   on_token: TokenCallback | None = None, slot: int | None = None) -> ModelCall:
+                   on_token: TokenCallback | None = None) -> ModelCall:
         if not self._calls:
             raise ReplayExhausted("no more recorded model outputs")
         data = self._calls.popleft()

@@ -159,12 +159,12 @@ class TaskRunner:
         except asyncio.CancelledError:
             raise
         except DuckLMError as exc:
-            await self._fail(task_id, exc.code.name.lower(), exc.message)
+            await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
         except PeerError as exc:
-            await self._fail(task_id, exc.code.lower(), f"{exc.service} service: {exc.message}")
+            await self._store.fail_task(task_id, exc.code.lower(), f"{exc.service} service: {exc.message}")
         except Exception as exc:
             log.exception("task loop crashed", extra={"task_id": task_id})
-            await self._fail(task_id, "internal", f"internal error: {exc!r}")
+            await self._store.fail_task(task_id, "internal", f"internal error: {exc!r}")
         finally:
             self._running.pop(task_id, None)
         observe_task_outcome((await self._store.get_task(task_id)).status.value)
@@ -193,9 +193,3 @@ class TaskRunner:
         log.info("experience %s recorded", experience_id, extra={"task_id": task_id})
         if self.after_experience is not None:
             self._in_background(self.after_experience(experience_id))
-
-    async def _fail(self, task_id: str, code: str, message: str) -> None:
-        await self._store.append_event(task_id, "error", {"code": code, "message": message})
-        task = await self._store.get_task(task_id)
-        if task.status not in FINAL_STATES:
-            await self._store.set_status(task_id, TaskStatus.FAILED, reason=code, error=message)

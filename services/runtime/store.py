@@ -20,7 +20,7 @@ import aiosqlite
 from services.common.database import open_database
 from services.common.errors import NotFound
 from services.common.protos import utc_now
-from services.runtime.states import TaskStatus, check_transition
+from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
 
 __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
 
@@ -197,6 +197,12 @@ class TaskStore:
             await self._db.commit()
         self._publish(event)
         return await self.get_task(task_id)
+
+    async def fail_task(self, task_id: str, code: str, message: str) -> None:
+        """Records an error event and fails the task, unless it already ended (cancelled)."""
+        await self.append_event(task_id, "error", {"code": code, "message": message})
+        if (await self.get_task(task_id)).status not in FINAL_STATES:
+            await self.set_status(task_id, TaskStatus.FAILED, reason=code, error=message)
 
     async def record_model_call(
         self, task_id: str, data: dict[str, Any], *, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int
