@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,7 +19,11 @@ class Settings(BaseModel):
     directive_schema: Path = Field(
         default_factory=lambda: repo_root() / "config" / "action_directive.schema.json"
     )
-    # Most model calls one user message may take before the task fails.
+    # How the model is asked for each step: "staged" (choose the step by its likelihood, then fill
+    # only its fields; built for small models, needs llama-server's native API) or "single" (one
+    # JSON directive under the whole step's schema, for any OpenAI-compatible server).
+    decision: Literal["staged", "single"] = "staged"
+    # Most decisions one user message may take before the task fails.
     max_steps: int = Field(default=8, gt=0)
     # Most model-output repairs in a row before the task fails.
     max_repairs: int = Field(default=2, ge=0)

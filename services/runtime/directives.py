@@ -21,7 +21,12 @@ __all__ = ["Directive", "DirectiveError", "DirectiveSchema"]
 
 
 class DirectiveError(ValueError):
-    """The model's output is not a valid directive for this step; the message says why."""
+    """The model's output is not a valid directive for this step; the message says why and
+    `output` holds what the model wrote."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class DirectiveSchema:
     def _tool_branch(self, name: str, arguments_schema: dict[str, Any]) -> dict[str, Any]:
         branch = copy.deepcopy(self._branches["call_tool"])
         branch["properties"]["tool"] = {"const": name}
-        branch["properties"]["arguments"] = copy.deepcopy(arguments_schema) or {"type": "object"}
+        branch["properties"]["arguments"] = _without_annotations(arguments_schema) or {"type": "object"}
         return branch
 
     def parse(self, text: str, step_schema: dict[str, Any]) -> Directive:
@@ -113,6 +118,15 @@ class DirectiveSchema:
                 raise DirectiveError(f"`{key}` must not be blank")
         action = str(value["action"])
         return Directive(action=action, fields={k: v for k, v in value.items() if k != "action"}, raw=text)
+
+
+def _without_annotations(schema: Any) -> Any:
+    """A copy of `schema` without DuckLM's own `x-` keys (a grammar compiler needs none)."""
+    if isinstance(schema, dict):
+        return {key: _without_annotations(value) for key, value in schema.items() if not str(key).startswith("x-")}
+    if isinstance(schema, list):
+        return [_without_annotations(item) for item in schema]
+    return schema
 
 
 # Most items of any array in a step schema: with the string cap, it bounds the whole directive.

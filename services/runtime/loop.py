@@ -8,6 +8,7 @@ starts, so a restart resumes from the log without repeating a tool call that com
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -15,18 +16,21 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from services.runtime.compaction import summarise
+from services.runtime.completion_client import CompletionModel, NativeApiMissing
 from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.models_config import RoleConfig
-from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec
+from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.reply_stream import ReplyExtractor
+from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
 from services.runtime.states import TaskStatus
 from services.runtime.store import EventRecord, TaskStore
+from services.runtime.transcript import render_events
 
-__all__ = ["RuntimeLoop"]
+__all__ = ["RuntimeLoop", "make_decider"]
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +40,26 @@ TURN_ENDING_ACTIONS = ("respond", "finish")
 MIN_TOOL_CALLS_KEY = "ducklm-min-tool-calls"
 
 
+def make_decider(settings: Settings, model: CompletionModel, *, calibrate: bool = True) -> StagedDecider | None:
+    """The staged decider the settings ask for (None: one JSON directive per step)."""
+    if settings.decision != "staged":
+        return None
+    return StagedDecider(model=model, system_prompt=settings.system_prompt, max_text_chars=settings.max_reply_chars,
+                         calibrate=calibrate)
+
+
 class RuntimeLoop:
     def __init__(
-        self, settings: Settings, store: TaskStore, models: ChatModel, schema: DirectiveSchema, peers: Peers | None
+        self, settings: Settings, store: TaskStore, models: ChatModel, schema: DirectiveSchema, peers: Peers | None,
+        decider: StagedDecider | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._models = models
         self._schema = schema
         self._peers = peers
+        # The staged decision for small models; None: one JSON directive per step.
+        self._decider = decider
 
     @property
     def peers(self) -> Peers | None:
@@ -71,7 +86,7 @@ class RuntimeLoop:
         while True:
             events = await self._events(task_id)
             start = turn_start(events)
-            steps = sum(1 for e in events if e.type == "model_call" and e.seq > start and not e.data.get("purpose"))
+            steps = _steps_in_turn(events, start)
             if steps >= self._settings.max_steps:
                 await self._fail(task_id, "step_limit", f"no answer within {self._settings.max_steps} steps")
                 return
@@ -88,25 +103,100 @@ class RuntimeLoop:
                 return
             if fit == "compacted":
                 continue
-            call = await self._call_model(task_id, messages, step_schema)
+            forced = "step_limit" if last_step else ("repeated_call" if _repeated_last_call(events, start) else "")
             try:
-                directive = self._schema.parse(call.text, step_schema)
+                directive = None
+                if self._decider is not None:
+                    try:
+                        directive = await self._decide_staged(task_id, events, tools, skills, forced=bool(forced))
+                    except NativeApiMissing as exc:
+                        log.warning("%s; asking for one JSON directive per step from now on", exc.message)
+                        self._decider = None
+                if directive is None:
+                    directive = await self._decide_once(task_id, messages, step_schema)
             except DirectiveError as exc:
                 repairs += 1
-                reason = str(exc)
-                if call.finish_reason == "length":
-                    reason += f" (the output was cut off at max_tokens={self._chat_role().max_tokens})"
                 await self._store.append_event(
-                    task_id, "error", {"code": "invalid_directive", "message": reason, "output": call.text}
+                    task_id, "error", {"code": "invalid_directive", "message": str(exc), "output": exc.output}
                 )
                 if repairs > self._settings.max_repairs:
-                    await self._fail(task_id, "invalid_directive", f"the model gave {repairs} invalid directives in a row: {reason}")
+                    await self._fail(task_id, "invalid_directive", f"the model gave {repairs} invalid directives in a row: {exc}")
                     return
                 continue
             repairs = 0
             await self._store.append_event(task_id, "directive", {"action": directive.action, **directive.fields, "raw": directive.raw})
-            if await self._act(task_id, directive, events, tools) == "rest":
+            if directive.action == "call_tool" and _same_call_made(events, start, directive):
+                # Running it again would give the same result: say so, and let the next step only answer.
+                await self._store.append_event(task_id, "error", {
+                    "code": "repeated_call",
+                    "message": f"{directive.fields.get('tool')} was already called with these arguments in this turn; "
+                    "answer with the result above",
+                })
+                continue
+            if await self._act(task_id, directive, events, tools, reason=forced) == "rest":
                 return
+
+    async def _decide_once(self, task_id: str, messages: list[dict[str, str]], step_schema: dict[str, Any]) -> Directive:
+        """One JSON directive, constrained by the whole step's schema."""
+        call = await self._call_model(task_id, messages, step_schema)
+        try:
+            return self._schema.parse(call.text, step_schema)
+        except DirectiveError as exc:
+            reason = str(exc)
+            if call.finish_reason == "length":
+                reason += f" (the output was cut off at max_tokens={self._chat_role().max_tokens})"
+            raise DirectiveError(reason, output=call.text) from None
+
+    async def _decide_staged(
+        self, task_id: str, events: Sequence[EventRecord], tools: list[ToolSpec], skills: list[SkillSummary], *,
+        forced: bool,
+    ) -> Directive:
+        """Choose the step, then fill it (see staged.py), over the task's transcript."""
+        assert self._decider is not None
+        skill = active_skill(events)
+        offered = tools
+        if skill is not None and skill.get("allowed_tools"):
+            offered = [tool for tool in tools if tool.name in set(skill["allowed_tools"])]
+        tools_only = skill is not None and bool(offered) and self._skill_needs_tool_calls(skill, events)
+        menu = StepMenu(
+            tools=tools, skills=tuple((s.name, s.description) for s in skills), memory=self._peers is not None,
+        )
+        follow_up = _follow_up(events, turn_start(events))
+        if follow_up == "answer" and not tools_only:
+            forced = True
+        elif follow_up == "look":
+            offered = [tool for tool in offered if tool.read_only and not tool.requires_approval]
+        request = next((str(e.data["text"]) for e in reversed(events) if e.type == "user_message"), "")
+        steps_menu = StepMenu(
+            tools=offered, skills=menu.skills if follow_up == "free" else (), memory=menu.memory and follow_up == "free",
+            answer_only=forced, tools_only=tools_only, workspace=await self._workspace(task_id, offered),
+            request=request,
+        )
+        prompt = self._decider.header(menu) + "\n" + render_events(events)
+        outputs: list[str] = []
+
+        async def record(call: ModelCall, stage: Stage) -> None:
+            outputs.append(call.text)
+            await self._record_call(task_id, call, stage=stage)
+
+        async def stream_answer(text: str) -> None:
+            self._store.publish_live(task_id, "model_token", {"text": text, "reply": text})
+
+        try:
+            return await self._decider.decide(prompt, steps_menu, record, on_answer_token=stream_answer)
+        except DirectiveError as exc:
+            raise DirectiveError(str(exc), output=" | ".join(outputs)) from None
+
+    async def _workspace(self, task_id: str, tools: Sequence[ToolSpec]) -> list[WorkspaceEntry] | None:
+        """The workspace's entries, for path arguments (None if no offered tool reads a path or
+        the listing fails: paths are then a capped pattern instead of a choice)."""
+        if self._peers is None or not any(_reads_paths(tool) for tool in tools):
+            return None
+        try:
+            return await self._peers.list_workspace(task_id)
+        except PeerError as exc:
+            log.info("no workspace listing for path choices: %s", exc.message, extra={"task_id": task_id})
+            return None
 
     async def _call_model(self, task_id: str, messages: list[dict[str, str]], step_schema: dict[str, Any]) -> ModelCall:
         reply = ReplyExtractor()
@@ -118,10 +208,12 @@ class RuntimeLoop:
         await self._record_call(task_id, call)
         return call
 
-    async def _record_call(self, task_id: str, call: ModelCall, purpose: str = "") -> None:
+    async def _record_call(self, task_id: str, call: ModelCall, purpose: str = "", stage: str = "") -> None:
         data = call.as_event_data()
         if purpose:
             data["purpose"] = purpose
+        if stage:
+            data["stage"] = stage
         await self._store.record_model_call(
             task_id,
             data,
@@ -176,12 +268,14 @@ class RuntimeLoop:
 
     # -- carrying out a directive ------------------------------------------------------------
 
-    async def _act(self, task_id: str, directive: Directive, events: Sequence[EventRecord], tools: list[ToolSpec]) -> Outcome:
+    async def _act(
+        self, task_id: str, directive: Directive, events: Sequence[EventRecord], tools: list[ToolSpec], *, reason: str = ""
+    ) -> Outcome:
         action = directive.action
         if action in TURN_ENDING_ACTIONS:
             if action == "finish" and self._settings.remember_answers and self._peers is not None:
                 await self._remember(task_id, directive.message, kind="answer")
-            await self._store.complete_turn(task_id, directive.message, final=action == "finish", reason=action)
+            await self._store.complete_turn(task_id, directive.message, final=action == "finish", reason=reason or action)
             return "rest"
         assert self._peers is not None, "only respond/finish are offered without peers"
         if action == "call_tool":
@@ -368,3 +462,46 @@ class RuntimeLoop:
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         log.warning("task failed: %s", message, extra={"task_id": task_id})
         await self._store.fail_task(task_id, code, message)
+
+
+def _follow_up(events: Sequence[EventRecord], start: int) -> Literal["free", "look", "answer"]:
+    """What the step after the turn's last tool result may do, for a small model that would
+    otherwise wander off a result it has: after a listing of paths, look further (read-only tools)
+    or answer; after any other result that succeeded, answer; after a failure (or no result
+    yet), anything."""
+    results = [e for e in events if e.seq > start and e.type == "tool_result"]
+    if not results or not results[-1].data.get("ok"):
+        return "free"
+    result = results[-1].data.get("result") or {}
+    return "look" if isinstance(result.get("entries"), list) or isinstance(result.get("matches"), list) else "answer"
+
+
+def _steps_in_turn(events: Sequence[EventRecord], start: int) -> int:
+    """Decisions the model made in this turn: each directive and each unusable output."""
+    return sum(
+        1 for e in events
+        if e.seq > start and (e.type == "directive" or (e.type == "error" and e.data.get("code") == "invalid_directive"))
+    )
+
+
+def _calls_in_turn(events: Sequence[EventRecord], start: int) -> list[tuple[str, str]]:
+    return [
+        (str(e.data.get("tool")), json.dumps(e.data.get("arguments") or {}, sort_keys=True))
+        for e in events if e.seq > start and e.type == "tool_call"
+    ]
+
+
+def _same_call_made(events: Sequence[EventRecord], start: int, directive: Directive) -> bool:
+    key = (str(directive.fields.get("tool")), json.dumps(directive.fields.get("arguments") or {}, sort_keys=True))
+    return key in _calls_in_turn(events, start)
+
+
+def _repeated_last_call(events: Sequence[EventRecord], start: int) -> bool:
+    """The turn's last event says the model repeated a call: its next step may only answer."""
+    turn = [e for e in events if e.seq > start]
+    return bool(turn) and turn[-1].type == "error" and turn[-1].data.get("code") == "repeated_call"
+
+
+def _reads_paths(tool: ToolSpec) -> bool:
+    properties = tool.arguments_schema.get("properties") or {}
+    return any(isinstance(spec, dict) and spec.get(PATH_KIND_KEY) for spec in properties.values())

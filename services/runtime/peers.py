@@ -28,7 +28,26 @@ __all__ = [
     "RecalledMemory",
     "SkillSummary",
     "ToolSpec",
+    "WorkspaceEntry",
+    "workspace_entries",
 ]
+
+
+@dataclass(frozen=True)
+class WorkspaceEntry:
+    """One workspace path, as the staged decision offers it for a path argument."""
+
+    path: str
+    is_dir: bool
+
+
+def workspace_entries(matches: list[str]) -> list[WorkspaceEntry]:
+    """Entries from a recursive listing of paths: a path is a folder when another lies inside it."""
+    folders = {match.rsplit("/", 1)[0] for match in matches if "/" in match}
+    for folder in list(folders):
+        parts = folder.split("/")
+        folders.update("/".join(parts[:index]) for index in range(1, len(parts)))
+    return [WorkspaceEntry(path=match, is_dir=match in folders) for match in sorted(set(matches) | folders)]
 
 
 class PeerError(Exception):
@@ -101,6 +120,7 @@ class Peers(Protocol):
     async def record_experience(self, experience: dict[str, Any]) -> str: ...
     async def propose_skill(self, skill_md: str, experience_ids: list[str], event_refs: list[str], rationale: str) -> str: ...
     async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]: ...
+    async def list_workspace(self, task_id: str) -> list[WorkspaceEntry]: ...
 
 
 def _reason(error: grpc.aio.AioRpcError) -> str:
@@ -279,3 +299,10 @@ class GrpcPeers:
             wanted = set(ids)
             experiences = [e for e in experiences if e.get("id") in wanted]
         return experiences
+
+    async def list_workspace(self, task_id: str) -> list[WorkspaceEntry]:
+        """Every workspace path, through the tools service's own (confined) find_files."""
+        outcome = await self.execute_tool(task_id, "find_files", {"pattern": "**"})
+        if not outcome.ok:
+            raise PeerError("tools", outcome.code or "UNKNOWN", outcome.error or "the workspace could not be listed")
+        return workspace_entries([str(match) for match in outcome.result.get("matches", [])])

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.runtime.completion_client import StepScores
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop
@@ -26,7 +27,9 @@ from services.runtime.peers import (
     SkillSummary,
     ToolOutcome,
     ToolSpec,
+    WorkspaceEntry,
 )
+from services.runtime.staged import StagedDecider
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskStore
 
@@ -75,6 +78,19 @@ class RecordedModel:
             prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)),
             cached_prompt_tokens=int(usage.get("cached_prompt_tokens", 0)),
         )
+
+
+    async def complete(
+        self, role: str, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
+        temperature: float | None = None, stop: Sequence[str] = (), on_token: TokenCallback | None = None,
+        copying: bool = False,
+    ) -> ModelCall:
+        return await self.chat(role, [], json_schema=json_schema, on_token=on_token)
+
+    async def first_token_scores(self, role: str, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+        """The recorded choice scores highest; the others can never win."""
+        call = await self.chat(role, [])
+        return {name: 0.0 if name == call.text else -1e9 for name in candidates}, call
 
 
 class RecordedPeers:
@@ -137,6 +153,13 @@ class RecordedPeers:
     async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
         return []
 
+    async def list_workspace(self, task_id: str) -> list[WorkspaceEntry]:
+        raise PeerError("tools", "UNAVAILABLE", "a replay does not list the workspace")
+
+
+def _was_staged(events: Sequence[EventRecord]) -> bool:
+    return any(e.type == "model_call" and e.data.get("stage") for e in events)
+
 
 async def replay_events(
     settings: Settings, config: ModelsConfig, schema: DirectiveSchema, events: Sequence[EventRecord]
@@ -146,7 +169,12 @@ async def replay_events(
     try:
         uses_peers = any(e.type in ("tool_call", "skill_used", "memory_recalled", "memory_stored") for e in events)
         peers = RecordedPeers(events) if uses_peers else None
-        loop = RuntimeLoop(settings, store, RecordedModel(config, events), schema, peers)
+        model = RecordedModel(config, events)
+        decider = None
+        if _was_staged(events):
+            decider = StagedDecider(model=model, system_prompt=settings.system_prompt,
+                                    max_text_chars=settings.max_reply_chars, calibrate=False)
+        loop = RuntimeLoop(settings, store, model, schema, peers, decider=decider)
         messages = [e.data for e in events if e.type == "user_message"]
         task = await store.create_task(str(messages[0]["text"]) if messages else "replay")
         await store.append_event(task.id, "task_created", {"message": task.title})

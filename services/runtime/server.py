@@ -13,9 +13,10 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
-from services.runtime.loop import RuntimeLoop
+from services.runtime.loop import RuntimeLoop, make_decider
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import load_models_config
 from services.runtime.peers import GrpcPeers, PeerError
@@ -218,7 +219,9 @@ class EmbeddingServicer(runtime_pb2_grpc.EmbeddingServiceServicer):
 async def create_server(settings: Settings) -> GrpcServer:
     """Opens the task store, loads models.yaml and the directive schema, resumes tasks a crash
     interrupted, and serves RuntimeService and EmbeddingService."""
-    models = ModelClient(load_models_config(settings.models_file))
+    models_config = load_models_config(settings.models_file)
+    models = ModelClient(models_config)
+    completions = LlamaCompletions(models_config)
     schema = DirectiveSchema.load(settings.directive_schema)
     store = await TaskStore.open(settings.database)
     peers = None
@@ -228,7 +231,8 @@ async def create_server(settings: Settings) -> GrpcServer:
             skills_address=settings.skills_address,
             memory_address=settings.memory_address,
         )
-    runner = TaskRunner(store, RuntimeLoop(settings, store, models, schema, peers), approval_poll_seconds=settings.approval_poll_seconds)
+    loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions))
+    runner = TaskRunner(store, loop, approval_poll_seconds=settings.approval_poll_seconds)
     if peers is not None and settings.reflect_after_task:
         reflecting_peers = peers
 
@@ -255,6 +259,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     if peers is not None:
         server.add_cleanup(peers.close)
     server.add_cleanup(models.close)
+    server.add_cleanup(completions.close)
     server.add_cleanup(store.close)
     await runner.resume_unfinished()
     runner.watch_approvals()

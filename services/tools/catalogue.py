@@ -42,16 +42,26 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     }
 
 
-_PATH = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": 4096,
-    "description": "Path relative to the workspace root.",
-}
+# What a path argument names, for a runtime that constrains paths to what exists: "file" (an
+# existing file), "dir" (an existing folder), "any" (an existing entry), "new" (may not exist yet).
+PATH_KIND_KEY = "x-ducklm-path"
+
+
+def _path(kind: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 4096,
+        "description": "Path relative to the workspace root.",
+        PATH_KIND_KEY: kind,
+    }
+
+
 _OPTIONAL_PATH = {
     "type": "string",
     "maxLength": 4096,
     "description": "Folder relative to the workspace root; the root if left out.",
+    PATH_KIND_KEY: "dir",
 }
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -61,7 +71,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "`limit` lines; `truncated` and `next_offset` tell you when there is more.",
         _object(
             {
-                "path": _PATH,
+                "path": _path("file"),
                 "offset": {
                     "type": "integer",
                     "minimum": 0,
@@ -83,7 +93,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Write a text file in the workspace, replacing it if it exists (missing folders are created). "
         "The file is replaced all at once, never left half-written.",
         _object(
-            {"path": _PATH, "content": {"type": "string", "description": "The whole new content."}},
+            {"path": _path("new"), "content": {"type": "string", "description": "The whole new content."}},
             ["path", "content"],
         ),
         Risk.WRITE,
@@ -97,13 +107,13 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "stat_path",
         "Describe one workspace entry: type, size, permissions, modification time.",
-        _object({"path": _PATH}, ["path"]),
+        _object({"path": _path("any")}, ["path"]),
         Risk.READ_ONLY,
     ),
     ToolSpec(
         "make_dir",
         "Create a folder in the workspace (and any missing parents). Fine if it already exists.",
-        _object({"path": _PATH}, ["path"]),
+        _object({"path": _path("new")}, ["path"]),
         Risk.WRITE,
     ),
     ToolSpec(

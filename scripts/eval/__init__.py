@@ -1,0 +1,1 @@
+"""The evaluation suite behind `make eval`: tasks, harness, scoring."""

@@ -1,0 +1,295 @@
+"""The staged decision: how the runtime gets a useful directive out of a small model.
+
+The task is a growing plain transcript (`transcript.py`), and one step is decided in two short
+stages instead of one long JSON generation:
+1. *choose*: the candidate steps (answer, each tool, use_skill, remember, recall) are ranked by
+   the log-probability of their first token after "Next step:", each less the model's leaning
+   towards it with no request at all (contextual calibration): no generation, one call;
+2. *fill*: only that step's fields are generated, under that step's own schema: a tool's
+   arguments with paths limited to entries that exist in the workspace (or a safe pattern for a
+   new file), other strings capped to what the step needs; an answer is one line of plain text.
+
+The result is the same `Directive` the one-shot loop produces, so everything after it (storing,
+acting, replay) is shared. Nothing here talks to a service or stores anything: the loop passes
+in a function that records each model call.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+
+from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
+from services.runtime.directives import Directive, DirectiveError
+from services.runtime.model_client import ModelCall, TokenCallback
+from services.runtime.peers import ToolSpec, WorkspaceEntry
+from services.runtime.prompts import ANSWER, STEP_DESCRIPTIONS, short_description
+from services.runtime.transcript import Header, render_header
+
+__all__ = [
+    "PATH_KIND_KEY",
+    "Stage",
+    "StagedDecider",
+    "StepMenu",
+    "calibrated_choice",
+    "fill_schema",
+]
+
+Stage = Literal["choose", "fill", "answer"]
+# Records one model call of a stage (the loop stores it as a model_call event).
+RecordCall = Callable[[ModelCall, Stage], Awaitable[None]]
+
+# The tool catalogue marks path arguments with what they name: "file" (an existing file), "dir"
+# (an existing folder), "any" (an existing entry) or "new" (a path that may not exist yet).
+PATH_KIND_KEY = "x-ducklm-path"
+# Longest enum of workspace paths put in a grammar; past it, paths are a capped string.
+MAX_PATH_CHOICES = 300
+# A path that may not exist yet: plain relative names, no '..' segments, no leading '/'.
+NEW_PATH_PATTERN = r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*)$"
+NEW_PATH_MAX_CHARS = 80
+# Each item of an argument list (a command's argv) and how many of them.
+ARG_ITEM_CHARS = 80
+ARG_ITEMS = 8
+FILL_MAX_TOKENS = 200
+FIELD_MAX_TOKENS = 60
+# The request that carries no content: the model's leaning towards each step before it reads
+# anything, divided out of its scores (contextual calibration).
+CONTENT_FREE_REQUEST = "N/A"
+# The most a step's score may gain from calibration over the most favoured step (in nats: e^3,
+# about 20 times), so a first token the model hardly ever writes is not made a favourite.
+MAX_CALIBRATION_BOOST = 3.0
+
+
+@dataclass(frozen=True)
+class StepMenu:
+    """What the model may do in this step."""
+
+    tools: Sequence[ToolSpec] = ()
+    skills: Sequence[tuple[str, str]] = ()
+    memory: bool = False
+    # Only an answer (the last step, or after a repeated call), or only a tool (a skill that
+    # asks to look first).
+    answer_only: bool = False
+    tools_only: bool = False
+    # Existing workspace entries, for path arguments; None where no listing is known.
+    workspace: Sequence[WorkspaceEntry] | None = None
+    # The turn's request: a path it names is the one a path argument takes.
+    request: str = ""
+
+    def all_steps(self) -> list[str]:
+        steps = [ANSWER, *(tool.name for tool in self.tools)]
+        if self.skills:
+            steps.append("use_skill")
+        if self.memory:
+            steps += ["remember", "recall"]
+        return steps
+
+    def steps(self) -> list[str]:
+        if self.answer_only:
+            return [ANSWER]
+        names = [tool.name for tool in self.tools]
+        if self.tools_only and names:
+            return names
+        return self.all_steps()
+
+
+@dataclass
+class StagedDecider:
+    """Decides one step: choose, then fill. Raises DirectiveError when the model's output cannot
+    be used, as the one-shot parse does."""
+
+    model: CompletionModel
+    system_prompt: str
+    max_text_chars: int
+    role: str = "chat"
+    # Off in a replay, where the recorded choice stands on its own.
+    calibrate: bool = True
+    _calibration: dict[str, dict[str, float]] = field(default_factory=dict, init=False)
+
+    def header(self, menu: StepMenu) -> str:
+        """The transcript's fixed part: the same for every step of a turn (all steps listed, even
+        when this one may take fewer), so it stays cached."""
+        described = {tool.name: short_description(tool.description) for tool in menu.tools}
+        steps = tuple(
+            (name, described.get(name) or STEP_DESCRIPTIONS.get(name, name)) for name in menu.all_steps()
+        )
+        return render_header(Header(self.system_prompt, steps, tuple(menu.skills)))
+
+    async def decide(self, prompt: str, menu: StepMenu, record: RecordCall,
+                     on_answer_token: TokenCallback | None = None) -> Directive:
+        """`prompt` is the header and the rendered events; each stage appends its line to it."""
+        steps = menu.steps()
+        step = steps[0] if len(steps) == 1 else await self._choose(prompt, steps, menu, record)
+        prompt += f"Next step: {step}\n"
+        if step == ANSWER:
+            text = await self._text(prompt + "Answer:", record, "answer", self._answer_tokens(), on_answer_token)
+            return _directive("respond", {"message": text})
+        if step == "remember":
+            return _directive("remember", {"text": await self._text(prompt + "Fact:", record, "fill", FIELD_MAX_TOKENS)})
+        if step == "recall":
+            return _directive("recall", {"query": await self._text(prompt + "Query:", record, "fill", FIELD_MAX_TOKENS)})
+        if step == "use_skill":
+            value = await self._json(prompt + "Skill:", {"enum": [name for name, _ in menu.skills]}, record)
+            return _directive("use_skill", {"skill": value})
+        tool = next(t for t in menu.tools if t.name == step)
+        schema = fill_schema(tool.arguments_schema, menu.workspace, self.max_text_chars, menu.request)
+        arguments = await self._json(prompt + "Arguments:", schema, record)
+        return _directive("call_tool", {"tool": tool.name, "arguments": arguments})
+
+    def _answer_tokens(self) -> int:
+        # About three characters a token, with room to end the last sentence.
+        return max(32, self.max_text_chars // 3 + 16)
+
+    async def _choose(self, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
+        """The step whose first token the model finds likeliest next, relative to how likely it
+        finds it with no request at all, so a small model's fixed leanings cancel out."""
+        scores, call = await self.model.first_token_scores(self.role, prompt + "Next step:", steps)
+        chosen = calibrated_choice(scores, await self._baseline(self.header(menu), steps))
+        call.text = chosen
+        await record(call, "choose")
+        return chosen
+
+    async def _baseline(self, header: str, steps: list[str]) -> StepScores:
+        """The scores after a request with no content (N/A). The same baseline serves every step
+        of a turn: one that also blanked the results would cancel the model's right lean towards
+        answering once a result is there."""
+        if not self.calibrate:
+            return {}
+        prompt = f"{header}\nRequest: {CONTENT_FREE_REQUEST}\nNext step:"
+        key = prompt + "\x00" + "\x00".join(steps)
+        if key not in self._calibration:
+            self._calibration[key], _ = await self.model.first_token_scores(self.role, prompt, steps)
+        return self._calibration[key]
+
+    async def _json(self, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
+        call = await self.model.complete(self.role, prompt, json_schema=schema, max_tokens=FILL_MAX_TOKENS,
+                                         temperature=0.0, stop=["\n"])
+        await record(call, "fill")
+        try:
+            value = json.loads(call.text)
+        except json.JSONDecodeError as exc:
+            cut = " (the output was cut off)" if call.finish_reason == "length" else ""
+            raise DirectiveError(f"the arguments are not JSON ({exc.msg}){cut}") from None
+        error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+        if error is not None:
+            raise DirectiveError(f"the arguments do not fit the step's schema: {error.message[:200]}")
+        return value
+
+    async def _text(self, prompt: str, record: RecordCall, stage: Stage, max_tokens: int,
+                    on_token: TokenCallback | None = None) -> str:
+        # Greedy and without a repetition penalty: a small model's best chance of copying the
+        # fact from a result rather than drifting off it.
+        call = await self.model.complete(self.role, prompt, max_tokens=max_tokens, stop=["\n"], on_token=on_token,
+                                         temperature=0.0, copying=True)
+        await record(call, stage)
+        text = _tidy(call.text, cut=call.finish_reason == "length", limit=self.max_text_chars)
+        if not text:
+            raise DirectiveError(f"the {stage} step's output is blank")
+        return text
+
+
+def calibrated_choice(scores: StepScores, baseline: StepScores) -> str:
+    """The best step by `score - baseline` (contextual calibration). A step the model never
+    leans to without a request gets at most MAX_CALIBRATION_BOOST over the most favoured one, so
+    a rare first token is not inflated; a step whose first token is not among the likeliest at
+    all cannot win unless none is."""
+    top = max(baseline.values(), default=0.0)
+    seen = [step for step, score in scores.items() if score > FLOOR_LOGPROB] or list(scores)
+
+    def calibrated(step: str) -> float:
+        return scores[step] - max(baseline.get(step, top), top - MAX_CALIBRATION_BOOST)
+
+    return max(seen, key=calibrated)
+
+
+def _directive(action: str, fields: dict[str, Any]) -> Directive:
+    raw = json.dumps({"action": action, **fields}, ensure_ascii=False)
+    return Directive(action=action, fields=fields, raw=raw)
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def _tidy(text: str, *, cut: bool, limit: int) -> str:
+    """Plain text as a reply: trimmed, within `limit`, and ending on a whole sentence where the
+    model was cut off mid-way."""
+    text = text.strip()
+    if len(text) > limit:
+        text, cut = text[:limit], True
+    if cut:
+        ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+        if ends and ends[-1] > len(text) // 3:
+            text = text[: ends[-1]]
+    return text.strip()
+
+
+def _named_in(path: str, request: str) -> bool:
+    """`path` (or, for a nested path, its last part) appears in `request` as a whole name."""
+    for name in {path, path.rsplit("/", 1)[-1]}:
+        if len(name) >= 3 and re.search(rf"(?<![\w./-]){re.escape(name)}(?![\w/-]|\.\w)", request):
+            return True
+    return False
+
+
+def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request: str) -> dict[str, Any]:
+    """A path argument's schema: an entry that exists (of the kind the tool reads), narrowed to
+    the ones the request names when it names any; a folder argument with no folder named is the
+    workspace root. A path that may not exist yet is a safe pattern."""
+    pattern = {"type": "string", "minLength": 1, "maxLength": NEW_PATH_MAX_CHARS, "pattern": NEW_PATH_PATTERN}
+    if kind == "new" or workspace is None:
+        return pattern
+    if kind == "dir":
+        choices = [entry.path for entry in workspace if entry.is_dir]
+    elif kind == "file":
+        choices = [entry.path for entry in workspace if not entry.is_dir]
+    else:
+        choices = [entry.path for entry in workspace]
+    named = [path for path in choices if _named_in(path, request)]
+    whole = [path for path in named if path in request]
+    if whole or named:
+        return {"enum": whole or named}
+    if kind == "dir":
+        return {"enum": ["."]}
+    if not choices or len(choices) > MAX_PATH_CHOICES:
+        return pattern
+    return {"enum": choices}
+
+
+def _cap(schema: dict[str, Any], text_chars: int) -> dict[str, Any]:
+    capped = {key: value for key, value in schema.items() if not key.startswith("x-") and key != "description"}
+    if capped.get("type") == "string":
+        capped["maxLength"] = min(int(capped.get("maxLength", text_chars)), text_chars)
+    if capped.get("type") == "array":
+        capped["maxItems"] = min(int(capped.get("maxItems", ARG_ITEMS)), ARG_ITEMS)
+        items = capped.get("items")
+        if isinstance(items, dict):
+            capped["items"] = _cap(items, ARG_ITEM_CHARS)
+    return capped
+
+
+def fill_schema(
+    arguments_schema: dict[str, Any], workspace: Sequence[WorkspaceEntry] | None, text_chars: int, request: str = ""
+) -> dict[str, Any]:
+    """A tool's arguments schema narrowed for one small-model fill: the required arguments and
+    the path arguments only (all required), paths limited to what exists where the tool reads,
+    every other string capped."""
+    properties: dict[str, Any] = arguments_schema.get("properties") or {}
+    required = set(arguments_schema.get("required") or [])
+    narrowed: dict[str, Any] = {}
+    for name, spec in properties.items():
+        kind = spec.get(PATH_KIND_KEY) if isinstance(spec, dict) else None
+        # An optional path is asked for only where nothing is required (list_dir's folder).
+        if kind and (name in required or not required):
+            narrowed[name] = _path_schema(str(kind), workspace, request)
+        elif name in required:
+            narrowed[name] = _cap(copy.deepcopy(spec), text_chars)
+    if not properties:
+        return {"type": "object"}
+    return {"type": "object", "properties": narrowed, "required": list(narrowed), "additionalProperties": False}
+

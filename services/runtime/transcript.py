@@ -1,0 +1,150 @@
+"""The staged decision's prompt: a task written as one plain transcript that only ever grows.
+
+    <system prompt, the steps on offer, skills, worked examples>
+    Request: What day is the meeting? Check notes.txt.
+    Next step: read_file
+    Arguments: {"path": "notes.txt"}
+    Result:
+      The meeting is on Thursday.
+    Next step: answer
+    Answer: The meeting is on Thursday.
+
+A small model continues such a document far better than it follows chat instructions, and since
+each stage only appends to it, llama-server's prompt cache serves everything before the new
+line. Results are indented under `Result:` and clipped, so the answer step sees them clearly
+delimited and short. A pure function of the catalogue and the events; nothing here calls a model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.runtime.prompts import ANSWER, DEMONSTRATIONS, WORKED_EXAMPLES, short_description
+from services.runtime.store import EventRecord
+
+__all__ = ["RESULT_LINES_CHARS", "Header", "render_events", "render_header", "render_result"]
+
+# The most characters of one result the transcript shows; the whole result is in the event.
+RESULT_LINES_CHARS = 1500
+SKILL_BODY_CHARS = 2000
+MEMORY_CHARS = 300
+RESULT_INDENT = "  "
+# What each action's field is called on its line.
+FIELD_LINES = {"remember": ("Fact", "text"), "recall": ("Query", "query"), "use_skill": ("Skill", "skill")}
+
+
+@dataclass(frozen=True)
+class Header:
+    system_prompt: str
+    steps: tuple[tuple[str, str], ...]
+    skills: tuple[tuple[str, str], ...] = ()
+
+
+def render_header(header: Header) -> str:
+    offered = {name for name, _ in header.steps}
+    lines = [header.system_prompt, "", "Steps:"]
+    lines += [f"- {name}: {description}" for name, description in header.steps]
+    if header.skills:
+        lines += ["", "Skills:"] + [f"- {name}: {short_description(text, 140)}" for name, text in header.skills]
+    lines += ["", "Examples:"]
+    for demo in DEMONSTRATIONS:
+        if demo.step in offered:
+            lines += [f"Request: {demo.request}", f"Next step: {demo.step}"]
+    for example in WORKED_EXAMPLES:
+        if set(example.steps) <= offered:
+            lines += ["", *example.lines]
+    return "\n".join(lines) + "\n"
+
+
+def _indent(text: str, limit: int) -> str:
+    text = text.rstrip("\n")
+    if len(text) > limit:
+        text = text[:limit] + f"\n… ({len(text) - limit} more characters)"
+    return "\n".join(RESULT_INDENT + line for line in (text.splitlines() or ["(empty)"]))
+
+
+def render_result(result: dict[str, Any]) -> str:
+    """A tool's result as the text a person would look at: a file's content, a folder's names,
+    a command's output; other results as compact JSON."""
+    if isinstance(result.get("content"), str):
+        return str(result["content"])
+    if isinstance(result.get("entries"), list):
+        names = []
+        for entry in result["entries"]:
+            if isinstance(entry, dict):
+                suffix = "/" if entry.get("type") in ("dir", "directory") else ""
+                names.append(f"{entry.get('name', '')}{suffix}")
+        return "\n".join(names) or "(empty folder)"
+    if isinstance(result.get("matches"), list):
+        return "\n".join(str(match) for match in result["matches"]) or "(no match)"
+    if "stdout" in result or "stderr" in result:
+        output = str(result.get("stdout") or "")
+        if result.get("stderr"):
+            output += ("\n" if output else "") + str(result["stderr"])
+        code = result.get("exit_code")
+        return output + (f"\n(exit code {code})" if code not in (None, 0) else "")
+    return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+
+
+def _directive_lines(data: dict[str, Any]) -> list[str]:
+    action = str(data.get("action", ""))
+    if action == "call_tool":
+        arguments = json.dumps(data.get("arguments") or {}, ensure_ascii=False)
+        return [f"Next step: {data.get('tool', '')}", f"Arguments: {arguments}"]
+    if action in ("respond", "finish"):
+        return [f"Next step: {ANSWER}", f"Answer: {data.get('message', '')}"]
+    label, key = FIELD_LINES.get(action, ("Value", ""))
+    return [f"Next step: {action}", f"{label}: {data.get(key, '')}"]
+
+
+def _event_lines(event: EventRecord) -> list[str]:
+    data = event.data
+    if event.type == "user_message":
+        return ["", f"Request: {data['text']}"]
+    if event.type == "directive":
+        return _directive_lines(data)
+    if event.type == "tool_result":
+        if data.get("ok"):
+            return ["Result:", _indent(render_result(dict(data.get("result") or {})), RESULT_LINES_CHARS)]
+        return [f"Error: {data.get('error', 'the tool failed')}"]
+    if event.type == "error" and data.get("code") == "invalid_directive":
+        return [f"Error: {data.get('message', '')}"]
+    if event.type == "skill_used":
+        if data.get("error"):
+            return [f"Error: skill {data.get('skill')} could not be loaded: {data['error']}"]
+        return ["Skill instructions:", _indent(str(data.get("body", "")), SKILL_BODY_CHARS)]
+    if event.type == "memory_recalled":
+        memories = data.get("memories") or []
+        if data.get("error"):
+            return [] if data.get("automatic") else [f"Error: memory search failed: {data['error']}"]
+        if not memories:
+            return [] if data.get("automatic") else ["Result:", f"{RESULT_INDENT}(no memory matched)"]
+        listed = "\n".join(str(memory["text"])[:MEMORY_CHARS] for memory in memories)
+        return ["Memories:", _indent(listed, RESULT_LINES_CHARS)]
+    if event.type == "memory_stored":
+        return [f"Error: {data['error']}"] if data.get("error") else ["Result:", f"{RESULT_INDENT}remembered"]
+    return []
+
+
+def _is_repeat(event: EventRecord) -> bool:
+    return event.type == "error" and event.data.get("code") == "repeated_call"
+
+
+def render_events(events: Sequence[EventRecord]) -> str:
+    """The task so far, after the header; a compaction's summary stands in for what it covers."""
+    covered = 0
+    summary = ""
+    for event in events:
+        if event.type == "context_compacted":
+            covered, summary = int(event.data["up_to_seq"]), str(event.data["summary"])
+    lines = ["", f"Summary of the conversation so far: {summary}"] if covered else []
+    shown = [event for event in events if event.seq > covered]
+    for index, event in enumerate(shown):
+        following = shown[index + 1] if index + 1 < len(shown) else None
+        if _is_repeat(event) or (following is not None and _is_repeat(following)):
+            continue  # a repeated call was never run: the result above stands, unrepeated
+        lines += _event_lines(event)
+    return "\n".join(lines).lstrip("\n") + "\n"
