@@ -109,6 +109,6 @@ async def check_port(port: Port, environ: dict[str, str]) -> Check:
         return Check.passed(SECTION, name, f"held by DuckLM's {port.owner}")
     holder = port_holder(port.port) or "another program"
     return Check.failed(
-        SECTION, name, f"{port.owner}'s port is taken by {holder}",
+        SECTION, name, f"{port.owner} needs it, but {holder} holds it",
         f"stop {holder}, or give {port.owner} another port with {port.moved_by}",
     )
