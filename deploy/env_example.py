@@ -25,7 +25,7 @@ from pydantic import BaseModel, SecretStr
 from deploy.doctor.setup import SETTINGS_MODELS
 from services.common.config import data_dir, repo_root
 
-__all__ = ["PROCESS_VARIABLES", "render", "main"]
+__all__ = ["PROCESS_VARIABLES", "main", "render"]
 
 # (variable, default, what it does): read by every process or by the launcher and scripts.
 PROCESS_VARIABLES: list[tuple[str, str, str]] = [
