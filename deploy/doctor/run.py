@@ -33,6 +33,8 @@ def _config_checks(setup: Setup) -> list[Check]:
         checks.append(
             Check.failed("config", f"{service} settings", problem, "fix the variable it names (.env.example lists them all)")
         )
+    for variable, value in setup.address_problems().items():
+        checks.append(Check.failed("config", variable, f"{value!r} is not HOST:PORT", f"set {variable} to e.g. 127.0.0.1:50051"))
     if not setup.settings_errors:
         checks.append(Check.passed("config", "settings", "every service's DUCKLM_* settings load"))
     if setup.models_error:

@@ -81,17 +81,27 @@ class Setup:
         default = {"runtime": 50051, "tools": 50052, "skills": 50053, "memory": 50054}[service]
         return str(getattr(settings, "address", f"127.0.0.1:{default}"))
 
+    def address_problems(self) -> dict[str, str]:
+        """Variable -> value, for every address that is not HOST:PORT (those have no port to check)."""
+        problems = {}
+        for service in GRPC_SERVICES:
+            for variable, value in (
+                (f"DUCKLM_{service.upper()}_ADDRESS", self.address(service)),
+                (f"DUCKLM_{service.upper()}_METRICS_ADDRESS", self.environ.get(f"DUCKLM_{service.upper()}_METRICS_ADDRESS", "").strip()),
+            ):
+                if value and _split_address(value) is None:
+                    problems[variable] = value
+        return problems
+
     def ports(self) -> list[Port]:
         found: list[Port] = []
         for service in GRPC_SERVICES:
-            host, _, port = self.address(service).rpartition(":")
-            found.append(Port(service, host, int(port), "grpc", f"DUCKLM_{service.upper()}_ADDRESS"))
-            metrics = self.environ.get(f"DUCKLM_{service.upper()}_METRICS_ADDRESS", "").strip()
-            if metrics:
-                host, _, port = metrics.rpartition(":")
-                found.append(
-                    Port(f"{service} metrics", host, int(port), "metrics", f"DUCKLM_{service.upper()}_METRICS_ADDRESS")
-                )
+            address = _split_address(self.address(service))
+            if address is not None:
+                found.append(Port(service, *address, "grpc", f"DUCKLM_{service.upper()}_ADDRESS"))
+            metrics = _split_address(self.environ.get(f"DUCKLM_{service.upper()}_METRICS_ADDRESS", "").strip())
+            if metrics is not None:
+                found.append(Port(f"{service} metrics", *metrics, "metrics", f"DUCKLM_{service.upper()}_METRICS_ADDRESS"))
         gateway = self.settings.get("gateway")
         if isinstance(gateway, GatewaySettings):
             found.append(Port("gateway", gateway.host, gateway.port, "http", "DUCKLM_GATEWAY_PORT"))
@@ -101,6 +111,14 @@ class Setup:
                     Port(f"llama-server {name}", "127.0.0.1", server.port, "llama", f"servers.{name}.port in {self.models_file}")
                 )
         return found
+
+
+def _split_address(address: str) -> tuple[str, int] | None:
+    """("::1", 50051) from "[::1]:50051"; None when there is no numeric port."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
 
 
 @contextmanager

@@ -87,3 +87,11 @@ async def test_the_launcher_prints_the_config_line_instead_of_a_traceback(tmp_pa
     assert f"DuckLM did not start: {models}:5: roles.chat.contxt_window: unknown key" in err
     assert "[FAIL] models.yaml:" in err
     assert "Traceback" not in err
+
+
+async def test_an_address_without_a_port_is_named_by_its_variable(tmp_path: Path) -> None:
+    run = await run_doctor(clean_environment(tmp_path / "data", DUCKLM_TOOLS_ADDRESS="localhost"), "--only", "config", "--only", "machine")
+    check = run.find("config", "DUCKLM_TOOLS_ADDRESS")
+    assert check["status"] == "fail"
+    assert "'localhost' is not HOST:PORT" in check["detail"]
+    assert run.code == 1
