@@ -10,7 +10,11 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Check", "Report", "Status"]
+__all__ = ["PROBE_DEADLINE", "Check", "Report", "Status"]
+
+# Seconds one probe of a service or port may take. Generous: a dead service refuses at once, and
+# a loaded machine (a model busy generating) must not read as a broken one.
+PROBE_DEADLINE = 10.0
 
 
 class Status(enum.StrEnum):

@@ -17,7 +17,7 @@ import httpx
 from ducklm.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from deploy.doctor.channel import open_doctor_channel
-from deploy.doctor.checks import Check
+from deploy.doctor.checks import PROBE_DEADLINE, Check
 from services.memory.config import Settings as MemorySettings
 from services.runtime.models_config import RoleConfig
 
@@ -58,7 +58,7 @@ async def existing_collections(settings: MemorySettings, environ: dict[str, str]
     try:
         stub = memory_pb2_grpc.MemoryServiceStub(channel)  # type: ignore[no-untyped-call]
         reply = await stub.ListCollections(
-            memory_pb2.ListCollectionsRequest(), timeout=3.0
+            memory_pb2.ListCollectionsRequest(), timeout=PROBE_DEADLINE
         )
         return [
             Collection(c.name, c.dimension, c.embedding_model, f"memory service at {settings.address}")

@@ -17,7 +17,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from deploy.doctor.channel import open_doctor_channel
-from deploy.doctor.checks import Check
+from deploy.doctor.checks import PROBE_DEADLINE, Check
 from deploy.doctor.services import EXPECTED_PROTOS
 from deploy.doctor.setup import Port
 
@@ -76,7 +76,7 @@ async def _held_by_ducklm(port: Port, environ: dict[str, str]) -> bool:
         channel = open_doctor_channel(f"{host}:{port.port}", environ)
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=2.0
+                health_pb2.HealthCheckRequest(service=service), timeout=PROBE_DEADLINE
             )
             return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.aio.AioRpcError:
@@ -85,7 +85,7 @@ async def _held_by_ducklm(port: Port, environ: dict[str, str]) -> bool:
             await channel.close()
     paths = {"http": "/healthz", "llama": "/health", "metrics": "/metrics"}
     try:
-        async with httpx.AsyncClient(timeout=2.0) as http:
+        async with httpx.AsyncClient(timeout=PROBE_DEADLINE) as http:
             response = await http.get(f"http://{host}:{port.port}{paths[port.kind]}")
     except httpx.HTTPError:
         return False

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # type: ignore[import-untyped]
 
 from deploy.doctor.channel import open_doctor_channel
-from deploy.doctor.checks import Check
+from deploy.doctor.checks import PROBE_DEADLINE, Check
 
 __all__ = ["EXPECTED_PROTOS", "check_service", "proto_fingerprint"]
 
@@ -33,7 +33,7 @@ EXPECTED_PROTOS: dict[str, tuple[ModuleType, ...]] = {
     "skills": (skills_pb2,),
     "memory": (memory_pb2,),
 }
-_DEADLINE = 3.0
+_DEADLINE = PROBE_DEADLINE
 
 
 def proto_fingerprint(file: descriptor_pb2.FileDescriptorProto) -> str:
