@@ -56,16 +56,28 @@ def port_holder(port: int) -> str:
     if not inodes:
         return ""
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            for fd in (proc / "fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    return f"pid {proc.name} ({(proc / 'comm').read_text().strip()})"
-        except OSError:
-            continue
+        if proc.name.isdigit() and any(_socket_inode(fd) in inodes for fd in _descriptors(proc)):
+            try:
+                return f"pid {proc.name} ({(proc / 'comm').read_text().strip()})"
+            except OSError:
+                return f"pid {proc.name}"
     return ""
+
+
+def _descriptors(proc: Path) -> list[Path]:
+    try:
+        return list((proc / "fd").iterdir())
+    except OSError:  # gone, or not ours to read
+        return []
+
+
+def _socket_inode(fd: Path) -> str:
+    # A descriptor may close while we look: that one is skipped, not the whole process.
+    try:
+        target = os.readlink(fd)
+    except OSError:
+        return ""
+    return target[8:-1] if target.startswith("socket:[") else ""
 
 
 async def _held_by_ducklm(port: Port, environ: dict[str, str]) -> bool:
