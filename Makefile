@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint install deps llama-server model browser node protos check-protos clean
+.PHONY: run test bench verify env-example lint install deps llama-server model browser node protos check-protos clean
 
 run: install  ## start llama-server, every service and the gateway; prints the URL
 	$(PY) -m deploy.stack
@@ -14,6 +14,12 @@ test: install browser node  ## run the whole test suite (real llama-server, real
 
 bench: install  ## print the benchmark figures (scripts/bench/)
 	$(PY) scripts/bench/run_all.py
+
+verify: deps  ## `ducklm doctor`: check the models, the services and this machine (scripts/verify/)
+	@status=0; for check in config models services machine; do $(PY) scripts/verify/check_$$check.py || status=1; done; exit $$status
+
+env-example: deps  ## regenerate .env.example from the services' settings models
+	$(PY) -m deploy.env_example
 
 install: deps llama-server model
 

@@ -21,11 +21,14 @@ from pathlib import Path
 import httpx
 import yaml
 
-from services.common.config import repo_root
+from deploy.doctor.render import print_checklist
+from deploy.doctor.run import run_doctor
+from deploy.doctor.setup import Setup
+from services.common.config import ConfigError, apply_env_file, repo_root
 from services.common.testing import free_port, wait_for_health
 from services.runtime.models_config import load_models_config
 
-__all__ = ["LocalStack", "StackPorts", "ensure_llama_server", "ensure_model", "main"]
+__all__ = ["LocalStack", "StackPorts", "ensure_llama_server", "ensure_model", "explain_failed_start", "main"]
 
 GRPC_SERVICES = ("runtime", "tools", "skills", "memory")
 # Where each gRPC service serves Prometheus /metrics under `make run` (the gateway serves its own).
@@ -91,6 +94,11 @@ class LocalStack:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host_of('gateway')}:{self.ports.gateway}"
+
+    @property
+    def started_environment(self) -> dict[str, str]:
+        """The environment every process was started with (empty before `start()`)."""
+        return dict(self._env)
 
     def host_of(self, process: str) -> str:
         return self.hosts.get(process, self.host)
@@ -239,7 +247,10 @@ async def _run(args: argparse.Namespace) -> None:
     stack = LocalStack(data_dir=Path(args.data_dir).resolve(), log_dir=Path(args.data_dir).resolve() / "logs")
     stack.ports.gateway = args.port
     print("Starting llama-server, the DuckLM services and the gateway…", flush=True)
-    await stack.start(timeout=args.timeout)
+    try:
+        await stack.start(timeout=args.timeout)
+    except (ConfigError, OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(await explain_failed_start(stack, exc)) from None
     print(f"\n  DuckLM is running: {stack.gateway_url}/  (WebChat)\n  Logs: {stack.log_dir}\n  Ctrl-C stops everything.\n", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -250,6 +261,27 @@ async def _run(args: argparse.Namespace) -> None:
     watch.cancel()
     print("Stopping…", flush=True)
     await stack.stop()
+
+
+async def explain_failed_start(stack: LocalStack, exc: BaseException) -> int:
+    """Says why start-up failed: the error, then the doctor's failing lines (config, the
+    machine, and any model server the launcher does not start itself). Returns the exit code."""
+    print(f"\nDuckLM did not start: {exc}\n", file=sys.stderr, flush=True)
+    setup = Setup.load(stack.started_environment or os.environ)
+    own_ports = {server.port for server in setup.models.servers.values()} if setup.models else set()
+    external = [
+        name for name, role in (setup.models.roles.items() if setup.models else ())
+        if not any(f":{port}/" in role.endpoint for port in own_ports)
+    ]
+    report = await run_doctor(setup, ("config", "machine"))
+    if external:
+        report.extend((await run_doctor(setup, ("models",), only_roles=external)).checks)
+    if report.failures:
+        print("ducklm doctor found:", file=sys.stderr)
+        print_checklist(report, sys.stderr, failures_only=True)
+    else:
+        print("ducklm doctor finds nothing wrong with the set-up; see the log named above.", file=sys.stderr)
+    return 1
 
 
 async def _watch(stack: LocalStack, stop: asyncio.Event) -> None:
@@ -264,6 +296,7 @@ async def _watch(stack: LocalStack, stop: asyncio.Event) -> None:
 
 
 def main() -> None:
+    apply_env_file()
     parser = argparse.ArgumentParser(description="Run the DuckLM stack locally.")
     parser.add_argument("--data-dir", default=os.environ.get("DUCKLM_DATA_DIR", "data"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("DUCKLM_GATEWAY_PORT", "8080")))

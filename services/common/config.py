@@ -1,6 +1,8 @@
 """Loads a service's pydantic settings from `DUCKLM_<SERVICE>_<FIELD>` environment variables.
 
-Defaults live on the model, so a service runs locally with no file and no variable set.
+Defaults live on the model, so a service runs locally with no file and no variable set. A `.env`
+file at the top of the checkout (or `$DUCKLM_ENV_FILE`), when present, fills in variables the
+environment does not set; the environment always wins. `.env.example` lists every variable.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["ConfigError", "data_dir", "load_settings", "repo_root"]
+__all__ = ["ConfigError", "apply_env_file", "data_dir", "env_file", "load_settings", "repo_root"]
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -32,13 +35,36 @@ def data_dir() -> Path:
     return Path(os.environ.get("DUCKLM_DATA_DIR", "data")).resolve()
 
 
+def env_file() -> Path:
+    """The `.env` file read at start-up: `$DUCKLM_ENV_FILE`, default `.env` in the checkout."""
+    return Path(os.environ.get("DUCKLM_ENV_FILE") or repo_root() / ".env")
+
+
+def apply_env_file(path: Path | None = None) -> dict[str, str]:
+    """Puts the file's `KEY=value` lines into `os.environ` where the variable is not set yet, and
+    returns those it set. A missing file sets nothing."""
+    path = env_file() if path is None else path
+    if not path.is_file():
+        return {}
+    applied = {
+        key: value
+        for key, value in dotenv_values(path).items()
+        if value is not None and key not in os.environ
+    }
+    os.environ.update(applied)
+    return applied
+
+
 def load_settings(
     model: type[SettingsT], service: str, environ: Mapping[str, str] | None = None
 ) -> SettingsT:
     """Builds `model` from variables named `DUCKLM_<SERVICE>_<FIELD>` (upper case).
 
-    Lists and dicts are read as JSON; everything else as the field's own type.
+    Lists and dicts are read as JSON; everything else as the field's own type. Without `environ`
+    the process environment is used, completed from the `.env` file first.
     """
+    if environ is None:
+        apply_env_file()
     env = os.environ if environ is None else environ
     prefix = f"DUCKLM_{service.upper()}_"
     values: dict[str, object] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.auth import GrpcSecurity
+from services.common.config import ConfigError
 from services.common.metrics import GrpcMetricsInterceptor, serve_metrics
 
 __all__ = ["GrpcServer", "ServiceBinding", "build_server", "serve"]
@@ -104,8 +106,15 @@ async def serve(
     name: str,
     grace: float = 5.0,
 ) -> None:
-    """Starts a server with `start()`, waits for SIGTERM or SIGINT, then shuts down gracefully."""
-    running = await start()
+    """Starts a server with `start()`, waits for SIGTERM or SIGINT, then shuts down gracefully.
+
+    A bad setting or config file ends the process with its message (which names the variable or
+    the file and line) and exit code 2, not a traceback."""
+    try:
+        running = await start()
+    except ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     running.add_cleanup(await serve_metrics(name))  # /metrics on DUCKLM_<NAME>_METRICS_ADDRESS, if set
     log.info("%s serving gRPC on port %d", name, running.port)
     print(f"{name} listening on port {running.port}", flush=True)

@@ -1,5 +1,8 @@
 """Reads config/models.yaml: which model endpoint serves each role, and which llama-server
-processes the local launcher starts. `${VAR:-default}` is expanded from the environment."""
+processes the local launcher starts. `${VAR:-default}` is expanded from the environment.
+
+A bad file is refused with `path:line: key: what was expected`, so whoever edits it finds the
+spot without reading a traceback."""
 
 from __future__ import annotations
 
@@ -10,17 +13,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.config import ConfigError
 
-__all__ = ["ModelsConfig", "RoleConfig", "ServerConfig", "expand_env", "load_models_config"]
+__all__ = ["KNOWN_ROLES", "ModelsConfig", "RoleConfig", "ServerConfig", "expand_env", "load_models_config"]
+
+# The roles the runtime asks for; any other name is a typo that would otherwise be ignored.
+KNOWN_ROLES = ("chat", "reasoning", "embedding")
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class RoleConfig(BaseModel):
     """One role: an OpenAI-compatible endpoint (base URL ending in /v1) and how to call it."""
+
+    # A misspelt key (`contxt_window`) is refused rather than silently left at its default.
+    model_config = ConfigDict(extra="forbid")
 
     endpoint: str
     model: str
@@ -36,12 +45,16 @@ class RoleConfig(BaseModel):
 class ServerConfig(BaseModel):
     """A llama-server process the local launcher starts."""
 
+    model_config = ConfigDict(extra="forbid")
+
     model_path: str = ""
     port: int = Field(gt=0, lt=65536)
     args: list[str] = Field(default_factory=list)
 
 
 class ModelsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     roles: dict[str, RoleConfig]
     servers: dict[str, ServerConfig] = Field(default_factory=dict)
 
@@ -66,17 +79,71 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
 
 
 def load_models_config(path: Path, environ: Mapping[str, str] | None = None) -> ModelsConfig:
-    """Loads and validates the models file; errors name the file and the bad entry."""
+    """Loads and validates the models file; errors name the file, the line and the bad key."""
     try:
-        raw: Any = yaml.safe_load(expand_env(path.read_text(encoding="utf-8"), environ))
+        text = expand_env(path.read_text(encoding="utf-8"), environ)
     except FileNotFoundError:
         raise ConfigError(f"models config not found: {path}") from None
+    try:
+        raw: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"models config {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}:1: expected a mapping with `roles:` at the top, got {type(raw).__name__}")
+    lines = _key_lines(text)
+    unknown = [name for name in raw.get("roles") or {} if name not in KNOWN_ROLES]
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(
+            f"{path}:{lines.get(('roles', name), 1)}: roles.{name}: unknown role; "
+            f"expected one of {', '.join(KNOWN_ROLES)}"
+        )
     try:
         config = ModelsConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"models config {path} is invalid: {exc}") from None
+        raise ConfigError(
+            "; ".join(_describe(path, lines, tuple(error["loc"]), _expected(error)) for error in exc.errors())
+        ) from None
     if "chat" not in config.roles:
-        raise ConfigError(f"models config {path} needs a `chat` role")
+        raise ConfigError(f"{path}:{lines.get(('roles',), 1)}: roles: needs a `chat` role (the agent loop)")
     return config
+
+
+def _expected(error: Any) -> str:
+    """Pydantic's message, or for a key no model has, the keys that are allowed there."""
+    if error["type"] != "extra_forbidden":
+        return str(error["msg"])
+    model = {1: ModelsConfig, 3: RoleConfig if error["loc"][0] == "roles" else ServerConfig}.get(len(error["loc"]))
+    allowed = ", ".join(model.model_fields) if model is not None else "no other key"
+    return f"unknown key; expected one of {allowed}"
+
+
+def _describe(path: Path, lines: dict[tuple[str, ...], int], loc: tuple[Any, ...], message: str) -> str:
+    """`path:line: roles.chat.temperature: <what pydantic expected>`, at the deepest key found."""
+    keys = tuple(str(part) for part in loc)
+    line = next((lines[keys[:n]] for n in range(len(keys), 0, -1) if keys[:n] in lines), 1)
+    return f"{path}:{line}: {'.'.join(keys) or '(top)'}: {message}"
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The 1-based line of every mapping key, by its path of keys (("roles", "chat"): 12)."""
+    found: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, at: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                here = (*at, str(key.value))
+                found[here] = key.start_mark.line + 1
+                walk(value, here)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                found[(*at, str(index))] = item.start_mark.line + 1
+                walk(item, (*at, str(index)))
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, ())
+    return found

@@ -7,6 +7,7 @@
     ducklm skills list|show|validate|proposals|promote|reject
     ducklm memory search|remember|forget
     ducklm health
+    ducklm doctor [--json]             check models, services and this machine; a fix per failure
 
 Addresses come from DUCKLM_RUNTIME_ADDRESS, DUCKLM_TOOLS_ADDRESS, ... or --runtime, --tools, ...
 """
@@ -21,6 +22,7 @@ from typing import TextIO
 
 from ducklm_client.cli import commands
 from ducklm_client.cli.chat import ChatSession
+from ducklm_client.cli.doctor import doctor
 from ducklm_client.cli.up import up
 from ducklm_client.config import SERVICES, Connection
 from ducklm_client.errors import DuckLMError
@@ -115,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     health = sub.add_parser("health", help="is each service serving?")
     health.set_defaults(run=commands.health)
+
+    checks = sub.add_parser("doctor", help="check the set-up: each model role, every service, this machine")
+    checks.add_argument("--json", action="store_true", help="one JSON object instead of the checklist")
+    checks.add_argument("--only", action="append", choices=["config", "models", "services", "machine"])
+    checks.add_argument("--role", action="append", help="with the models section, only this role")
     return parser
 
 
@@ -189,6 +196,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
                 [str(part) for name, value in options.items() if value is not None for part in (name, value)],
                 err,
             )
+        if args.command == "doctor":
+            checks = [
+                *(["--json"] if args.json else []),
+                *(f"--only={section}" for section in args.only or ()),
+                *(f"--role={role}" for role in args.role or ()),
+            ]
+            return doctor(checks, {s: getattr(args, f"{s}_address") for s in SERVICES})
         connection = Connection.from_env().with_addresses(
             **{s: getattr(args, f"{s}_address") for s in SERVICES}
         )
