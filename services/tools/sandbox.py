@@ -1,17 +1,18 @@
 """The kernel sandbox every `run_command` runs in, built with bubblewrap (`bwrap`).
 
-Each command gets new user, mount, PID, IPC, UTS and network namespaces (the network has only
-a loopback of its own, so nothing outside can be reached). Its file system is built from
-nothing: the system's program folders read-only (/usr, /bin, /lib*, the policy's search path),
-`/etc/ld.so.cache` and `/etc/localtime` (no passwd, no group, no other /etc file), `/dev/null`,
-`zero`, `full`, `random` and `urandom`,
-a fresh `/tmp`, and the workspace at its own path. No home folder, no data directory, no
-checkout. The workspace is mounted read-only for a command that runs without an approval and
-read-write only for an approved one; even then every existing protected path (`.git` and the
-like) is mounted read-only over it, from a descriptor opened by the confined walk, so a link
-swapped in after the walk cannot redirect the mount. `prlimit` inside the sandbox caps CPU time,
-memory, file size and processes; `--die-with-parent` and `--new-session` tie the command to the
-service and cut it off from the terminal.
+Each command gets new user (no nested ones allowed), mount, PID, IPC, UTS and network
+namespaces; the network has only a loopback of its own, so nothing outside can be reached. Its
+file system is built from nothing: the system's program folders read-only (/usr, /bin, /lib*,
+the policy's search path), `/etc/ld.so.cache` and `/etc/localtime` (no passwd, no group, no other
+/etc file), the devices null, zero, full, random and urandom, a fresh `/tmp`, and the workspace
+at its own path. No /proc, no home folder, no data directory, no checkout. The workspace is
+mounted read-only for a command that runs without an approval and read-write only for an
+approved one; even then every existing protected path (`.git` and the like, except for
+`writes_protected` programs, which keep only `sandbox_read_only` read-only) is mounted read-only
+over it, from a descriptor opened by a walk that never follows links, so a link swapped in after
+the walk cannot redirect the mount. `prlimit` inside the sandbox caps CPU time, memory, file size
+and processes; `--die-with-parent` and `--new-session` tie the command to the service and cut it
+off from the terminal.
 
 A sandbox that cannot be created is an error that names its cause; this module never runs a
 command unsandboxed. The walk over the workspace is blocking file-system work: callers run it in
@@ -150,6 +151,8 @@ class Sandbox:
         args = [
             self.bwrap,
             "--unshare-user",
+            # No nested user namespace: nothing inside can gain the capabilities to remount.
+            "--disable-userns",
             "--unshare-ipc",
             "--unshare-pid",
             "--unshare-net",
