@@ -206,10 +206,13 @@ class ToolRunner:
     ) -> CommandResult:
         if sandbox.problem is not None and await sandbox.probe() is not None:
             raise sandbox_failure(sandbox.problem)
-        # Blocking: an approved command's launch walks the workspace for protected paths.
-        launch = await asyncio.to_thread(
-            sandbox.launch, writable=writable, cwd=plan.cwd, writes_protected=plan.writes_protected
-        )
+        if writable:
+            # Blocking: an approved command's launch walks the workspace for protected paths.
+            launch = await asyncio.to_thread(
+                sandbox.launch, writable=True, cwd=plan.cwd, writes_protected=plan.writes_protected
+            )
+        else:
+            launch = sandbox.launch(writable=False, cwd=plan.cwd)
         try:
             done = await run_plan(
                 plan,

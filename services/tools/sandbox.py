@@ -4,7 +4,7 @@ Each command gets new user (no nested ones allowed), mount, PID, IPC, UTS and ne
 namespaces; the network has only a loopback of its own, so nothing outside can be reached. Its
 file system is built from nothing: the system's program folders read-only (/usr, /bin, /lib*,
 the policy's search path), `/etc/ld.so.cache` and `/etc/localtime` (no passwd, no group, no other
-/etc file), the devices null, zero, full, random and urandom, a fresh `/tmp`, and the workspace
+/etc file), the devices null and urandom, a fresh `/tmp`, and the workspace
 at its own path. No /proc, no home folder, no data directory, no checkout. The workspace is
 mounted read-only for a command that runs without an approval and read-write only for an
 approved one; even then every existing protected path (`.git` and the like, except for
@@ -41,10 +41,8 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # The only /etc files a command sees: the loader's cache and the local time zone.
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
 _TOOL_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
-# The only devices: the harmless character devices programs open (git needs urandom).
-_DEVICES = [
-    arg for name in ("null", "zero", "full", "random", "urandom") for arg in ("--dev-bind", f"/dev/{name}", f"/dev/{name}")
-]
+# The only devices: null, and urandom (git needs random bytes). Each mount costs start-up time.
+_DEVICES = [arg for name in ("null", "urandom") for arg in ("--dev-bind", f"/dev/{name}", f"/dev/{name}")]
 # More protected entries than this in one workspace would mean as many mounts per command.
 _MAX_PROTECTED_MOUNTS = 256
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
