@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.config import ConfigError
-from services.common.errors import NotFound, PermissionDenied
+from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.tools.approvals import ApprovalBook
 from services.tools.canonical import Action, action_of, canonical_value
 from services.tools.catalogue import TOOLS, Risk, ToolSpec, validate_arguments
@@ -222,6 +222,10 @@ class ToolRunner:
                 prefix=launch.prefix,
                 pass_fds=launch.pass_fds,
             )
+        except FailedPrecondition as exc:
+            if exc.reason == "COMMAND_NOT_STARTED":  # bwrap itself could not be executed
+                raise sandbox_failure(f"bwrap could not be started ({exc.message})") from None
+            raise
         finally:
             launch.close()
         failure = sandbox.failure(done.exit_code, done.stdout, done.stderr)

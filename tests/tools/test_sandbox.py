@@ -151,6 +151,32 @@ async def test_protected_paths_stay_read_only_under_an_approval(tmp_path: Path) 
         assert (root / "made.txt").read_text() == "x\n"
 
 
+async def test_no_descriptor_of_the_host_reaches_the_command(tmp_path: Path) -> None:
+    # The protected mounts come from descriptors on the host's (writable) mount; one left open in
+    # the sandbox would let a command write through it, around the read-only mount.
+    root = tmp_path / "workspace"
+    (root / ".git/hooks").mkdir(parents=True)
+    (root / "sub/.git").mkdir(parents=True)
+    _, sandbox = _parts(root)
+    launch = await asyncio.to_thread(sandbox.launch, writable=True, cwd=str(root))
+    assert len(launch.pass_fds) == 2
+    # bash itself holds fd 10 while it redirects, so that one number cannot be probed this way.
+    probed = " ".join(str(fd) for fd in (*launch.pass_fds, 3, 4, 5) if fd != 10)
+    script = f"for fd in {probed}; do {{ true >&$fd; }} 2>/dev/null && echo open $fd; done; true"
+    try:
+        done = await run_plan(
+            (await asyncio.to_thread(_parts(root)[0].plan, ["ls"])),
+            ENV,
+            10,
+            4096,
+            prefix=[*launch.prefix, "/bin/bash", "-c", script, "--"],
+            pass_fds=launch.pass_fds,
+        )
+    finally:
+        launch.close()
+    assert (done.exit_code, done.stdout) == (0, ""), done
+
+
 async def test_limits_are_set_inside(start_tools: StartTools, tmp_path: Path) -> None:
     policy = write_policy(tmp_path / "policy.yaml", {"bash": {"read_only": True, "allowed_options": ["-c VALUE"]}})
     client = await start_tools(
