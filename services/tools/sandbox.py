@@ -27,7 +27,7 @@ import shutil
 import stat
 from dataclasses import dataclass
 
-from services.common.errors import FailedPrecondition, ResourceExhausted
+from services.common.errors import DuckLMError, FailedPrecondition, ResourceExhausted
 from services.tools.files import FileTools
 from services.tools.globs import matches, split_pattern
 from services.tools.policy import Policy
@@ -240,9 +240,13 @@ class Sandbox:
         except OSError:
             return  # gone since the listing
         if stat.S_ISLNK(os.fstat(fd).st_mode):
-            # A mount cannot sit on a link; the link itself is still never named by a command.
+            # A mount cannot sit on a link: what the link leads to inside the workspace is
+            # mounted read-only instead (a link that leads out leads to nothing in the sandbox).
             os.close(fd)
-            return
+            target = self._link_target(parts)
+            if target is None:
+                return
+            fd, parts = target
         found.append((fd, self.files.workspace.real_path(parts)))
         if len(found) > _MAX_PROTECTED_MOUNTS:
             raise ResourceExhausted(
@@ -250,6 +254,15 @@ class Sandbox:
                 f"'{show('/'.join(parts))}'); narrow protected_paths"
             )
 
+    def _link_target(self, parts: tuple[str, ...]) -> tuple[int, tuple[str, ...]] | None:
+        """An O_PATH descriptor of the real entry a protected link leads to, and its parts."""
+        try:
+            with self.files.workspace.locate("/".join(parts), follow_final=True) as where:
+                if where.stat is None or not where.name:
+                    return None
+                return os.open(where.name, _PATH_FLAGS, dir_fd=where.dir_fd), where.parts
+        except (DuckLMError, OSError):
+            return None  # leads out of the workspace, loops, or is gone: nothing to mount
 
 def _system_mounts(search_path: str) -> list[str]:
     """bwrap arguments for the read-only system folders, /etc files and search path."""

@@ -130,7 +130,9 @@ async def run_plan(
             *prefix,
             plan.executable,
             *plan.argv[1:],
-            cwd=plan.cwd,
+            # In the sandbox bwrap enters the working directory itself; outside it, nothing of
+            # the host's folders is held as a working directory.
+            cwd="/" if prefix else plan.cwd,
             pass_fds=pass_fds,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,

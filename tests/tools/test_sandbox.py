@@ -151,6 +151,30 @@ async def test_protected_paths_stay_read_only_under_an_approval(tmp_path: Path) 
         assert (root / "made.txt").read_text() == "x\n"
 
 
+async def test_a_protected_name_that_is_a_link_protects_what_it_leads_to(tmp_path: Path) -> None:
+    root = tmp_path / "workspace"
+    (root / "store/hooks").mkdir(parents=True)
+    os.symlink("store", root / ".git")
+    _, sandbox = _parts(root)
+    launch = await asyncio.to_thread(sandbox.launch, writable=True, cwd=str(root))
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *launch.prefix,
+            "/bin/sh",
+            "-c",
+            "echo x > .git/hooks/pre-commit; echo x > store/config; echo x > made.txt",
+            pass_fds=launch.pass_fds,
+            env=ENV,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await process.communicate()
+    finally:
+        launch.close()
+    assert stderr.decode().count("Read-only file system") == 2
+    assert os.listdir(root / "store/hooks") == [] and not (root / "store/config").exists()
+    assert (root / "made.txt").exists()
+
+
 async def test_no_descriptor_of_the_host_reaches_the_command(tmp_path: Path) -> None:
     # The protected mounts come from descriptors on the host's (writable) mount; one left open in
     # the sandbox would let a command write through it, around the read-only mount.
