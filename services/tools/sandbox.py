@@ -97,7 +97,7 @@ class Sandbox:
         self.max_scanned = max_scanned
         self.bwrap = shutil.which("bwrap", path=_TOOL_PATH)
         self.prlimit = shutil.which("prlimit", path=_TOOL_PATH)
-        self._system = _system_mounts(policy.search_path)
+        self._system, self._search = _system_mounts(policy.search_path)
         self.problem: str | None = None
 
     async def probe(self) -> str | None:
@@ -166,6 +166,7 @@ class Sandbox:
             str(self.limits.tmp_bytes),
             "--tmpfs",
             "/tmp",
+            *self._search,
             "--bind" if writable else "--ro-bind",
             self.root,
             self.root,
@@ -264,24 +265,26 @@ class Sandbox:
         except (DuckLMError, OSError):
             return None  # leads out of the workspace, loops, or is gone: nothing to mount
 
-def _system_mounts(search_path: str) -> list[str]:
-    """bwrap arguments for the read-only system folders, /etc files and search path."""
-    args: list[str] = []
+def _system_mounts(search_path: str) -> tuple[list[str], list[str]]:
+    """bwrap arguments for the read-only system folders and /etc files, and (to come after the
+    fresh /tmp, which would hide one under it) for the search path folders they do not cover."""
+    system: list[str] = []
     covered: list[str] = []
     for folder in _SYSTEM_DIRS:
         if os.path.islink(folder):
-            args += ["--symlink", os.readlink(folder), folder]
+            system += ["--symlink", os.readlink(folder), folder]
         elif os.path.isdir(folder):
-            args += ["--ro-bind", folder, folder]
+            system += ["--ro-bind", folder, folder]
             covered.append(folder)
+    for name in _ETC_FILES:
+        system += ["--ro-bind-try", name, name]
+    extra: list[str] = []
     for folder in search_path.split(":"):
         real = os.path.realpath(folder)
         if os.path.isdir(real) and not any(_under(real, done) for done in covered):
-            args += ["--ro-bind", real, real]
+            extra += ["--ro-bind", real, real]
             covered.append(real)
-    for name in _ETC_FILES:
-        args += ["--ro-bind-try", name, name]
-    return args
+    return system, extra
 
 
 def _under(path: str, folder: str) -> bool:

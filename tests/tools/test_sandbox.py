@@ -201,6 +201,17 @@ async def test_no_descriptor_of_the_host_reaches_the_command(tmp_path: Path) -> 
     assert (done.exit_code, done.stdout) == (0, ""), done
 
 
+async def test_a_search_path_folder_outside_usr_is_mounted(start_tools: StartTools, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "hello").write_text("#!/bin/sh\necho hello from $0\n")
+    (bin_dir / "hello").chmod(0o755)
+    policy = write_policy(tmp_path / "policy.yaml", {"hello": {"read_only": True}}, search_path=f"{bin_dir}:/usr/bin:/bin")
+    client = await start_tools(policy_file=policy)
+    reply = await client.execute("run_command", {"argv": ["hello"]})
+    assert reply.result["stdout"] == f"hello from {bin_dir}/hello\n", reply
+
+
 async def test_limits_are_set_inside(start_tools: StartTools, tmp_path: Path) -> None:
     policy = write_policy(tmp_path / "policy.yaml", {"bash": {"read_only": True, "allowed_options": ["-c VALUE"]}})
     client = await start_tools(
