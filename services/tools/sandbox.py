@@ -106,6 +106,9 @@ class Sandbox:
         return self.problem
 
     async def _probe(self) -> str | None:
+        # Looked up again: bubblewrap may have been installed since the service started.
+        self.bwrap = shutil.which("bwrap", path=_TOOL_PATH)
+        self.prlimit = shutil.which("prlimit", path=_TOOL_PATH)
         true = shutil.which("true", path=_TOOL_PATH)
         if self.bwrap is None:
             return "bwrap is not installed"

@@ -17,7 +17,7 @@ from services.tools import sandbox as sandbox_module
 from services.tools.commands import CommandChecker
 from services.tools.files import FileLimits, FileTools
 from services.tools.policy import load_policy
-from services.tools.sandbox import Sandbox, SandboxLimits
+from services.tools.sandbox import Launch, Sandbox, SandboxLimits
 from services.tools.server import SANDBOX_HEALTH_NAME
 from services.tools.shell import run_plan
 from services.tools.workspace import Workspace
@@ -265,7 +265,7 @@ async def test_a_bwrap_that_fails_is_named_as_the_cause(tmp_path: Path) -> None:
     root = tmp_path / "workspace"
     root.mkdir()
     _, sandbox = _parts(root)
-    sandbox.bwrap = "/usr/bin/false"
+    sandbox.launch = lambda **_: Launch(["/usr/bin/false", "--"], ())  # type: ignore[method-assign]
     assert await sandbox.probe() == "bwrap exited with 1"
     failure = sandbox.failure(1, "", "bwrap: Creating new namespace failed: Operation not permitted\n")
     assert failure is not None and "Creating new namespace failed" in str(failure)
