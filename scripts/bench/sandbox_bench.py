@@ -46,7 +46,9 @@ async def _call(stub: tools_pb2_grpc.ToolsServiceStub, argv: list[str], approval
 async def _task_grant(channel: grpc.aio.Channel, argv: list[str]) -> str:
     approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)  # type: ignore[no-untyped-call]
     approval = await approvals.RequestApproval(
-        approvals_pb2.RequestApprovalRequest(task_id="bench", tool_name="run_command", arguments=to_struct({"argv": argv}))
+        approvals_pb2.RequestApprovalRequest(
+            task_id="bench", tool_name="run_command", arguments=to_struct({"argv": argv})
+        )
     )
     await approvals.Approve(
         approvals_pb2.ApproveRequest(
@@ -58,8 +60,20 @@ async def _task_grant(channel: grpc.aio.Channel, argv: list[str]) -> str:
 
 def _bwrap_alone(calls: int) -> tuple[float, float]:
     """p50 of exec'ing `true` directly and inside a minimal bwrap (no service around it)."""
-    base = ["bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib64", "/lib64",
-            "--symlink", "usr/lib", "/lib", "--"]
+    base = [
+        "bwrap",
+        "--unshare-all",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--",
+    ]
     plain, boxed = [], []
     for _ in range(calls):
         started = time.perf_counter()
@@ -91,7 +105,9 @@ async def main(calls: int) -> int:
         channels = {name: grpc.aio.insecure_channel(server.address) for name, server in servers.items()}
         stubs = {name: tools_pb2_grpc.ToolsServiceStub(channel) for name, channel in channels.items()}  # type: ignore[no-untyped-call]
         grants = {name: await _task_grant(channel, ["touch", "x"]) for name, channel in channels.items()}
-        samples: dict[str, list[float]] = {f"{kind} {name}": [] for kind in ("cat", "touch") for name in servers}
+        samples: dict[str, list[float]] = {
+            f"{kind} {name}": [] for kind in ("cat", "touch") for name in servers
+        }
         try:
             for name in servers:  # warm up both paths
                 await _call(stubs[name], ["cat", "note.txt"])
@@ -113,7 +129,9 @@ async def main(calls: int) -> int:
     overhead = p50["cat sandboxed"] - p50["cat unsandboxed"]
     approved = p50["touch sandboxed"] - p50["touch unsandboxed"]
     verdict = "reached" if overhead <= TARGET_MS else "NOT reached"
-    print(f"sandbox overhead, read-only run_command: p50 {overhead:6.2f} ms   target <= {TARGET_MS:g} ms ({verdict})")
+    print(
+        f"sandbox overhead, read-only run_command: p50 {overhead:6.2f} ms   target <= {TARGET_MS:g} ms ({verdict})"
+    )
     print(f"sandbox overhead, approved run_command:  p50 {approved:6.2f} ms   (no target)")
     return 0
 

@@ -170,7 +170,9 @@ class ToolRunner:
             return await asyncio.to_thread(files.find_files, args["pattern"], args.get("path", "."))
         raise NotFound(f"unknown tool '{tool_name}'")
 
-    async def _run_command(self, plan: CommandPlan, args: dict[str, Any], *, writable: bool) -> dict[str, Any]:
+    async def _run_command(
+        self, plan: CommandPlan, args: dict[str, Any], *, writable: bool
+    ) -> dict[str, Any]:
         timeout = min(
             float(args.get("timeout_seconds", self.limits.timeout_seconds)), self.limits.timeout_seconds
         )

@@ -169,9 +169,7 @@ class OptionSet:
             out.append(spec.name)
         return index
 
-    def _cluster(
-        self, arg: str, args: Sequence[str], index: int, out: list[str], values: list[str]
-    ) -> int:
+    def _cluster(self, arg: str, args: Sequence[str], index: int, out: list[str], values: list[str]) -> int:
         if self.numbers and arg[1:].isdigit():
             out.append(arg)
             return index
@@ -181,7 +179,9 @@ class OptionSet:
             spec = self.short.get(letter)
             if spec is None:
                 where = f" (in '{show(arg)}')" if len(arg) > 2 else ""
-                raise _refused(f"'{self.program}' option '-{show(letter)}'{where} is not in its allowed options")
+                raise _refused(
+                    f"'{self.program}' option '-{show(letter)}'{where} is not in its allowed options"
+                )
             if spec.value is ValueKind.NONE:
                 continue
             rest = arg[position + 1 :]

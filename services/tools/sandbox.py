@@ -268,6 +268,7 @@ class Sandbox:
         except (DuckLMError, OSError):
             return None  # leads out of the workspace, loops, or is gone: nothing to mount
 
+
 def _system_mounts(search_path: str) -> tuple[list[str], list[str]]:
     """bwrap arguments for the read-only system folders and /etc files, and (to come after the
     fresh /tmp, which would hide one under it) for the search path folders they do not cover."""
@@ -302,4 +303,3 @@ def describe(enabled: bool) -> str:
             "the system's programs, with no network."
         )
     return "WARNING: the command sandbox is turned off (sandbox=false); commands run unsandboxed."
-

@@ -174,7 +174,11 @@ async def test_adversarial_case(
     if "extra_commands" in case:
         settings["policy_file"] = write_policy(tmp_path / "policy.yaml", case["extra_commands"])
     client = await start_tools(
-        max_file_bytes=65536, max_read_bytes=8192, max_output_bytes=4096, command_timeout_seconds=2, **settings
+        max_file_bytes=65536,
+        max_read_bytes=8192,
+        max_output_bytes=4096,
+        command_timeout_seconds=2,
+        **settings,
     )
     root = client.workspace.resolve()
     names = {

@@ -72,11 +72,18 @@ def test_bad_specs_are_refused(spec: str) -> None:
 
 def _gnu_programs() -> list[tuple[str, CommandRule]]:
     policy = load_policy(DEFAULT_POLICY)
-    skipped = {"git", "find", "echo", "pwd"}  # git and find have no getopt --help; echo, pwd are builtins-like
+    skipped = {
+        "git",
+        "find",
+        "echo",
+        "pwd",
+    }  # git and find have no getopt --help; echo, pwd are builtins-like
     return [(name, rule) for name, rule in policy.commands.items() if name not in skipped]
 
 
-@pytest.mark.parametrize("program, rule", _gnu_programs(), ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(
+    "program, rule", _gnu_programs(), ids=lambda value: value if isinstance(value, str) else ""
+)
 def test_allowed_long_options_exist_in_the_program(program: str, rule: CommandRule) -> None:
     help_text = subprocess.run([program, "--help"], capture_output=True, text=True, check=False).stdout
     for text in rule.allowed_options:

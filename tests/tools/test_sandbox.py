@@ -25,7 +25,9 @@ from services.tools.workspace import Workspace
 from .support import DEFAULT_POLICY, SECRET, StartTools, ToolsClient, write_policy
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-LIMITS = SandboxLimits(cpu_seconds=5, memory_bytes=1 << 31, file_bytes=1 << 20, processes=32, tmp_bytes=1 << 24)
+LIMITS = SandboxLimits(
+    cpu_seconds=5, memory_bytes=1 << 31, file_bytes=1 << 20, processes=32, tmp_bytes=1 << 24
+)
 
 
 def _parts(root: Path) -> tuple[CommandChecker, Sandbox]:
@@ -206,14 +208,18 @@ async def test_a_search_path_folder_outside_usr_is_mounted(start_tools: StartToo
     bin_dir.mkdir()
     (bin_dir / "hello").write_text("#!/bin/sh\necho hello from $0\n")
     (bin_dir / "hello").chmod(0o755)
-    policy = write_policy(tmp_path / "policy.yaml", {"hello": {"read_only": True}}, search_path=f"{bin_dir}:/usr/bin:/bin")
+    policy = write_policy(
+        tmp_path / "policy.yaml", {"hello": {"read_only": True}}, search_path=f"{bin_dir}:/usr/bin:/bin"
+    )
     client = await start_tools(policy_file=policy)
     reply = await client.execute("run_command", {"argv": ["hello"]})
     assert reply.result["stdout"] == f"hello from {bin_dir}/hello\n", reply
 
 
 async def test_limits_are_set_inside(start_tools: StartTools, tmp_path: Path) -> None:
-    policy = write_policy(tmp_path / "policy.yaml", {"bash": {"read_only": True, "allowed_options": ["-c VALUE"]}})
+    policy = write_policy(
+        tmp_path / "policy.yaml", {"bash": {"read_only": True, "allowed_options": ["-c VALUE"]}}
+    )
     client = await start_tools(
         policy_file=policy,
         command_cpu_seconds=7,
@@ -221,7 +227,9 @@ async def test_limits_are_set_inside(start_tools: StartTools, tmp_path: Path) ->
         command_file_bytes=1 << 20,
         command_processes=33,
     )
-    reply = await client.execute("run_command", {"argv": ["bash", "-c", "ulimit -t; ulimit -v; ulimit -f; ulimit -u"]})
+    reply = await client.execute(
+        "run_command", {"argv": ["bash", "-c", "ulimit -t; ulimit -v; ulimit -f; ulimit -u"]}
+    )
     assert reply.result["stdout"].split() == ["7", str((1 << 30) // 1024), str((1 << 20) // 1024), "33"]
     assert reply.result["sandboxed"] is True
 
@@ -270,4 +278,3 @@ async def test_a_bwrap_that_fails_is_named_as_the_cause(tmp_path: Path) -> None:
     failure = sandbox.failure(1, "", "bwrap: Creating new namespace failed: Operation not permitted\n")
     assert failure is not None and "Creating new namespace failed" in str(failure)
     assert sandbox.failure(1, "", "cat: x: No such file or directory\n") is None
-
