@@ -4,12 +4,15 @@ The argv is never given to a shell: `;`, `&&`, `|`, `$(...)`, backticks and the 
 program as plain text. What is checked here, before any approval is asked:
 - argv[0] is a bare program name in the allowlist (no path, no `NAME=value` assignment); the
   program is looked up in the policy's search path only, never in the workspace;
-- options pass the program's (and subcommand's) allowed/denied lists, which is where argument
-  injection (`find -exec`, `git -c`, `tar --to-command`) is stopped;
-- every argument that could be a path (the argument, the value after `=` in `--opt=value`, the
-  rest of `-Xvalue`) stays inside the workspace: no absolute path outside it, no `..` above the
-  root, no link that resolves outside, no hard-linked or special file, and, for invocations that
-  are not read-only, no protected path.
+- every option is in the program's (and subcommand's) `allowed_options`, parsed as the program
+  parses it (services/tools/options.py): abbreviations resolved and written out in full, values
+  inside short clusters found; this is where argument injection (`find -exec`, `git -c`,
+  `tar --to-command`, `sort --compress-program`) is stopped;
+- every operand and every option value stays inside the workspace: no absolute path outside it,
+  no `..` above the root, no link that resolves outside, no hard-linked or special file, and no
+  protected path (read-only commands included).
+
+This is defence in depth: the sandbox (services/tools/sandbox.py) is what bounds a command.
 
 Blocking file-system work (the path checks): callers run it in a thread.
 """
@@ -20,11 +23,10 @@ import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.tools.files import FileTools
-from services.tools.policy import PROGRAM_NAME, CommandRule, Policy
+from services.tools.policy import PROGRAM_NAME, Policy
 from services.tools.workspace import show
 
 __all__ = ["BASE_ENV_KEYS", "CommandChecker", "CommandPlan"]
@@ -44,6 +46,8 @@ class CommandPlan:
     cwd_parts: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     read_only: bool = False
+    # The sandbox may leave existing protected paths writable (policy `writes_protected`).
+    writes_protected: bool = False
 
 
 def _not_allowed(message: str) -> PermissionDenied:
@@ -83,9 +87,9 @@ class CommandChecker:
             raise _not_allowed(f"program '{program}' is not in the allowlist (allowed: {allowed})")
         args = list(argv[1:])
         env = dict(rule.env)
-        denied = list(rule.denied_options)
-        denied_short = rule.denied_short_flags
+        inherited: list[str] = []
         prefix: list[str] = []
+        writes_protected = rule.writes_protected
         if rule.subcommands is not None:
             if not args or args[0] not in rule.subcommands:
                 given = f"'{show(args[0])}'" if args else "nothing"
@@ -93,15 +97,19 @@ class CommandChecker:
                 raise _not_allowed(f"'{program}' needs one of the subcommands {names} first, got {given}")
             subcommand = args.pop(0)
             prefix = [subcommand]
-            sub = rule.subcommands[subcommand]
-            env.update(sub.env)
-            denied += sub.denied_options
-            denied_short += sub.denied_short_flags
-            rule = sub
-        _check_options(program, rule, args, denied, denied_short)
+            inherited = rule.allowed_options
+            rule = rule.subcommands[subcommand]
+            env.update(rule.env)
+            writes_protected = writes_protected or rule.writes_protected
+        if rule.options_first and args and not args[0].startswith("-"):
+            raise _bad_argument(
+                f"'{program}' needs its first argument to be an option (old-style '{show(args[0])}' is refused)"
+            )
+        name = " ".join([program, *prefix])
+        parsed = rule.option_set(name, inherited).parse(args)
         cwd_parts = self._cwd(cwd)
-        for arg in args:
-            self._check_path_argument(program, arg, cwd_parts, rule.read_only)
+        for value in parsed.values:
+            self._check_path_argument(program, value, cwd_parts)
         executable = shutil.which(program, path=self.policy.search_path)
         if executable is None:
             raise FailedPrecondition(
@@ -110,11 +118,12 @@ class CommandChecker:
             )
         return CommandPlan(
             executable=executable,
-            argv=[program, *prefix, *rule.prepend_args, *args],
+            argv=[program, *prefix, *rule.prepend_args, *parsed.argv],
             cwd=self.workspace.real_path(cwd_parts),
             cwd_parts=cwd_parts,
             env=env,
             read_only=rule.read_only,
+            writes_protected=writes_protected,
         )
 
     def _cwd(self, cwd: str) -> tuple[str, ...]:
@@ -129,44 +138,43 @@ class CommandChecker:
                     )
             return where.parts
 
-    def _check_path_argument(
-        self, program: str, arg: str, cwd_parts: tuple[str, ...], read_only: bool
-    ) -> None:
-        for candidate in _path_candidates(arg):
-            try:
-                parts = self.workspace.lexical_parts(candidate, cwd_parts)
-            except InvalidArgument:
-                continue  # longer than any path the kernel opens (PATH_MAX): plain text
-            if not read_only and self.files.is_protected(parts):
-                raise PermissionDenied(
-                    f"'{program}' argument '{show(arg)}' names a protected path (config protected_paths)",
-                    reason="PROTECTED_PATH",
-                )
-            try:
-                with self.workspace.locate(candidate, follow_final=True, base=cwd_parts) as where:
-                    entry = where.stat
-                    resolved = where.parts
-            except (NotFound, FailedPrecondition, InvalidArgument):
-                # Not an existing path (missing, through a file, a name over NAME_MAX, a link
-                # loop): the program gets the same error from the kernel.
-                continue
-            if not read_only and self.files.is_protected(resolved):
-                raise PermissionDenied(
-                    f"'{program}' argument '{show(arg)}' leads to a protected path (config protected_paths)",
-                    reason="PROTECTED_PATH",
-                )
-            if entry is None or stat.S_ISDIR(entry.st_mode):
-                continue
-            if not stat.S_ISREG(entry.st_mode):
-                raise PermissionDenied(
-                    f"'{program}' argument '{show(arg)}' is a device, FIFO or socket", reason="SPECIAL_FILE"
-                )
-            if entry.st_nlink > 1:
-                raise PermissionDenied(
-                    f"'{program}' argument '{show(arg)}' is a file with {entry.st_nlink} hard links; another "
-                    "name of it may be outside the workspace",
-                    reason="HARD_LINK",
-                )
+    def _check_path_argument(self, program: str, candidate: str, cwd_parts: tuple[str, ...]) -> None:
+        if not candidate:
+            return
+        try:
+            parts = self.workspace.lexical_parts(candidate, cwd_parts)
+        except InvalidArgument:
+            return  # longer than any path the kernel opens (PATH_MAX): plain text
+        if self.files.is_protected(parts):
+            raise PermissionDenied(
+                f"'{program}' argument '{show(candidate)}' names a protected path (config protected_paths)",
+                reason="PROTECTED_PATH",
+            )
+        try:
+            with self.workspace.locate(candidate, follow_final=True, base=cwd_parts) as where:
+                entry = where.stat
+                resolved = where.parts
+        except (NotFound, FailedPrecondition, InvalidArgument):
+            # Not an existing path (missing, through a file, a name over NAME_MAX, a link
+            # loop): the program gets the same error from the kernel.
+            return
+        if self.files.is_protected(resolved):
+            raise PermissionDenied(
+                f"'{program}' argument '{show(candidate)}' leads to a protected path (config protected_paths)",
+                reason="PROTECTED_PATH",
+            )
+        if entry is None or stat.S_ISDIR(entry.st_mode):
+            return
+        if not stat.S_ISREG(entry.st_mode):
+            raise PermissionDenied(
+                f"'{program}' argument '{show(candidate)}' is a device, FIFO or socket", reason="SPECIAL_FILE"
+            )
+        if entry.st_nlink > 1:
+            raise PermissionDenied(
+                f"'{program}' argument '{show(candidate)}' is a file with {entry.st_nlink} hard links; another "
+                "name of it may be outside the workspace",
+                reason="HARD_LINK",
+            )
 
 
 def _check_shape(argv: Sequence[str]) -> None:
@@ -181,53 +189,3 @@ def _check_shape(argv: Sequence[str]) -> None:
             raise InvalidArgument("every argv item must be a string")
         if "\x00" in arg:
             raise InvalidArgument("argv items must not contain NUL characters")
-
-
-def _is_short_cluster(arg: str) -> bool:
-    return len(arg) > 1 and arg[0] == "-" and arg[1] != "-"
-
-
-def _check_options(
-    program: str, rule: CommandRule, args: list[str], denied: list[str], denied_short: str
-) -> None:
-    if rule.options_first and args and not args[0].startswith("-"):
-        raise _bad_argument(
-            f"'{program}' needs its first argument to be an option (old-style '{show(args[0])}' is refused)"
-        )
-    for arg in args:
-        if arg in ("-", "--") or not arg.startswith("-"):
-            continue
-        for pattern in denied:
-            if fnmatchcase(arg, pattern):
-                raise _bad_argument(
-                    f"'{program}' option '{show(arg)}' is not allowed (denied by '{pattern}')"
-                )
-        if _is_short_cluster(arg):
-            refused = sorted({letter for letter in arg[1:] if letter in denied_short})
-            if refused:
-                raise _bad_argument(
-                    f"'{program}' option '{show(arg)}' uses the refused flag(s) {''.join(refused)}"
-                )
-        if rule.allowed_options is None:
-            continue
-        if any(fnmatchcase(arg, pattern) for pattern in rule.allowed_options):
-            continue
-        if (
-            _is_short_cluster(arg)
-            and rule.short_flags
-            and all(letter in rule.short_flags for letter in arg[1:])
-        ):
-            continue
-        raise _bad_argument(f"'{program}' option '{show(arg)}' is not in its allowed options")
-
-
-def _path_candidates(arg: str) -> list[str]:
-    """The strings inside `arg` that a program might take as a path."""
-    candidates = [arg]
-    if arg.startswith("-") and len(arg) > 1:
-        candidates = []
-        if "=" in arg:
-            candidates.append(arg.split("=", 1)[1])
-        if _is_short_cluster(arg) and len(arg) > 2:
-            candidates.append(arg[2:])
-    return [candidate for candidate in candidates if candidate]

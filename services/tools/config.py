@@ -29,6 +29,16 @@ class Settings(BaseModel):
     max_output_bytes: int = Field(default=64 * 1024, gt=0)
     # Default and longest run time of a command; a call may ask for less.
     command_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Run every command in the bubblewrap sandbox. Turning it off is explicit, and the tool
+    # catalogue and the health name `ducklm.tools.v1.CommandSandbox` then say so.
+    sandbox: bool = True
+    # Limits inside the sandbox: CPU seconds, address space, largest file written, processes
+    # (per sandbox user; not enforced for a service running as root), size of the fresh /tmp.
+    command_cpu_seconds: int = Field(default=30, gt=0)
+    command_memory_bytes: int = Field(default=2 * 1024**3, gt=0)
+    command_file_bytes: int = Field(default=256 * 1024**2, gt=0)
+    command_processes: int = Field(default=64, gt=0)
+    command_tmp_bytes: int = Field(default=64 * 1024**2, gt=0)
     # Most entries list_dir and find_files return.
     max_list_entries: int = Field(default=1000, gt=0)
     # Most directory entries find_files looks at before it stops and reports truncation.

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.config import ConfigError
-from services.common.errors import NotFound, PermissionDenied
+from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
 from services.tools.approvals import ApprovalBook
 from services.tools.canonical import Action, action_of, canonical_value
 from services.tools.catalogue import TOOLS, Risk, ToolSpec, validate_arguments
 from services.tools.commands import CommandChecker, CommandPlan
 from services.tools.files import FileTools
 from services.tools.policy import Policy
-from services.tools.shell import run_plan
+from services.tools.sandbox import Sandbox, describe, sandbox_failure
+from services.tools.shell import CommandResult, run_plan
 
 __all__ = ["CommandLimits", "Outcome", "Prepared", "ToolInfo", "ToolRunner"]
 
@@ -39,6 +40,7 @@ class CommandLimits:
 class ToolInfo:
     spec: ToolSpec
     requires_approval: bool
+    description: str
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,14 @@ class Outcome:
 class ToolRunner:
     """The catalogue, the policy and the gate, over one workspace."""
 
-    def __init__(self, policy: Policy, files: FileTools, book: ApprovalBook, limits: CommandLimits) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        files: FileTools,
+        book: ApprovalBook,
+        limits: CommandLimits,
+        sandbox: Sandbox | None,
+    ) -> None:
         unknown = set(policy.tools) - {spec.name for spec in TOOLS}
         if unknown:
             raise ConfigError(f"the policy names unknown tools: {', '.join(sorted(unknown))}")
@@ -69,6 +78,8 @@ class ToolRunner:
         self.commands = CommandChecker(policy, files)
         self.book = book
         self.limits = limits
+        # None only when the setting turns the sandbox off; never as a fallback.
+        self.sandbox = sandbox
         self._specs = {spec.name: spec for spec in TOOLS}
 
     def catalogue(self) -> list[ToolInfo]:
@@ -78,8 +89,13 @@ class ToolRunner:
             override = self.policy.tools.get(spec.name)
             if override is not None and not override.enabled:
                 continue
+            description = spec.description
+            if spec.name == "run_command":
+                description = f"{description} {describe(self.sandbox is not None)}"
             tools.append(
-                ToolInfo(spec, self._requires_approval(spec, default=spec.risk is not Risk.READ_ONLY))
+                ToolInfo(
+                    spec, self._requires_approval(spec, default=spec.risk is not Risk.READ_ONLY), description
+                )
             )
         return tools
 
@@ -105,7 +121,8 @@ class ToolRunner:
             plan = await asyncio.to_thread(self.commands.plan, args["argv"], args.get("cwd", "."))
             needs = self._requires_approval(spec, default=not plan.read_only)
             action = action_of(tool_name, args, plan.cwd, self.policy.version)
-            return Prepared(action, needs, lambda: self._run_command(plan, args))
+            # The workspace is writable in the sandbox only for a command that ran under an approval.
+            return Prepared(action, needs, lambda: self._run_command(plan, args, writable=needs))
         if tool_name == "write_file":
             self.files.check_content(args["content"])
         if tool_name in ("write_file", "make_dir"):
@@ -153,7 +170,9 @@ class ToolRunner:
             return await asyncio.to_thread(files.find_files, args["pattern"], args.get("path", "."))
         raise NotFound(f"unknown tool '{tool_name}'")
 
-    async def _run_command(self, plan: CommandPlan, args: dict[str, Any]) -> dict[str, Any]:
+    async def _run_command(
+        self, plan: CommandPlan, args: dict[str, Any], *, writable: bool
+    ) -> dict[str, Any]:
         timeout = min(
             float(args.get("timeout_seconds", self.limits.timeout_seconds)), self.limits.timeout_seconds
         )
@@ -166,7 +185,10 @@ class ToolRunner:
             "GIT_CEILING_DIRECTORIES": str(root.parent),
             **plan.env,
         }
-        done = await run_plan(plan, env, timeout, self.limits.max_output_bytes)
+        if self.sandbox is None:
+            done = await run_plan(plan, env, timeout, self.limits.max_output_bytes)
+        else:
+            done = await self._run_sandboxed(self.sandbox, plan, env, timeout, writable)
         return {
             "argv": plan.argv,
             "exit_code": done.exit_code,
@@ -178,4 +200,37 @@ class ToolRunner:
             "timed_out": False,
             "invalid_utf8": done.invalid_utf8,
             "duration_ms": done.duration_ms,
+            "sandboxed": self.sandbox is not None,
         }
+
+    async def _run_sandboxed(
+        self, sandbox: Sandbox, plan: CommandPlan, env: dict[str, str], timeout: float, writable: bool
+    ) -> CommandResult:
+        if sandbox.problem is not None and await sandbox.probe() is not None:
+            raise sandbox_failure(sandbox.problem)
+        if writable:
+            # Blocking: an approved command's launch walks the workspace for protected paths.
+            launch = await asyncio.to_thread(
+                sandbox.launch, writable=True, cwd=plan.cwd, writes_protected=plan.writes_protected
+            )
+        else:
+            launch = sandbox.launch(writable=False, cwd=plan.cwd)
+        try:
+            done = await run_plan(
+                plan,
+                env,
+                timeout,
+                self.limits.max_output_bytes,
+                prefix=launch.prefix,
+                pass_fds=launch.pass_fds,
+            )
+        except FailedPrecondition as exc:
+            if exc.reason == "COMMAND_NOT_STARTED":  # bwrap itself could not be executed
+                raise sandbox_failure(f"bwrap could not be started ({exc.message})") from None
+            raise
+        finally:
+            launch.close()
+        failure = sandbox.failure(done.exit_code, done.stdout, done.stderr)
+        if failure is not None:
+            raise failure
+        return done

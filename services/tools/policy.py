@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from services.common.config import ConfigError
+from services.tools.options import OptionSet, Style, parse_spec
 
 __all__ = ["CommandRule", "Policy", "ToolPolicy", "load_policy", "parse_policy"]
 
@@ -28,16 +30,18 @@ class CommandRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Runs without approval: the invocation only reads the workspace.
+    # Runs without approval, in a sandbox whose workspace is mounted read-only.
     read_only: bool = False
-    # If set, every argument starting with '-' must match one of these globs (or `short_flags`).
-    allowed_options: list[str] | None = None
-    # Letters allowed in '-abc' clusters when `allowed_options` is set.
-    short_flags: str = ""
-    # Arguments matching any of these globs are refused.
-    denied_options: list[str] = Field(default_factory=list)
-    # Letters refused anywhere in a '-abc' cluster (e.g. "L" for ls: dereference links).
-    denied_short_flags: str = ""
+    # Every option the program may get (services/tools/options.py has the syntax): `-x`,
+    # `-x VALUE`, `-x[VALUE]`, `--name`, `--name=VALUE`, `--name[=VALUE]`, `-NUM`. Anything else
+    # starting with '-' is refused; a long option may be abbreviated and is then written out.
+    allowed_options: list[str] = Field(default_factory=list)
+    # "gnu" (getopt_long clusters and prefixes) or "words" (find's exact `-name VALUE` words).
+    option_style: Style = Style.GNU
+    # An approved run may write protected paths that exist (git add/commit write `.git`); the
+    # policy's `sandbox_read_only` paths stay read-only even then. A program's setting applies
+    # to its subcommands.
+    writes_protected: bool = False
     # The first argument must be an option (refuses tar's old-style `tar xf...`).
     options_first: bool = False
     # Arguments inserted right after the program (or subcommand), e.g. git diff --no-ext-diff.
@@ -45,8 +49,20 @@ class CommandRule(BaseModel):
     # Extra environment variables for this program (added to the minimal environment).
     env: dict[str, str] = Field(default_factory=dict)
     # If set, the first argument must be one of these subcommands; each has its own rule, and
-    # the program's denied_options, denied_short_flags and env apply to all of them too.
+    # the program's allowed_options and env apply to all of them too.
     subcommands: dict[str, CommandRule] | None = None
+
+    @field_validator("allowed_options")
+    @classmethod
+    def _option_specs(cls, allowed: list[str]) -> list[str]:
+        for text in allowed:
+            parse_spec(text)
+        return allowed
+
+    def option_set(self, program: str, inherited: Sequence[str] = ()) -> OptionSet:
+        """The parser over this rule's allowed options (plus a parent program's)."""
+        specs = [parse_spec(text) for text in (*inherited, *self.allowed_options)]
+        return OptionSet(program, specs, self.option_style)
 
 
 class ToolPolicy(BaseModel):
@@ -64,8 +80,12 @@ class Policy(BaseModel):
 
     # Where allowlisted programs are looked up; the workspace is never searched.
     search_path: str = "/usr/bin:/bin"
-    # Globs (relative to the workspace) that file tools and approved commands never write.
+    # Globs (relative to the workspace) that no tool writes and no command names; in an approved
+    # command's sandbox the ones that exist are mounted read-only.
     protected_paths: list[str] = Field(default_factory=list)
+    # Globs mounted read-only in every command's sandbox, also for `writes_protected` programs
+    # (git config and hooks, which could turn a later command into code).
+    sandbox_read_only: list[str] = Field(default_factory=list)
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
     commands: dict[str, CommandRule] = Field(default_factory=dict)
     # SHA-256 of the policy file's bytes; filled in by the loader, not read from the file.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime
 
 import grpc
 from ducklm.approvals.v1 import approvals_pb2, approvals_pb2_grpc
 from ducklm.tools.v1 import tools_pb2, tools_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from services.common.errors import InvalidArgument, grpc_errors
 from services.common.paging import next_page_token, page_bounds
@@ -25,10 +27,16 @@ from services.tools.config import Settings
 from services.tools.executor import CommandLimits, ToolRunner
 from services.tools.files import FileLimits, FileTools
 from services.tools.policy import load_policy
+from services.tools.sandbox import Sandbox, SandboxLimits, describe
 from services.tools.store import ApprovalRecord, ApprovalStore
 from services.tools.workspace import Workspace
 
-__all__ = ["ApprovalsServicer", "ToolsServicer", "create_server"]
+__all__ = ["SANDBOX_HEALTH_NAME", "ApprovalsServicer", "ToolsServicer", "create_server"]
+
+log = logging.getLogger(__name__)
+
+# The gRPC health name that reports whether commands run in the sandbox.
+SANDBOX_HEALTH_NAME = "ducklm.tools.v1.CommandSandbox"
 
 _RISKS = {
     Risk.READ_ONLY: tools_pb2.RISK_LEVEL_READ_ONLY,
@@ -91,7 +99,7 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
         tools = [
             tools_pb2.Tool(
                 name=info.spec.name,
-                description=info.spec.description,
+                description=info.description,
                 arguments_schema=_schema_text(info.spec.schema),
                 risk_level=_RISKS[info.spec.risk],
                 requires_approval=info.requires_approval,
@@ -99,7 +107,9 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
             for info in infos
         ]
         return tools_pb2.ListToolsResponse(
-            tools=tools, next_page_token=next_page_token(offset, limit, len(tools))
+            tools=tools,
+            next_page_token=next_page_token(offset, limit, len(tools)),
+            commands_sandboxed=self._runner.sandbox is not None,
         )
 
     @grpc_errors
@@ -203,6 +213,25 @@ async def create_server(settings: Settings) -> GrpcServer:
         ),
         policy.protected_paths,
     )
+    sandbox = None
+    if settings.sandbox:
+        sandbox = Sandbox(
+            files,
+            policy,
+            SandboxLimits(
+                cpu_seconds=settings.command_cpu_seconds,
+                memory_bytes=settings.command_memory_bytes,
+                file_bytes=settings.command_file_bytes,
+                processes=settings.command_processes,
+                tmp_bytes=settings.command_tmp_bytes,
+            ),
+            settings.max_find_scanned,
+        )
+        problem = await sandbox.probe()
+        if problem is not None:
+            log.error("the command sandbox cannot be created (%s); run_command is refused", problem)
+    else:
+        log.warning(describe(False))
     store = await ApprovalStore.open(settings.database_path)
     book = ApprovalBook(store, settings.approval_ttl_seconds)
     try:
@@ -211,6 +240,7 @@ async def create_server(settings: Settings) -> GrpcServer:
             files,
             book,
             CommandLimits(settings.command_timeout_seconds, settings.max_output_bytes),
+            sandbox,
         )
         server = await build_server(
             [
@@ -231,4 +261,11 @@ async def create_server(settings: Settings) -> GrpcServer:
         await store.close()
         raise
     server.add_cleanup(store.close)
+    # Health says whether commands are confined: SERVING with the sandbox, NOT_SERVING without
+    # it (turned off, or it cannot be created).
+    confined = sandbox is not None and sandbox.problem is None
+    await server.health.set(
+        SANDBOX_HEALTH_NAME,
+        health_pb2.HealthCheckResponse.SERVING if confined else health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
     return server

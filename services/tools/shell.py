@@ -1,5 +1,7 @@
-"""Runs a checked CommandPlan: execve with no shell, in its own session and process group, with
-a minimal environment, stdin closed, output capped and a timeout that kills the whole group.
+"""Runs a checked CommandPlan: execve with no shell (inside the sandbox's command line), in its
+own session and process group, with a minimal environment, stdin closed, output capped and a
+timeout that kills the whole group (the sandbox dies with it: `--die-with-parent`, and its PID
+namespace ends with its first process).
 
 It must never start a shell, inherit the service's environment, or leave a process behind.
 """
@@ -11,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,15 +114,26 @@ async def _settle(process: asyncio.subprocess.Process, readers: asyncio.Future[A
 
 
 async def run_plan(
-    plan: CommandPlan, env: dict[str, str], timeout: float, max_output_bytes: int
+    plan: CommandPlan,
+    env: dict[str, str],
+    timeout: float,
+    max_output_bytes: int,
+    *,
+    prefix: Sequence[str] = (),
+    pass_fds: Sequence[int] = (),
 ) -> CommandResult:
-    """Runs `plan`; raises DeadlineExceeded (after killing the process group) on timeout."""
+    """Runs `plan` (after `prefix`, the sandbox's command line, when given); raises
+    DeadlineExceeded (after killing the process group) on timeout."""
     started = time.monotonic()
     try:
         process = await asyncio.create_subprocess_exec(
+            *prefix,
             plan.executable,
             *plan.argv[1:],
-            cwd=plan.cwd,
+            # In the sandbox bwrap enters the working directory itself; outside it, nothing of
+            # the host's folders is held as a working directory.
+            cwd="/" if prefix else plan.cwd,
+            pass_fds=pass_fds,
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,

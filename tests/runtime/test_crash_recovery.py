@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,11 +22,10 @@ from tests.scripted_model import ScriptedModel
 
 # A program the test allowlists: it appends one line to `runs.log` in its working directory,
 # then sleeps, so a kill can land while it runs and the log shows how often it ran.
-SLOW_APPEND = """#!{python}
-import sys, time
-with open("runs.log", "a") as log:
-    log.write("ran\\n")
-time.sleep(float(sys.argv[1]))
+# A shell script: commands run in a sandbox that holds the system's programs, not this venv.
+SLOW_APPEND = """#!/bin/sh
+echo ran >> runs.log
+exec sleep "$1"
 """
 
 
@@ -36,7 +34,7 @@ async def crash_stack(tmp_path: Path, scripted_model: ScriptedModel) -> AsyncIte
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     program = bin_dir / "slow-append"
-    program.write_text(SLOW_APPEND.format(python=sys.executable))
+    program.write_text(SLOW_APPEND)
     program.chmod(program.stat().st_mode | stat.S_IXUSR)
     policy = yaml.safe_load((repo_root() / "config" / "tools.yaml").read_text())
     policy["search_path"] = f"{bin_dir}:/usr/bin:/bin"

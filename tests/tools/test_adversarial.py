@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .support import SECRET, Reply, StartTools
+from services.common.config import repo_root
+
+from .support import SECRET, Reply, StartTools, write_policy
 
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "adversarial_cases.yaml").read_text())
 
@@ -158,7 +160,7 @@ def _check(reply: Reply, expect: dict[str, Any]) -> None:
 
 def test_corpus_is_large_and_well_formed() -> None:
     ids = [case["id"] for case in CASES]
-    assert len(ids) >= 100
+    assert len(ids) >= 300
     assert len(ids) == len(set(ids)), "case ids must be unique"
     for case in CASES:
         assert {"id", "why", "tool", "args", "expect"} <= set(case), case["id"]
@@ -168,11 +170,26 @@ def test_corpus_is_large_and_well_formed() -> None:
 async def test_adversarial_case(
     case: dict[str, Any], start_tools: StartTools, tmp_path: Path, outside: Path
 ) -> None:
+    settings: dict[str, Any] = {}
+    if "extra_commands" in case:
+        settings["policy_file"] = write_policy(tmp_path / "policy.yaml", case["extra_commands"])
     client = await start_tools(
-        max_file_bytes=65536, max_read_bytes=8192, max_output_bytes=4096, command_timeout_seconds=2
+        max_file_bytes=65536,
+        max_read_bytes=8192,
+        max_output_bytes=4096,
+        command_timeout_seconds=2,
+        **settings,
     )
     root = client.workspace.resolve()
-    names = {"root": str(root), "outside": str(outside)}
+    names = {
+        "root": str(root),
+        "outside": str(outside),
+        "data": str(root.parent),
+        "repo": str(repo_root()),
+        "home": os.path.expanduser("~"),
+        "pid": str(os.getpid()),
+        "port": str(client.server.port),
+    }
     for step in _substitute(case.get("setup", []), names):
         _build(step, root)
     before = _snapshot(outside)

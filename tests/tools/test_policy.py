@@ -40,6 +40,10 @@ def test_any_byte_changes_the_version() -> None:
         (b"commands: {'ls -la': {}}", "bare name"),
         (b"search_path: 'bin:/usr/bin'", "absolute"),
         (b"commands: {ls: {read_only: maybe}}", "read_only"),
+        (b"commands: {ls: {allowed_options: ['-l VALUE VALUE']}}", "option spec"),
+        (b"commands: {ls: {option_style: posix}}", "option_style"),
+        # Blocklists are gone: an old policy is refused rather than read as allowing everything.
+        (b"commands: {ls: {denied_options: ['--dereference*']}}", "denied_options"),
     ],
 )
 def test_bad_policies_are_refused_with_a_clear_message(text: bytes, problem: str) -> None:

@@ -42,12 +42,14 @@ class ListToolsRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListToolsResponse(_message.Message):
-    __slots__ = ("tools", "next_page_token")
+    __slots__ = ("tools", "next_page_token", "commands_sandboxed")
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_SANDBOXED_FIELD_NUMBER: _ClassVar[int]
     tools: _containers.RepeatedCompositeFieldContainer[Tool]
     next_page_token: str
-    def __init__(self, tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    commands_sandboxed: bool
+    def __init__(self, tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., commands_sandboxed: _Optional[bool] = ...) -> None: ...
 
 class ExecuteToolRequest(_message.Message):
     __slots__ = ("tool_name", "arguments", "task_id", "approval_id")
