@@ -39,6 +39,18 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BROWSER_SAME_SITE = frozenset({"same-origin", "none"})
+_WRONG_HOST = (
+    "this DuckLM gateway does not serve that host name; add it to DUCKLM_GATEWAY_ALLOWED_HOSTS "
+    "if it is really this machine"
+)
+_NOT_JSON = (
+    "requests that change something must send 'Content-Type: application/json' "
+    "(with curl: -H 'Content-Type: application/json' or --json)"
+)
+_CROSS_SITE = (
+    "requests from another site's page are refused; add its origin to "
+    "DUCKLM_GATEWAY_ALLOWED_ORIGINS if you trust it"
+)
 
 
 def host_name(header: str) -> str:
@@ -90,34 +102,19 @@ class SiteGuardMiddleware:
         headers = Headers(scope=scope)
         host = headers.get("host", "")
         if self.hosts is not None and host_name(host) not in self.hosts:
-            return (
-                400,
-                "HOST_NOT_ALLOWED",
-                "this DuckLM gateway does not serve that host name; add it to "
-                "DUCKLM_GATEWAY_ALLOWED_HOSTS if it is really this machine",
-            )
+            return 400, "HOST_NOT_ALLOWED", _WRONG_HOST
         if scope["method"] in _SAFE_METHODS:
             return None
         if _media_type(headers) != "application/json":
-            return (
-                415,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "requests that change something must send 'Content-Type: application/json' "
-                "(with curl: -H 'Content-Type: application/json' or --json)",
-            )
+            return 415, "UNSUPPORTED_MEDIA_TYPE", _NOT_JSON
         origin = headers.get("origin")
         if origin is not None:
             if origin.rstrip("/").lower() in self.origins or _same_origin(origin, host):
                 return None
-            return (
-                403,
-                "CROSS_SITE_REQUEST",
-                "requests from another site's page are refused; add its origin to "
-                "DUCKLM_GATEWAY_ALLOWED_ORIGINS if you trust it",
-            )
+            return 403, "CROSS_SITE_REQUEST", _CROSS_SITE
         fetch_site = headers.get("sec-fetch-site")
         if fetch_site is not None and fetch_site.lower() not in _BROWSER_SAME_SITE:
-            return 403, "CROSS_SITE_REQUEST", "requests from another site's page are refused"
+            return 403, "CROSS_SITE_REQUEST", _CROSS_SITE
         return None
 
 
