@@ -27,7 +27,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,7 +236,7 @@ def approver_metadata(token: str, via: str) -> tuple[tuple[str, str], ...]:
     return ((APPROVER_TOKEN_KEY, token), (APPROVER_VIA_KEY, via))
 
 
-def _metadata_value(metadata: Sequence[Any] | None, key: str) -> bytes | None:
+def _metadata_value(metadata: Iterable[Any] | None, key: str) -> bytes | None:
     for name, value in metadata or ():
         if name == key:
             return value.encode() if isinstance(value, str) else bytes(value)
@@ -255,7 +255,7 @@ class Approvers:
                 f"DUCKLM_APPROVER_TOKEN must be at least {MIN_APPROVER_TOKEN_CHARS} characters (use a random one)"
             )
 
-    def principal(self, metadata: Sequence[Any] | None) -> str:
+    def principal(self, metadata: Iterable[Any] | None) -> str:
         """The name a decision is recorded under, or PermissionDenied when the caller does not
         hold the approver credential (the runtime never does)."""
         if not self.token:

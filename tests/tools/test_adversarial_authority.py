@@ -207,11 +207,12 @@ async def test_a_pattern_grant_stays_in_its_task_folder_and_arguments(start_tool
     client = await start_tools()
     (client.workspace / "sub").mkdir(parents=True)
     await _pattern_grant(client, ["touch", "a.txt"])
-    for arguments, task_id in [
+    attempts: list[tuple[dict[str, Any], str]] = [
         ({"argv": ["touch", "b.txt"]}, "task-2"),  # another task
         ({"argv": ["touch", "b.txt"], "cwd": "sub"}, "task-1"),  # another working directory
         ({"argv": ["touch", "b.txt"], "timeout_seconds": 5}, "task-1"),  # other arguments
-    ]:
+    ]
+    for arguments, task_id in attempts:
         reply = await client.execute("run_command", arguments, task_id=task_id)
         assert reply.reason == "APPROVAL_REQUIRED", (arguments, task_id, reply)
     assert not (client.workspace / "b.txt").exists() and not (client.workspace / "sub" / "b.txt").exists()

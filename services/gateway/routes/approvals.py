@@ -24,7 +24,11 @@ from services.gateway.errors import ApiError, call
 from services.gateway.inputs import INT64_MAX, Body, query_choice, query_int, query_str, read_body
 from services.gateway.routes.tasks import backends_of
 
-__all__ = ["routes"]
+__all__ = ["DEFAULT_DECIDER", "routes"]
+
+# Who a skill-proposal decision is recorded as when the client does not say (routes/skills.py).
+# Approval decisions never use it: they are recorded as the approver credential's principal.
+DEFAULT_DECIDER = "gateway"
 
 
 class ApproveBody(Body):
