@@ -271,7 +271,11 @@ async def _run(args: argparse.Namespace) -> None:
     stack.ports.gateway = args.port
     print("Starting llama-server, the DuckLM services and the gateway…", flush=True)
     await stack.start(timeout=args.timeout)
-    print(f"\n  DuckLM is running: {stack.gateway_url}/  (WebChat)\n  Logs: {stack.log_dir}\n  Ctrl-C stops everything.\n", flush=True)
+    print(
+        f"\n  DuckLM is running: {stack.gateway_url}/  (WebChat)\n  Logs: {stack.log_dir}\n"
+        f"  Approver credential (for `ducklm approve`): {stack.approver_token_file}\n  Ctrl-C stops everything.\n",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,6 +8,10 @@ working directory, its other arguments (e.g. `timeout_seconds`) and the policy v
 `git log --oneline PATHS...`, while `git log -p src/a.py`, `git show src/a.py` or
 `sort -o out.txt in.txt` (its own pattern) do not.
 
+An option's separate value (`-n 5`, `-t dir`) counts as an operand: what any value may do is
+bounded by the policy, which allows no option that runs a program and checks every argument
+that could be a path. A glued value (`--output=x`, `-ox`) is part of the option, so it is fixed.
+
 A grant for a pattern never widens what the policy allows: every call it covers is still
 checked in full (workspace paths only, no link out, no protected path written). On top of
 that, a call with any operand naming a protected path, or a path that cannot be placed inside
