@@ -2,6 +2,11 @@
 config/models.yaml, every gRPC service and the gateway, each as its own process. Waits until
 each is healthy, prints the URL, and stops them all (newest first) on Ctrl-C or SIGTERM.
 
+The approver credential (DUCKLM_APPROVER_TOKEN, services/common/auth.py) is generated here when
+unset and given only to the tools service (which checks it) and the gateway (the human's side);
+the runtime and the other services never see it. It is also written, readable by this user
+only, to `<data dir>/approver.token`, where the CLI (`ducklm approve`) finds it.
+
 `make run` calls this; the end-to-end tests use `LocalStack` on free ports.
 """
 
@@ -11,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -31,6 +37,10 @@ from services.runtime.models_config import load_models_config
 __all__ = ["LocalStack", "StackPorts", "ensure_llama_server", "ensure_model", "explain_failed_start", "main"]
 
 GRPC_SERVICES = ("runtime", "tools", "skills", "memory")
+# The only processes given the approver credential: the one that checks it and the human's side.
+APPROVER_PROCESSES = ("tools", "gateway")
+APPROVER_VARIABLES = ("DUCKLM_APPROVER_TOKEN", "DUCKLM_APPROVER_TOKEN_FILE")
+APPROVER_TOKEN_FILE = "approver.token"
 # Where each gRPC service serves Prometheus /metrics under `make run` (the gateway serves its own).
 METRICS_PORTS = {"runtime": 9451, "tools": 9452, "skills": 9453, "memory": 9454}
 
@@ -88,8 +98,14 @@ class LocalStack:
     # Which gRPC services to start (all of them unless a test needs fewer).
     services: tuple[str, ...] = GRPC_SERVICES
     with_gateway: bool = True
+    # The approver credential; generated on start when neither this nor the environment sets it.
+    approver_token: str = field(default="", repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def approver_token_file(self) -> Path:
+        return self.data_dir / APPROVER_TOKEN_FILE
 
     @property
     def gateway_url(self) -> str:
@@ -134,9 +150,23 @@ class LocalStack:
                 if peer != service:
                     env[f"DUCKLM_{peer.upper()}_{service.upper()}_ADDRESS"] = address
         env.update(self.extra_env)
+        if not self.approver_token:
+            self.approver_token = env.get("DUCKLM_APPROVER_TOKEN") or secrets.token_urlsafe(32)
+        env["DUCKLM_APPROVER_TOKEN"] = self.approver_token
+        env.pop("DUCKLM_APPROVER_TOKEN_FILE", None)
         return env
 
+    def _write_approver_token(self) -> None:
+        """Leaves the credential where the CLI looks for it, readable by this user only."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.approver_token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(self.approver_token + "\n")
+        os.chmod(self.approver_token_file, 0o600)  # an older file may have had wider permissions
+
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        if name not in APPROVER_PROCESSES:
+            env = {key: value for key, value in env.items() if key not in APPROVER_VARIABLES}
         if self.log_dir is None:
             self.processes[name] = subprocess.Popen(
                 argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=repo_root(), start_new_session=True
@@ -154,6 +184,7 @@ class LocalStack:
             asyncio.to_thread(ensure_llama_server), asyncio.to_thread(ensure_model)
         )
         env = self.environment(model_path)
+        self._write_approver_token()
         if self.without_embeddings:
             env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_without_embeddings())
         self._env = env
@@ -251,7 +282,11 @@ async def _run(args: argparse.Namespace) -> None:
         await stack.start(timeout=args.timeout)
     except (ConfigError, OSError, RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
         raise SystemExit(await explain_failed_start(stack, exc)) from None
-    print(f"\n  DuckLM is running: {stack.gateway_url}/  (WebChat)\n  Logs: {stack.log_dir}\n  Ctrl-C stops everything.\n", flush=True)
+    print(
+        f"\n  DuckLM is running: {stack.gateway_url}/  (WebChat)\n  Logs: {stack.log_dir}\n"
+        f"  Approver credential (for `ducklm approve`): {stack.approver_token_file}\n  Ctrl-C stops everything.\n",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

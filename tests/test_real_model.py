@@ -16,6 +16,7 @@ from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
+from services.common.auth import approver_metadata
 from tests.waits import recorded_experiences
 
 pytestmark = pytest.mark.model
@@ -32,7 +33,10 @@ async def run_to_end(gateway: httpx.AsyncClient, stack: LocalStack, body: dict[s
         for _ in range(600):
             task = (await gateway.get(f"/v1/tasks/{task_id}")).json()
             if task["status"] == "waiting_approval":
-                await approvals.Approve(approvals_pb2.ApproveRequest(approval_id=task["pending_approval_id"], decided_by="test"))
+                await approvals.Approve(
+                    approvals_pb2.ApproveRequest(approval_id=task["pending_approval_id"]),
+                    metadata=approver_metadata(stack.approver_token, "test"),
+                )
             elif task["status"] in REST:
                 return task
             await asyncio.sleep(0.1)

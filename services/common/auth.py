@@ -12,6 +12,13 @@ and client at once by environment variables:
 gRPC probes, load balancers) cannot carry a secret, and health tells a caller only whether a
 service answers. Everything else, server reflection included, needs the token.
 
+The approver credential is a second, separate secret: `DUCKLM_APPROVER_TOKEN` (or a file named
+by `DUCKLM_APPROVER_TOKEN_FILE`). Only the human's side holds it (the gateway and the CLI; the
+launcher gives it to them and to the tools service, never to the runtime). The tools service
+accepts Approve and Deny only with it, in the metadata `ducklm-approver-token`; without it
+configured, nobody can approve at all. `Approvers.principal` names who decided from the
+credential (and the client's `ducklm-approver-via` label), never from a request field.
+
 This module must never log or echo a token.
 """
 
@@ -19,7 +26,8 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +35,18 @@ from typing import Any
 import grpc
 
 from services.common.config import ConfigError
+from services.common.errors import InvalidArgument, PermissionDenied
 
 __all__ = [
+    "APPROVER_TOKEN_KEY",
+    "APPROVER_VIA_KEY",
+    "MIN_APPROVER_TOKEN_CHARS",
     "OPEN_METHOD_PREFIXES",
+    "Approvers",
     "GrpcSecurity",
     "TokenAuthInterceptor",
+    "approver_metadata",
+    "approver_token_from_env",
     "client_token_interceptors",
 ]
 
@@ -194,3 +209,73 @@ def client_token_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
         _StreamUnaryToken(token),
         _StreamStreamToken(token),
     ]
+
+
+# -- the approver credential -----------------------------------------------------------------
+
+APPROVER_TOKEN_KEY = "ducklm-approver-token"
+APPROVER_VIA_KEY = "ducklm-approver-via"
+MIN_APPROVER_TOKEN_CHARS = 16
+_VIA = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+def approver_token_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """`DUCKLM_APPROVER_TOKEN`, else the first line of the file `DUCKLM_APPROVER_TOKEN_FILE`
+    names, else "" (no approver: nobody can approve)."""
+    env = os.environ if environ is None else environ
+    token = env.get("DUCKLM_APPROVER_TOKEN", "")
+    path = env.get("DUCKLM_APPROVER_TOKEN_FILE", "")
+    if not token and path:
+        token = _read_pem("DUCKLM_APPROVER_TOKEN_FILE", path).decode("utf-8", "replace").strip()
+    return token
+
+
+def approver_metadata(token: str, via: str) -> tuple[tuple[str, str], ...]:
+    """The metadata a human-side client sends with Approve and Deny: the credential and a short
+    label of the way the human decided (e.g. "webchat", "cli")."""
+    return ((APPROVER_TOKEN_KEY, token), (APPROVER_VIA_KEY, via))
+
+
+def _metadata_value(metadata: Iterable[Any] | None, key: str) -> bytes | None:
+    for name, value in metadata or ():
+        if name == key:
+            return value.encode() if isinstance(value, str) else bytes(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Approvers:
+    """Who may decide approvals: the holder of the approver token, and only them."""
+
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        if self.token and len(self.token) < MIN_APPROVER_TOKEN_CHARS:
+            raise ConfigError(
+                f"DUCKLM_APPROVER_TOKEN must be at least {MIN_APPROVER_TOKEN_CHARS} characters (use a random one)"
+            )
+
+    def principal(self, metadata: Iterable[Any] | None) -> str:
+        """The name a decision is recorded under, or PermissionDenied when the caller does not
+        hold the approver credential (the runtime never does)."""
+        if not self.token:
+            raise PermissionDenied(
+                "no approver credential is configured for this tools service, so nobody can decide "
+                "approvals: set DUCKLM_APPROVER_TOKEN for it and for the gateway or CLI (`make run` "
+                "generates one)",
+                reason="APPROVER_NOT_CONFIGURED",
+            )
+        given = _metadata_value(metadata, APPROVER_TOKEN_KEY)
+        # Constant-time: the comparison must not tell a caller how much of the token it got right.
+        if given is None or not hmac.compare_digest(given, self.token.encode()):
+            raise PermissionDenied(
+                "only a human's client may approve or deny: send the approver credential "
+                f"(metadata '{APPROVER_TOKEN_KEY}', DUCKLM_APPROVER_TOKEN); the runtime never holds it",
+                reason="APPROVER_REQUIRED",
+            )
+        via = (_metadata_value(metadata, APPROVER_VIA_KEY) or b"grpc").decode("utf-8", "replace")
+        if not _VIA.match(via):
+            raise InvalidArgument(
+                f"metadata '{APPROVER_VIA_KEY}' must be a short lower-case label such as 'cli' or 'webchat'"
+            )
+        return f"human via {via}"

@@ -2,6 +2,7 @@
 route a thin translation to gRPC (services/gateway/routes/).
 
 Built by `create_app(settings)`, which refuses settings that would expose DuckLM without a token;
+no other host name or web site can drive it (services/gateway/sites.py);
 the backends' channels open at start-up and close at shutdown.
 """
 
@@ -20,6 +21,7 @@ from services.gateway.backends import Backends
 from services.gateway.config import Settings
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.routes import approvals, completions, memory, pages, skills, tasks
+from services.gateway.sites import SiteGuardMiddleware
 from services.gateway.sse import StreamGate
 
 __all__ = ["create_app"]
@@ -49,6 +51,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
         middleware=[
             Middleware(HttpMetricsMiddleware),
             Middleware(pages.SecurityHeadersMiddleware),
+            # Before authentication: a foreign Host or a cross-site request is refused, token or not.
+            Middleware(SiteGuardMiddleware, settings=settings),
             Middleware(auth.TokenAuthMiddleware, token=settings.token),
         ],
         exception_handlers=dict[Any, Any](EXCEPTION_HANDLERS),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from services.common.auth import approver_token_from_env
+
 __all__ = ["Settings"]
 
 
@@ -13,6 +15,14 @@ class Settings(BaseModel):
     port: int = Field(default=8080, ge=0, lt=65536)
     # When set, every API call needs `Authorization: Bearer <token>` (or the WebChat login cookie).
     token: str = ""
+    # The approver credential (DUCKLM_APPROVER_TOKEN or DUCKLM_APPROVER_TOKEN_FILE) the gateway
+    # sends with Approve and Deny: it is the human's side. `make run` generates one.
+    approver_token: str = Field(default_factory=approver_token_from_env, repr=False)
+    # Host names (the Host header, without the port) the gateway answers to. Empty: loopback
+    # names and `host`; bound to every address (0.0.0.0, ::) that is every name, so set it there.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Other origins (e.g. "http://127.0.0.1:3000") whose pages may call the API from a browser.
+    allowed_origins: list[str] = Field(default_factory=list)
     # Where each backend serves its Prometheus /metrics (service name -> URL), listed by /healthz
     # next to the gateway's own /metrics. `make run` fills it in.
     metrics_urls: dict[str, str] = Field(default_factory=dict)

@@ -107,6 +107,8 @@ def approval_json(approval: approvals_pb2.Approval) -> dict[str, Any]:
         "expire_time": _time(approval.expire_time),
         "decided_by": approval.decided_by,
         "reason": approval.reason,
+        "pattern": approval.pattern,
+        "pattern_hash": approval.pattern_hash,
     }
 
 

@@ -63,6 +63,7 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict with the resource's state",
     413: "Request body too large",
+    415: "Not sent as Content-Type: application/json",
     429: "Too many requests",
     502: "A backend failed",
     503: "A backend is down or too slow (the error names it), or too many streams are open",
@@ -395,6 +396,19 @@ def _body_schemas() -> dict[str, Schema]:
     return schemas
 
 
+def _with_site_refusals(paths: dict[str, Any]) -> dict[str, Any]:
+    """Adds what services/gateway/sites.py answers before any route: 403 for a cross-site
+    request and 415 for one that is not JSON, on every operation that changes something."""
+    for operations in paths.values():
+        for method, operation in operations.items():
+            if method not in ("get", "head", "options"):
+                for status in (403, 415):
+                    operation["responses"].setdefault(
+                        str(status), {"description": _ERROR_TEXT[status], "content": _json("Error")}
+                    )
+    return paths
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     return {
@@ -407,7 +421,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": _with_site_refusals(_paths()),
         "components": {
             "schemas": {**SCHEMAS, **_body_schemas()},
             "securitySchemes": {

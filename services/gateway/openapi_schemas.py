@@ -95,6 +95,8 @@ SCHEMAS: dict[str, Schema] = {
             "expire_time": TIME,
             "decided_by": STR,
             "reason": STR,
+            "pattern": STR,
+            "pattern_hash": STR,
         }
     ),
     "ApprovalList": _obj({"approvals": {"type": "array", "items": ref("Approval")}, "next_page_token": STR}),

@@ -224,9 +224,10 @@ class GrpcPeers:
         return _approval(reply)
 
     async def deny_approval(self, approval_id: str, reason: str) -> None:
-        request = approvals_pb2.DenyRequest(approval_id=approval_id, decided_by="ducklm-runtime", reason=reason)
+        # Withdraws the runtime's own request: only a human (the approver credential) may Deny.
+        request = approvals_pb2.WithdrawApprovalRequest(approval_id=approval_id, reason=reason)
         try:
-            await self._approvals.Deny(request, timeout=self._timeout)
+            await self._approvals.WithdrawApproval(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise _peer_error("approvals", exc) from exc
 

@@ -2,10 +2,13 @@
 
 Lifecycle: PENDING -> APPROVED | DENIED; APPROVED -> USED (single-use, on execution) or EXPIRED
 (when its time passes). A task-scope grant stays APPROVED until it expires and covers the exact
-action any number of times, for its own task only.
+action any number of times, for its own task only. A TASK_PATTERN grant covers, the same way,
+every run_command call of the pattern shown on the approval (services/tools/patterns.py), each
+use logged with the exact action that ran. The requester may withdraw a pending request (it
+ends DENIED); only a human (the caller names who, from the credential) decides.
 
-This module must never let an approval cover anything but the exact action hash it was asked
-for, a different task, or a time after its expiry.
+This module must never let an approval cover anything but the exact action hash (or, for a
+pattern grant, the pattern hash) it was asked for, a different task, or a time after its expiry.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from collections.abc import Callable
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.tools.canonical import Action
+from services.tools.patterns import Pattern
 from services.tools.store import ApprovalRecord, ApprovalStore
 
-__all__ = ["SCOPES", "STATES", "ApprovalBook"]
+__all__ = ["SCOPES", "STATES", "WITHDRAWN_BY", "ApprovalBook"]
 
 STATES = ("PENDING", "APPROVED", "DENIED", "USED", "EXPIRED")
-SCOPES = ("ONCE", "TASK")
+SCOPES = ("ONCE", "TASK", "TASK_PATTERN")
+# Who a withdrawn request is recorded as decided by.
+WITHDRAWN_BY = "requester (withdrawn)"
 
 
 def _refused(message: str, reason: str, action_hash: str) -> FailedPrecondition:
@@ -38,8 +44,9 @@ class ApprovalBook:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
 
-    async def request(self, action: Action, task_id: str) -> ApprovalRecord:
-        """A PENDING approval for `action` in `task_id` (the existing one if already pending)."""
+    async def request(self, action: Action, task_id: str, pattern: Pattern | None = None) -> ApprovalRecord:
+        """A PENDING approval for `action` in `task_id` (the existing one if already pending),
+        showing the pattern a TASK_PATTERN grant of it would cover."""
         if not task_id:
             raise InvalidArgument("task_id is required: an approval belongs to one task")
         existing = await self.store.find(task_id, action.hash, "PENDING")
@@ -62,6 +69,8 @@ class ApprovalBook:
             use_time=None,
             decided_by="",
             reason="",
+            pattern=pattern.text if pattern else "",
+            pattern_hash=pattern.hash if pattern else "",
         )
         await self.store.insert(record, actor=task_id)
         return record
@@ -87,12 +96,18 @@ class ApprovalBook:
         reason: str,
         policy_version: str,
     ) -> ApprovalRecord:
-        """A human allows the pending action, once (default) or for the rest of its task."""
+        """A human allows the pending action: once (default), for the rest of its task, or, with
+        TASK_PATTERN, every call of its pattern for the rest of its task."""
         if scope not in SCOPES:
             raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}")
         if ttl_seconds < 0:
             raise InvalidArgument("ttl_seconds must not be negative (0 means the configured default)")
         record = await self._pending(approval_id, decided_by)
+        if scope == "TASK_PATTERN" and not record.pattern_hash:
+            raise InvalidArgument(
+                f"approval '{approval_id}' has no pattern (only run_command calls do); approve it once "
+                "or for the task"
+            )
         if record.policy_version != policy_version:
             raise FailedPrecondition(
                 f"approval '{approval_id}' was requested under another policy version; request it again",
@@ -125,6 +140,21 @@ class ApprovalBook:
         )
         return await self._decided(approval_id, decided)
 
+    async def withdraw(self, approval_id: str, *, reason: str) -> ApprovalRecord:
+        """The requester takes back a pending request: it ends DENIED and allows nothing."""
+        await self._pending(approval_id, WITHDRAWN_BY)
+        decided = await self.store.decide(
+            approval_id,
+            state="DENIED",
+            scope="ONCE",
+            now=self._clock(),
+            expire_time=None,
+            decided_by=WITHDRAWN_BY,
+            reason=reason,
+            event="withdrawn",
+        )
+        return await self._decided(approval_id, decided)
+
     async def _pending(self, approval_id: str, decided_by: str) -> ApprovalRecord:
         if not decided_by.strip():
             raise InvalidArgument("decided_by is required: every decision records who made it")
@@ -144,28 +174,46 @@ class ApprovalBook:
             )
         return decided
 
-    async def check(self, approval_id: str, action: Action, task_id: str) -> tuple[bool, str]:
+    async def check(
+        self, approval_id: str, action: Action, task_id: str, pattern: Pattern | None = None
+    ) -> tuple[bool, str]:
         """Whether the approval (or, without an id, a task grant) covers the action; uses nothing."""
         record: ApprovalRecord | None
         try:
             if approval_id:
-                record = await self._usable(approval_id, action, task_id)
+                record = await self._usable(approval_id, action, task_id, pattern)
             else:
-                record = await self.store.find_grant(task_id, action.hash, self._clock())
+                record = await self._grant(action, task_id, pattern)
         except FailedPrecondition as exc:
             return False, exc.message
         if record is None:
             return False, "no approval given and no task grant covers this exact action"
         return True, f"approval '{record.id}' ({record.scope}) covers this action"
 
-    async def consume(self, approval_id: str, action: Action, task_id: str) -> ApprovalRecord:
+    async def _grant(self, action: Action, task_id: str, pattern: Pattern | None) -> ApprovalRecord | None:
+        """The task's exact grant for the action, else its pattern grant for the call's pattern
+        (never for a call touching a protected path)."""
+        now = self._clock()
+        grant = await self.store.find_grant(task_id, action.hash, now)
+        if grant is None and pattern is not None and pattern.clear_of_protected:
+            grant = await self.store.find_pattern_grant(task_id, pattern.hash, now)
+        return grant
+
+    async def _record_use(self, grant: ApprovalRecord, action: Action, task_id: str) -> None:
+        note = f"action {action.hash}: {action.canonical}" if grant.scope == "TASK_PATTERN" else ""
+        await self.store.record_use(grant.id, task_id, self._clock(), note)
+
+    async def consume(
+        self, approval_id: str, action: Action, task_id: str, pattern: Pattern | None = None
+    ) -> ApprovalRecord:
         """Uses the approval for one execution of `action`, or raises FAILED_PRECONDITION.
 
         A single-use approval is marked USED by the same statement that checks it, before the
-        tool runs. Without an id, only a task-scope grant of this task can cover the action.
+        tool runs. Without an id, only a task-scope grant of this task can cover the action: its
+        exact action, or (`pattern`, for run_command) a pattern grant of the call's pattern.
         """
         if not approval_id:
-            grant = await self.store.find_grant(task_id, action.hash, self._clock()) if task_id else None
+            grant = await self._grant(action, task_id, pattern) if task_id else None
             if grant is None:
                 raise _refused(
                     f"'{action.tool_name}' needs a human approval for this exact action; call RequestApproval"
@@ -173,20 +221,22 @@ class ApprovalBook:
                     "APPROVAL_REQUIRED",
                     action.hash,
                 )
-            await self.store.record_use(grant.id, task_id, self._clock())
+            await self._record_use(grant, action, task_id)
             return grant
-        record = await self._usable(approval_id, action, task_id)
-        if record.scope == "TASK":
-            await self.store.record_use(record.id, task_id, self._clock())
+        record = await self._usable(approval_id, action, task_id, pattern)
+        if record.scope in ("TASK", "TASK_PATTERN"):
+            await self._record_use(record, action, task_id)
             return record
         used = await self.store.consume_once(approval_id, task_id, action.hash, self._clock())
         if used is None:
             # Lost a race with another use (or its time ran out in between): say which.
-            await self._usable(approval_id, action, task_id)
+            await self._usable(approval_id, action, task_id, pattern)
             raise _refused(f"approval '{approval_id}' is no longer usable", "APPROVAL_USED", action.hash)
         return used
 
-    async def _usable(self, approval_id: str, action: Action, task_id: str) -> ApprovalRecord:
+    async def _usable(
+        self, approval_id: str, action: Action, task_id: str, pattern: Pattern | None = None
+    ) -> ApprovalRecord:
         """The approval if it could cover `action` for `task_id` now; otherwise why not."""
         now = self._clock()
         await self.store.expire_due(now)
@@ -197,7 +247,7 @@ class ApprovalBook:
             raise _refused(
                 f"approval '{approval_id}' belongs to another task", "APPROVAL_WRONG_TASK", action.hash
             )
-        if record.action_hash != action.hash:
+        if record.action_hash != action.hash and not _pattern_covers(record, pattern):
             if record.policy_version != action.policy_version:
                 raise _refused(
                     f"approval '{approval_id}' was given under another policy version; request a new one",
@@ -223,3 +273,15 @@ class ApprovalBook:
             what, reason = problems[record.state]
             raise _refused(f"approval '{approval_id}' {what}", reason, action.hash)
         return record
+
+
+def _pattern_covers(record: ApprovalRecord, pattern: Pattern | None) -> bool:
+    """Whether `record` is a pattern grant whose pattern is the call's, and the call keeps clear
+    of protected paths."""
+    return (
+        pattern is not None
+        and pattern.clear_of_protected
+        and bool(record.pattern_hash)
+        and record.pattern_hash == pattern.hash
+        and record.scope == "TASK_PATTERN"
+    )

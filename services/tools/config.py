@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from services.common.auth import approver_token_from_env
 from services.common.config import data_dir, repo_root
 
 __all__ = ["Settings"]
@@ -19,6 +20,9 @@ class Settings(BaseModel):
     database_path: Path = Field(default_factory=lambda: data_dir() / "tools.db")
     # Allowlist and approval policy; its content hash is the policy version every approval binds.
     policy_file: Path = Field(default_factory=lambda: repo_root() / "config" / "tools.yaml")
+    # The approver credential (DUCKLM_APPROVER_TOKEN or DUCKLM_APPROVER_TOKEN_FILE): only calls
+    # carrying it may Approve or Deny. Empty: nobody can. The runtime is never given it.
+    approver_token: str = Field(default_factory=approver_token_from_env, repr=False)
     # How long an approval stays usable; a human may shorten it per approval, never lengthen it.
     approval_ttl_seconds: int = Field(default=3600, gt=0)
     # Largest file read_file will open or write_file will write.

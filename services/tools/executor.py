@@ -21,6 +21,7 @@ from services.tools.canonical import Action, action_of, canonical_value
 from services.tools.catalogue import TOOLS, Risk, ToolSpec, validate_arguments
 from services.tools.commands import CommandChecker, CommandPlan
 from services.tools.files import FileTools
+from services.tools.patterns import Pattern, pattern_of
 from services.tools.policy import Policy
 from services.tools.sandbox import Sandbox, describe, sandbox_failure
 from services.tools.shell import CommandResult, run_plan
@@ -50,6 +51,8 @@ class Prepared:
     action: Action
     needs_approval: bool
     run: Callable[[], Awaitable[dict[str, Any]]]
+    # For run_command: the pattern a TASK_PATTERN grant would cover.
+    pattern: Pattern | None = None
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,9 @@ class ToolRunner:
             plan = await asyncio.to_thread(self.commands.plan, args["argv"], args.get("cwd", "."))
             needs = self._requires_approval(spec, default=not plan.read_only)
             action = action_of(tool_name, args, plan.cwd, self.policy.version)
+            pattern = self._pattern(args, plan)
             # The workspace is writable in the sandbox only for a command that ran under an approval.
-            return Prepared(action, needs, lambda: self._run_command(plan, args, writable=needs))
+            return Prepared(action, needs, lambda: self._run_command(plan, args, writable=needs), pattern)
         if tool_name == "write_file":
             self.files.check_content(args["content"])
         if tool_name in ("write_file", "make_dir"):
@@ -134,13 +138,29 @@ class ToolRunner:
         action = action_of(tool_name, args, root, self.policy.version)
         return Prepared(action, needs, lambda: self._run_file_tool(tool_name, args))
 
+    def _pattern(self, args: dict[str, Any], plan: CommandPlan) -> Pattern:
+        rule = self.policy.commands.get(args["argv"][0])
+        workspace = self.files.workspace
+
+        def is_protected(operand: str) -> bool:
+            return self.files.is_protected(workspace.lexical_parts(operand, plan.cwd_parts))
+
+        return pattern_of(
+            args,
+            has_subcommands=bool(rule is not None and rule.subcommands),
+            cwd=plan.cwd,
+            display_cwd="./" + "/".join(plan.cwd_parts),
+            policy_version=self.policy.version,
+            is_protected=is_protected,
+        )
+
     async def execute(
         self, tool_name: str, arguments: dict[str, Any], task_id: str, approval_id: str
     ) -> Outcome:
         """Runs a call if the policy allows it and, when gated, an approval covers it exactly."""
         prepared = await self.prepare(tool_name, arguments)
         if prepared.needs_approval:
-            approval = await self.book.consume(approval_id, prepared.action, task_id)
+            approval = await self.book.consume(approval_id, prepared.action, task_id, prepared.pattern)
             log.info(
                 "running %s under approval %s (%s)",
                 tool_name,

@@ -2,7 +2,8 @@
 that wires the workspace, the policy, the approvals database and the server together.
 
 The servicers only translate between protos and the domain; every decision is made in the
-domain modules.
+domain modules. Approve and Deny take who decided from the caller's approver credential
+(services/common/auth.py), never from the request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ducklm.approvals.v1 import approvals_pb2, approvals_pb2_grpc
 from ducklm.tools.v1 import tools_pb2, tools_pb2_grpc
 from grpc_health.v1 import health_pb2
 
+from services.common.auth import Approvers
 from services.common.errors import InvalidArgument, grpc_errors
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import from_struct, to_struct, to_timestamp
@@ -51,11 +53,16 @@ _STATES = {
     "EXPIRED": approvals_pb2.APPROVAL_STATE_EXPIRED,
 }
 _STATE_NAMES = {value: name for name, value in _STATES.items()}
-_SCOPES = {"ONCE": approvals_pb2.APPROVAL_SCOPE_ONCE, "TASK": approvals_pb2.APPROVAL_SCOPE_TASK}
+_SCOPES = {
+    "ONCE": approvals_pb2.APPROVAL_SCOPE_ONCE,
+    "TASK": approvals_pb2.APPROVAL_SCOPE_TASK,
+    "TASK_PATTERN": approvals_pb2.APPROVAL_SCOPE_TASK_PATTERN,
+}
 _SCOPE_NAMES = {
     approvals_pb2.APPROVAL_SCOPE_UNSPECIFIED: "ONCE",
     approvals_pb2.APPROVAL_SCOPE_ONCE: "ONCE",
     approvals_pb2.APPROVAL_SCOPE_TASK: "TASK",
+    approvals_pb2.APPROVAL_SCOPE_TASK_PATTERN: "TASK_PATTERN",
 }
 
 
@@ -74,6 +81,8 @@ def _approval_proto(record: ApprovalRecord) -> approvals_pb2.Approval:
         create_time=to_timestamp(_datetime(record.create_time)),
         decided_by=record.decided_by,
         reason=record.reason,
+        pattern=record.pattern,
+        pattern_hash=record.pattern_hash,
     )
     if record.decide_time is not None:
         approval.decide_time.CopyFrom(to_timestamp(_datetime(record.decide_time)))
@@ -129,16 +138,17 @@ def _schema_text(schema: dict[str, object]) -> str:
 
 
 class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
-    def __init__(self, runner: ToolRunner, book: ApprovalBook) -> None:
+    def __init__(self, runner: ToolRunner, book: ApprovalBook, approvers: Approvers) -> None:
         self._runner = runner
         self._book = book
+        self._approvers = approvers
 
     @grpc_errors
     async def RequestApproval(
         self, request: approvals_pb2.RequestApprovalRequest, context: grpc.aio.ServicerContext
     ) -> approvals_pb2.Approval:
         prepared = await self._runner.prepare(request.tool_name, from_struct(request.arguments))
-        return _approval_proto(await self._book.request(prepared.action, request.task_id))
+        return _approval_proto(await self._book.request(prepared.action, request.task_id, prepared.pattern))
 
     @grpc_errors
     async def GetApproval(
@@ -164,6 +174,7 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
     async def Approve(
         self, request: approvals_pb2.ApproveRequest, context: grpc.aio.ServicerContext
     ) -> approvals_pb2.Approval:
+        decided_by = self._approvers.principal(context.invocation_metadata())
         scope = _SCOPE_NAMES.get(request.scope)
         if scope is None:
             raise InvalidArgument(f"unknown approval scope {request.scope}")
@@ -171,7 +182,7 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
             request.approval_id,
             scope=scope,
             ttl_seconds=request.ttl_seconds,
-            decided_by=request.decided_by,
+            decided_by=decided_by,
             reason=request.reason,
             policy_version=self._runner.policy.version,
         )
@@ -181,17 +192,24 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
     async def Deny(
         self, request: approvals_pb2.DenyRequest, context: grpc.aio.ServicerContext
     ) -> approvals_pb2.Approval:
-        record = await self._book.deny(
-            request.approval_id, decided_by=request.decided_by, reason=request.reason
-        )
+        decided_by = self._approvers.principal(context.invocation_metadata())
+        record = await self._book.deny(request.approval_id, decided_by=decided_by, reason=request.reason)
         return _approval_proto(record)
+
+    @grpc_errors
+    async def WithdrawApproval(
+        self, request: approvals_pb2.WithdrawApprovalRequest, context: grpc.aio.ServicerContext
+    ) -> approvals_pb2.Approval:
+        return _approval_proto(await self._book.withdraw(request.approval_id, reason=request.reason))
 
     @grpc_errors
     async def CheckApproval(
         self, request: approvals_pb2.CheckApprovalRequest, context: grpc.aio.ServicerContext
     ) -> approvals_pb2.CheckApprovalResponse:
         prepared = await self._runner.prepare(request.tool_name, from_struct(request.arguments))
-        allowed, reason = await self._book.check(request.approval_id, prepared.action, request.task_id)
+        allowed, reason = await self._book.check(
+            request.approval_id, prepared.action, request.task_id, prepared.pattern
+        )
         return approvals_pb2.CheckApprovalResponse(
             allowed=allowed, reason=reason, action_hash=prepared.action.hash
         )
@@ -199,6 +217,7 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
 
 async def create_server(settings: Settings) -> GrpcServer:
     """Opens the workspace, the policy and the approvals database, and starts both services."""
+    approvers = Approvers(settings.approver_token)
     workspace = Workspace(settings.workspace_dir)
     # Blocking start-up file work (folder creation, policy read) runs in a thread.
     await asyncio.to_thread(workspace.ensure)
@@ -250,7 +269,7 @@ async def create_server(settings: Settings) -> GrpcServer:
                     tools_pb2.DESCRIPTOR.services_by_name["ToolsService"].full_name,
                 ),
                 ServiceBinding(
-                    ApprovalsServicer(runner, book),
+                    ApprovalsServicer(runner, book, approvers),
                     approvals_pb2_grpc.add_ApprovalsServiceServicer_to_server,
                     approvals_pb2.DESCRIPTOR.services_by_name["ApprovalsService"].full_name,
                 ),

@@ -1,8 +1,8 @@
 """SQLite access layer for approvals and their audit trail (the tools service's only database).
 
-`approvals` holds one row per requested action and its current state; `approval_events` is an
-append-only log of what happened to it (requested, approved, denied, used, expired) with who,
-when and why. Times are Unix seconds (UTC). Every change and its event commit together.
+`approvals` holds one row per requested action and its current state (with the pattern a
+TASK_PATTERN grant of it would cover); `approval_events` is an append-only log of what happened
+to it (requested, approved, denied, withdrawn, used, expired) with who, when and why. Times are Unix seconds (UTC). Every change and its event commit together.
 
 Single-use approvals are consumed by one UPDATE that checks and marks them in the same
 statement, so two executions can never both use one approval.
@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS approvals (
     expire_time REAL,
     use_time REAL,
     decided_by TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL DEFAULT ''
+    reason TEXT NOT NULL DEFAULT '',
+    pattern TEXT NOT NULL DEFAULT '',
+    pattern_hash TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS approvals_by_action ON approvals (task_id, action_hash, state);
 CREATE INDEX IF NOT EXISTS approvals_by_state ON approvals (state, expire_time);
@@ -53,6 +55,11 @@ CREATE TABLE IF NOT EXISTS approval_events (
 );
 CREATE INDEX IF NOT EXISTS approval_events_by_approval ON approval_events (approval_id, seq);
 """
+# Columns added after the first release: a database made before them gets them on open.
+_ADDED_COLUMNS = {
+    "pattern": "ALTER TABLE approvals ADD COLUMN pattern TEXT NOT NULL DEFAULT ''",
+    "pattern_hash": "ALTER TABLE approvals ADD COLUMN pattern_hash TEXT NOT NULL DEFAULT ''",
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ class ApprovalRecord:
     policy_version: str
     # PENDING, APPROVED, DENIED, USED or EXPIRED.
     state: str
-    # ONCE or TASK.
+    # ONCE, TASK or TASK_PATTERN.
     scope: str
     create_time: float
     decide_time: float | None
@@ -75,6 +82,9 @@ class ApprovalRecord:
     use_time: float | None
     decided_by: str
     reason: str
+    # What a TASK_PATTERN grant covers (text for the approver, and its hash); "" if none can.
+    pattern: str = ""
+    pattern_hash: str = ""
 
 
 def _record(row: aiosqlite.Row) -> ApprovalRecord:
@@ -95,6 +105,8 @@ def _record(row: aiosqlite.Row) -> ApprovalRecord:
         use_time=row["use_time"],
         decided_by=row["decided_by"],
         reason=row["reason"],
+        pattern=row["pattern"],
+        pattern_hash=row["pattern_hash"],
     )
 
 
@@ -107,7 +119,14 @@ class ApprovalStore:
 
     @classmethod
     async def open(cls, path: Path | str) -> ApprovalStore:
-        return cls(await open_database(path, SCHEMA))
+        db = await open_database(path, SCHEMA)
+        async with db.execute("PRAGMA table_info(approvals)") as cursor:
+            present = {row["name"] for row in await cursor.fetchall()}
+        for column, statement in _ADDED_COLUMNS.items():
+            if column not in present:
+                await db.execute(statement)
+        await db.commit()
+        return cls(db)
 
     async def close(self) -> None:
         await self._db.close()
@@ -122,8 +141,8 @@ class ApprovalStore:
         async with self._write:
             await self._db.execute(
                 "INSERT INTO approvals (id, task_id, tool_name, arguments_json, canonical_action,"
-                " action_hash, working_directory, policy_version, state, scope, create_time) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " action_hash, working_directory, policy_version, state, scope, create_time, pattern,"
+                " pattern_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.task_id,
@@ -136,6 +155,8 @@ class ApprovalStore:
                     record.state,
                     record.scope,
                     record.create_time,
+                    record.pattern,
+                    record.pattern_hash,
                 ),
             )
             await self._event(record.id, "requested", actor, "", record.create_time)
@@ -162,6 +183,17 @@ class ApprovalStore:
             "SELECT * FROM approvals WHERE task_id = ? AND action_hash = ? AND state = 'APPROVED'"
             " AND scope = 'TASK' AND expire_time > ? ORDER BY expire_time DESC LIMIT 1",
             (task_id, action_hash, now),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return _record(row) if row else None
+
+    async def find_pattern_grant(self, task_id: str, pattern_hash: str, now: float) -> ApprovalRecord | None:
+        """An approved, unexpired TASK_PATTERN grant of this task for this pattern."""
+        async with self._db.execute(
+            "SELECT * FROM approvals WHERE task_id = ? AND pattern_hash = ? AND pattern_hash != ''"
+            " AND state = 'APPROVED' AND scope = 'TASK_PATTERN' AND expire_time > ?"
+            " ORDER BY expire_time DESC LIMIT 1",
+            (task_id, pattern_hash, now),
         ) as cursor:
             row = await cursor.fetchone()
         return _record(row) if row else None
@@ -202,8 +234,10 @@ class ApprovalStore:
         expire_time: float | None,
         decided_by: str,
         reason: str,
+        event: str = "",
     ) -> ApprovalRecord | None:
-        """Moves a PENDING approval to APPROVED or DENIED; None if it was no longer pending."""
+        """Moves a PENDING approval to APPROVED or DENIED; None if it was no longer pending. The
+        audit event is `event`, or the new state in lower case."""
         async with self._write:
             async with self._db.execute(
                 "UPDATE approvals SET state = ?, scope = ?, decide_time = ?, expire_time = ?,"
@@ -214,7 +248,7 @@ class ApprovalStore:
             if row is None:
                 await self._db.rollback()
                 return None
-            await self._event(approval_id, state.lower(), decided_by, reason, now)
+            await self._event(approval_id, event or state.lower(), decided_by, reason, now)
             await self._db.commit()
         return _record(row)
 
@@ -237,11 +271,12 @@ class ApprovalStore:
             await self._db.commit()
         return _record(row)
 
-    async def record_use(self, approval_id: str, task_id: str, now: float) -> None:
-        """Logs one execution under a task-scope grant (its state does not change)."""
+    async def record_use(self, approval_id: str, task_id: str, now: float, note: str = "") -> None:
+        """Logs one execution under a task-scope grant (its state does not change); `note` says
+        which exact action ran when the grant covers a pattern."""
         async with self._write:
             await self._db.execute("UPDATE approvals SET use_time = ? WHERE id = ?", (now, approval_id))
-            await self._event(approval_id, "used", task_id, "", now)
+            await self._event(approval_id, "used", task_id, note, now)
             await self._db.commit()
 
     async def expire_due(self, now: float) -> None:

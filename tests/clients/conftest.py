@@ -49,11 +49,14 @@ class ScriptedStack:
 
 
 def client_env(stack: LocalStack) -> dict[str, str]:
-    """The environment a client process gets: where each service of `stack` listens."""
+    """The environment a client process gets: where each service of `stack` listens, and the
+    approver credential."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DUCKLM_")}
     for service in ("runtime", "tools", "skills", "memory"):
         env[f"DUCKLM_{service.upper()}_ADDRESS"] = stack.address(service)
     env["PYTHONUNBUFFERED"] = "1"
+    # The human's side: clients decide approvals with the stack's approver credential.
+    env["DUCKLM_APPROVER_TOKEN"] = stack.approver_token
     return env
 
 

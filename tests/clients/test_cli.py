@@ -31,6 +31,7 @@ def connect(stack: LocalStack) -> AsyncClient:
             tools=stack.address("tools"),
             skills=stack.address("skills"),
             memory=stack.address("memory"),
+            approver_token=stack.approver_token,
         )
     )
 
@@ -101,7 +102,7 @@ async def test_interactive_chat_asks_for_the_approval_in_the_terminal(scripted: 
     assert (scripted.workspace / "pty.txt").read_text() == "typed yes"
     async with connect(scripted.stack) as client:
         decided = await client.list_approvals(state="used") + await client.list_approvals(state="approved")
-    assert "pty-user" in [approval.decided_by for approval in decided if approval.tool == "write_file"]
+    assert "human via cli" in [approval.decided_by for approval in decided if approval.tool == "write_file"]
 
 
 async def test_answering_no_on_stdin_denies(scripted: ScriptedStack) -> None:

@@ -94,7 +94,9 @@ async def test_every_documented_command_works(scripted: ScriptedStack) -> None:
             if "RuntimeService/Chat" in command or "RuntimeService/StreamChat" in command:
                 scripted.script([{"action": "respond", "message": "Hello from the scripted model."}])
             argv = [
-                arg.replace("TASK_ID", task_id).replace("APPROVAL_ID", approval_id)
+                arg.replace("TASK_ID", task_id)
+                .replace("APPROVAL_ID", approval_id)
+                .replace("APPROVER_TOKEN", stack.approver_token)
                 for arg in for_stack(command, stack)
             ]
             code, output = await grpcurl(argv)

@@ -39,6 +39,7 @@ SHARED_VARIABLES = {
     "DUCKLM_GRPC_TLS_CERT",
     "DUCKLM_GRPC_TLS_KEY",
     "DUCKLM_GRPC_TLS_CA",
+    "DUCKLM_APPROVER_TOKEN",
 }
 
 
@@ -289,7 +290,12 @@ def test_k8s_config_and_secrets_feed_every_service(
     assert [variable["name"] for variable in container(k8s[("Deployment", "gateway")])["env"]] == [
         "DUCKLM_GRPC_TOKEN",
         "DUCKLM_GATEWAY_TOKEN",
+        "DUCKLM_APPROVER_TOKEN",
     ]
+    # The approver credential reaches the tools service and the gateway only, never the runtime.
+    for name in (*GRPC_SERVICES, "gateway"):
+        names = {variable["name"] for variable in container(k8s[("Deployment", name)])["env"]}
+        assert ("DUCKLM_APPROVER_TOKEN" in names) == (name in ("tools", "gateway")), name
     # Peers are found by their Services' names and ports.
     for key, value in env.items():
         peer = re.fullmatch(

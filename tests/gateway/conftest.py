@@ -147,9 +147,13 @@ async def gateway_stack(
         yield stack
 
 
+# What every API client sends (the OpenAI SDKs do): the gateway refuses a change without it.
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 @pytest.fixture
 async def api(gateway_stack: GatewayStack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway_stack.url, timeout=60.0) as client:
+    async with httpx.AsyncClient(base_url=gateway_stack.url, timeout=60.0, headers=JSON_HEADERS) as client:
         yield client
 
 
@@ -269,6 +273,6 @@ async def gateway_in_process(settings: Settings) -> AsyncIterator[httpx.AsyncCli
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://127.0.0.1", timeout=30.0
+            transport=transport, base_url="http://127.0.0.1", timeout=30.0, headers=JSON_HEADERS
         ) as client:
             yield client

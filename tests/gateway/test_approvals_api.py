@@ -43,7 +43,8 @@ async def test_a_gated_call_is_listed_then_approved_and_runs(
         f"/v1/approvals/{approval['id']}/approve", json={"reason": "fine", "decided_by": "ada"}
     )
     assert decided.status_code == 200, decided.text
-    assert decided.json()["state"] == "approved" and decided.json()["decided_by"] == "ada"
+    # Who decided comes from the gateway's approver credential, never from the body.
+    assert decided.json()["state"] == "approved" and decided.json()["decided_by"] == "human via rest"
     done = await wait_for_status(api, task["id"], "completed")
     assert done["last_reply"] == "Done, file written."
     assert (gateway_stack.workspace / "a.txt").read_text() == "quack"
@@ -98,7 +99,7 @@ async def test_deny_tells_the_model_and_the_task_goes_on(
     [
         ({"scope": "forever"}, "scope"),
         ({"ttl_seconds": -1}, "ttl_seconds"),
-        ({"decided_by": ""}, "decided_by"),
+        ({"decided_by": 5}, "decided_by"),
         ({"approve": True}, "approve"),
     ],
 )

@@ -30,7 +30,7 @@ from services.gateway.config import Settings
 from services.gateway.openapi import openapi_document
 from services.skills.config import Settings as SkillsSettings
 from services.skills.server import create_server as create_skills
-from tests.gateway.conftest import GatewayStack, SecuredGateway
+from tests.gateway.conftest import JSON_HEADERS, GatewayStack, SecuredGateway
 
 OPEN = {"/", "/healthz", "/openapi.json", "/v1/auth/session", "/v1/auth/login", "/v1/auth/logout"}
 
@@ -79,7 +79,7 @@ def api_requests() -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def secured(secured_gateway: SecuredGateway) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=secured_gateway.url, timeout=30.0) as client:
+    async with httpx.AsyncClient(base_url=secured_gateway.url, timeout=30.0, headers=JSON_HEADERS) as client:
         yield client
 
 
@@ -144,7 +144,7 @@ async def test_webchat_login_sets_a_cookie_that_is_not_the_token(
     assert (await secured.get("/v1/auth/session")).json()["authenticated"] is True
     # A cookie-authenticated change must come from the gateway's own origin.
     foreign = await secured.post("/v1/tasks/sample/cancel", headers={"Origin": "http://evil.example"})
-    assert foreign.status_code == 401
+    assert foreign.status_code == 403
     own = await secured.post("/v1/tasks/sample/cancel", headers={"Origin": secured_gateway.url})
     assert own.status_code == 404
     await secured.post("/v1/auth/logout")

@@ -21,6 +21,7 @@ from services.skills.server import create_server as create_skills
 from services.tools.config import Settings as ToolsSettings
 from services.tools.server import create_server as create_tools
 from tests.scripted_model import ScriptedModel
+from tests.tools.support import APPROVER_TOKEN
 
 
 @pytest.fixture
@@ -82,7 +83,12 @@ async def peers(tmp_path: Path) -> AsyncIterator[Peers]:
     skills_dir = tmp_path / "skills"
     shutil.copytree(repo_root() / "skills", skills_dir)
     tools = await create_tools(
-        ToolsSettings(address="127.0.0.1:0", workspace_dir=workspace, database_path=tmp_path / "tools.db")
+        ToolsSettings(
+            address="127.0.0.1:0",
+            workspace_dir=workspace,
+            database_path=tmp_path / "tools.db",
+            approver_token=APPROVER_TOKEN,
+        )
     )
     skills = await create_skills(
         SkillsSettings(address="127.0.0.1:0", skills_dir=skills_dir, database=tmp_path / "skills.db",

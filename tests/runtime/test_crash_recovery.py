@@ -17,6 +17,7 @@ from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
+from services.common.auth import approver_metadata
 from services.common.config import repo_root
 from tests.scripted_model import ScriptedModel
 
@@ -97,7 +98,10 @@ async def approve(stack: LocalStack, task_id: str) -> None:
     async with grpc.aio.insecure_channel(stack.address("tools")) as channel:
         approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)
         pending = await approvals.ListApprovals(approvals_pb2.ListApprovalsRequest(task_id=task_id))
-        await approvals.Approve(approvals_pb2.ApproveRequest(approval_id=pending.approvals[0].id, decided_by="tester"))
+        await approvals.Approve(
+            approvals_pb2.ApproveRequest(approval_id=pending.approvals[0].id),
+            metadata=approver_metadata(stack.approver_token, "test"),
+        )
 
 
 async def test_sigkill_while_waiting_for_approval(crash_stack: LocalStack, scripted_model: ScriptedModel) -> None:

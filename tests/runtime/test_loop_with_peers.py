@@ -22,6 +22,7 @@ from services.runtime.states import TaskStatus
 from services.runtime.store import TaskStore
 from tests.runtime.conftest import Peers, write_models_file
 from tests.scripted_model import ScriptedModel
+from tests.tools.support import HUMAN
 from tests.waits import recorded_experiences
 
 
@@ -118,7 +119,7 @@ async def test_a_gated_write_waits_for_approval_then_completes(
     approval = await approvals.GetApproval(approvals_pb2.GetApprovalRequest(approval_id=reply.task.pending_approval_id))
     assert approval.tool_name == "write_file" and approval.task_id == reply.task.id
 
-    await approvals.Approve(approvals_pb2.ApproveRequest(approval_id=approval.id, decided_by="tester"))
+    await approvals.Approve(approvals_pb2.ApproveRequest(approval_id=approval.id), metadata=HUMAN)
     task = await wait_for_status(stub, reply.task.id, common_pb2.TASK_STATUS_COMPLETED)
     assert task.last_reply == "Saved."
     assert (peers.workspace / "out.txt").read_text() == "written by duck"
@@ -141,7 +142,7 @@ async def test_a_denied_approval_is_told_to_the_model_and_the_task_ends_cleanly(
         {"action": "respond", "message": "Understood, I did not write it."},
     ])
     reply = await stub.Chat(runtime_pb2.ChatRequest(message="Write no.txt"))
-    await approvals.Deny(approvals_pb2.DenyRequest(approval_id=reply.task.pending_approval_id, decided_by="tester", reason="not now"))
+    await approvals.Deny(approvals_pb2.DenyRequest(approval_id=reply.task.pending_approval_id, reason="not now"), metadata=HUMAN)
     task = await wait_for_status(stub, reply.task.id, common_pb2.TASK_STATUS_COMPLETED)
     assert task.last_reply == "Understood, I did not write it."
     assert not (peers.workspace / "no.txt").exists()
@@ -253,7 +254,7 @@ async def test_a_restart_while_waiting_for_approval_resumes_once_approved(
     async with grpc.aio.insecure_channel(server.address) as channel:
         task = (await runtime_pb2_grpc.RuntimeServiceStub(channel).Chat(runtime_pb2.ChatRequest(message="write it"))).task
     await server.stop(grace=0)
-    await approvals.Approve(approvals_pb2.ApproveRequest(approval_id=task.pending_approval_id, decided_by="tester"))
+    await approvals.Approve(approvals_pb2.ApproveRequest(approval_id=task.pending_approval_id), metadata=HUMAN)
     server = await create_runtime(settings)
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:

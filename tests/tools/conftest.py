@@ -13,7 +13,7 @@ import pytest
 from services.tools.config import Settings
 from services.tools.server import create_server
 
-from .support import DEFAULT_POLICY, SECRET, StartTools, ToolsClient
+from .support import APPROVER_TOKEN, DEFAULT_POLICY, SECRET, StartTools, ToolsClient
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ async def start_tools(tmp_path: Path) -> AsyncIterator[StartTools]:
         settings.setdefault("workspace_dir", tmp_path / "workspace")
         settings.setdefault("database_path", tmp_path / "tools.db")
         settings.setdefault("policy_file", DEFAULT_POLICY)
+        settings.setdefault("approver_token", APPROVER_TOKEN)
         server = await create_server(Settings(address="127.0.0.1:0", **settings))
         client = ToolsClient(
             server, grpc.aio.insecure_channel(server.address), Path(settings["workspace_dir"])

@@ -15,11 +15,15 @@ import yaml
 from ducklm.approvals.v1 import approvals_pb2, approvals_pb2_grpc
 from ducklm.tools.v1 import tools_pb2, tools_pb2_grpc
 
+from services.common.auth import approver_metadata
 from services.common.config import repo_root
 from services.common.protos import from_struct, to_struct
 from services.common.server import GrpcServer
 
 SECRET = "TOP SECRET: never shown to a tool"
+# The approver credential the test servers are given (the human's side holds it; the runtime never).
+APPROVER_TOKEN = "approver-test-token-0123456789"
+HUMAN = approver_metadata(APPROVER_TOKEN, "test")
 DEFAULT_POLICY = repo_root() / "config" / "tools.yaml"
 
 
@@ -90,9 +94,16 @@ class ToolsClient:
         return approval
 
     async def approve(self, approval_id: str, **fields: Any) -> approvals_pb2.Approval:
-        fields.setdefault("decided_by", "tester")
+        """Approves as the human (with the approver credential)."""
         approval: approvals_pb2.Approval = await self.approvals.Approve(
-            approvals_pb2.ApproveRequest(approval_id=approval_id, **fields)
+            approvals_pb2.ApproveRequest(approval_id=approval_id, **fields), metadata=HUMAN
+        )
+        return approval
+
+    async def deny(self, approval_id: str, reason: str = "") -> approvals_pb2.Approval:
+        """Denies as the human (with the approver credential)."""
+        approval: approvals_pb2.Approval = await self.approvals.Deny(
+            approvals_pb2.DenyRequest(approval_id=approval_id, reason=reason), metadata=HUMAN
         )
         return approval
 

@@ -95,21 +95,19 @@ async def test_ttl_can_shorten_but_never_lengthen(start_tools: StartTools) -> No
 async def test_approvals_survive_a_restart(start_tools: StartTools, tmp_path: Path) -> None:
     first = await start_tools()
     used = await first.request_approval("write_file", WRITE_A)
-    await first.approve(used.id, decided_by="alice", reason="needed for the report")
+    await first.approve(used.id, decided_by="alice", reason="needed for the report")  # decided_by ignored
     assert (await first.execute("write_file", WRITE_A, approval_id=used.id)).ok
     waiting = await first.request_approval("write_file", WRITE_B)
-    await first.approve(waiting.id, decided_by="bob")
+    await first.approve(waiting.id)
     denied = await first.request_approval("make_dir", {"path": "x"})
-    await first.approvals.Deny(
-        approvals_pb2.DenyRequest(approval_id=denied.id, decided_by="carol", reason="no")
-    )
+    await first.deny(denied.id, reason="no")
     await first.stop()
 
     second = await start_tools()
     record = await second.approvals.GetApproval(approvals_pb2.GetApprovalRequest(approval_id=used.id))
     assert (record.state, record.decided_by, record.reason) == (
         approvals_pb2.APPROVAL_STATE_USED,
-        "alice",
+        "human via test",
         "needed for the report",
     )
     assert record.decide_time.seconds > 0
@@ -124,7 +122,7 @@ async def test_approvals_survive_a_restart(start_tools: StartTools, tmp_path: Pa
 async def test_every_decision_is_in_the_audit_log(start_tools: StartTools, tmp_path: Path) -> None:
     client = await start_tools()
     approval = await client.request_approval("write_file", WRITE_A)
-    await client.approve(approval.id, decided_by="alice", reason="ok by me")
+    await client.approve(approval.id, reason="ok by me")
     await client.execute("write_file", WRITE_A, approval_id=approval.id)
     await client.stop()
     with sqlite3.connect(tmp_path / "tools.db") as db:
@@ -134,7 +132,7 @@ async def test_every_decision_is_in_the_audit_log(start_tools: StartTools, tmp_p
         ).fetchall()
     assert [(event, actor, reason) for event, actor, reason, _ in rows] == [
         ("requested", "task-1", ""),
-        ("approved", "alice", "ok by me"),
+        ("approved", "human via test", "ok by me"),
         ("used", "task-1", ""),
     ]
     assert all(time > 0 for *_, time in rows)
@@ -148,9 +146,7 @@ async def test_pending_denied_and_foreign_approvals_are_refused(start_tools: Sta
     assert other_task.reason == "APPROVAL_WRONG_TASK"
     missing = await client.execute("write_file", WRITE_A, approval_id="no-such-approval")
     assert missing.reason == "APPROVAL_NOT_FOUND"
-    await client.approvals.Deny(
-        approvals_pb2.DenyRequest(approval_id=pending.id, decided_by="alice", reason="not now")
-    )
+    await client.deny(pending.id, reason="not now")
     denied = await client.execute("write_file", WRITE_A, approval_id=pending.id)
     assert (denied.code, denied.reason) == ("FAILED_PRECONDITION", "APPROVAL_DENIED")
     assert "not now" in denied.details
@@ -159,12 +155,10 @@ async def test_pending_denied_and_foreign_approvals_are_refused(start_tools: Sta
 async def test_decisions_are_final_and_name_who_made_them(start_tools: StartTools) -> None:
     client = await start_tools()
     approval = await client.request_approval("write_file", WRITE_A)
-    with pytest.raises(grpc.aio.AioRpcError) as nobody:
-        await client.approve(approval.id, decided_by="")
-    assert nobody.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    await client.approve(approval.id)
+    approved = await client.approve(approval.id, decided_by="")
+    assert approved.decided_by == "human via test"
     with pytest.raises(grpc.aio.AioRpcError) as twice:
-        await client.approvals.Deny(approvals_pb2.DenyRequest(approval_id=approval.id, decided_by="mallory"))
+        await client.deny(approval.id)
     assert error_reply(twice.value).reason == "APPROVAL_ALREADY_DECIDED"
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await client.approvals.GetApproval(approvals_pb2.GetApprovalRequest(approval_id="nope"))

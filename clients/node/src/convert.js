@@ -94,6 +94,7 @@ function approval(message) {
     expires: time(message.expireTime),
     decidedBy: message.decidedBy,
     reason: message.reason,
+    pattern: message.pattern || '',
   };
 }
 

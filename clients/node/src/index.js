@@ -67,9 +67,23 @@ function loadPackages(protoRoot) {
   return grpc.loadPackageDefinition(definition).ducklm;
 }
 
+// The human's approver credential, where the launcher leaves it; '' if none (deciding then says so).
+function approverToken(env) {
+  if (env.DUCKLM_APPROVER_TOKEN) return env.DUCKLM_APPROVER_TOKEN;
+  const file = env.DUCKLM_APPROVER_TOKEN_FILE || path.join(env.DUCKLM_DATA_DIR || 'data', 'approver.token');
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    if (env.DUCKLM_APPROVER_TOKEN_FILE) throw error;
+    return '';
+  }
+}
+
 class DuckLMClient {
   // options: {runtime, tools, skills, memory} addresses, `token` (DUCKLM_GRPC_TOKEN), `caFile`
-  // (DUCKLM_GRPC_TLS_CA: use TLS), `protoRoot` (default: the repository's protos/ folder).
+  // (DUCKLM_GRPC_TLS_CA: use TLS), `protoRoot` (default: the repository's protos/ folder),
+  // `approverToken` (DUCKLM_APPROVER_TOKEN, the file DUCKLM_APPROVER_TOKEN_FILE, or
+  // $DUCKLM_DATA_DIR/approver.token as `make run` writes it): sent with approve and deny only.
   constructor(options = {}) {
     const env = process.env;
     this.addresses = {};
@@ -79,6 +93,9 @@ class DuckLMClient {
     const token = options.token !== undefined ? options.token : env.DUCKLM_GRPC_TOKEN || '';
     this.metadata = new grpc.Metadata();
     if (token) this.metadata.set('authorization', `Bearer ${token}`);
+    this.approverMetadata = this.metadata.clone();
+    this.approverMetadata.set('ducklm-approver-token', options.approverToken !== undefined ? options.approverToken : approverToken(env));
+    this.approverMetadata.set('ducklm-approver-via', 'node');
     const ducklm = loadPackages(options.protoRoot || path.resolve(__dirname, '..', '..', '..', 'protos'));
     const caFile = options.caFile || env.DUCKLM_GRPC_TLS_CA || '';
     const credentials = caFile ? grpc.credentials.createSsl(fs.readFileSync(caFile)) : grpc.credentials.createInsecure();
@@ -98,10 +115,10 @@ class DuckLMClient {
     return api === 'approvals' ? 'tools' : api;
   }
 
-  _unary(api, method, request, timeoutMs = CALL_TIMEOUT_MS) {
+  _unary(api, method, request, timeoutMs = CALL_TIMEOUT_MS, metadata = this.metadata) {
     const service = this._home(api);
     return new Promise((resolve, reject) => {
-      this.stubs[api][method](request, this.metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
+      this.stubs[api][method](request, metadata, { deadline: Date.now() + timeoutMs }, (error, response) => {
         if (error) reject(toError(error, service, method, this.addresses[service]));
         else resolve(response);
       });
@@ -179,13 +196,15 @@ class DuckLMClient {
     return (await this._unary('approvals', 'ListApprovals', request)).approvals.map(convert.approval);
   }
 
-  async approve(approvalId, { decidedBy, scope = 'once', reason = '' }) {
-    const request = { approvalId, decidedBy, reason, scope: `APPROVAL_SCOPE_${scope.toUpperCase()}` };
-    return convert.approval(await this._unary('approvals', 'Approve', request));
+  // Needs the approver credential; the decision is recorded as "human via node" (a `decidedBy`
+  // option is ignored). `scope`: 'once', 'task' or 'task_pattern'.
+  async approve(approvalId, { scope = 'once', reason = '' } = {}) {
+    const request = { approvalId, reason, scope: `APPROVAL_SCOPE_${scope.toUpperCase()}` };
+    return convert.approval(await this._unary('approvals', 'Approve', request, CALL_TIMEOUT_MS, this.approverMetadata));
   }
 
-  async deny(approvalId, { decidedBy, reason = '' }) {
-    return convert.approval(await this._unary('approvals', 'Deny', { approvalId, decidedBy, reason }));
+  async deny(approvalId, { reason = '' } = {}) {
+    return convert.approval(await this._unary('approvals', 'Deny', { approvalId, reason }, CALL_TIMEOUT_MS, this.approverMetadata));
   }
 
   // -- skills and memory ---------------------------------------------------------------------

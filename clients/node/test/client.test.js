@@ -27,6 +27,7 @@ test('a gated tool waits for an approval given from Node, then the task complete
 
     const approved = await client.approve(task.pendingApprovalId, { decidedBy: 'node-test' });
     assert.equal(approved.state, 'approved');
+    assert.equal(approved.decidedBy, 'human via node'); // the credential's principal, not the claim
     const rest = [];
     for await (const event of client.streamUntilRest(taskId, { afterSeq: events.at(-1).seq })) rest.push(event);
     assert.equal(rest.at(-1).data.to, 'completed');
@@ -46,7 +47,13 @@ test('errors carry the status code and say which call failed', async () => {
       assert.match(error.message, /^runtime GetTask failed with NOT_FOUND/);
       return true;
     });
-    await assert.rejects(client.approve('nope', { decidedBy: '' }), (error) => error.code === 'INVALID_ARGUMENT');
+    await assert.rejects(client.approve('nope'), (error) => error.code === 'NOT_FOUND');
+    const withoutCredential = new DuckLMClient({ approverToken: '' });
+    try {
+      await assert.rejects(withoutCredential.approve('nope'), (error) => error.code === 'PERMISSION_DENIED');
+    } finally {
+      withoutCredential.close();
+    }
   } finally {
     client.close();
   }

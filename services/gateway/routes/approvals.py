@@ -1,7 +1,10 @@
-"""Approvals: list (pending by default), get, approve (once or for the rest of the task), deny.
+"""Approvals: list (pending by default), get, approve (once, for the rest of the task, or for
+the approval's run_command pattern for the rest of the task), deny.
 
-Decisions go to the ApprovalsService in the tools process; the runtime notices them by itself
-and carries the waiting task on.
+Decisions go to the ApprovalsService in the tools process with the approver credential: the
+gateway is the human's side. Who decided is recorded from that credential and the way the
+request came (WebChat or the REST API), never from the body. The runtime notices decisions by
+itself and carries the waiting task on.
 """
 
 from __future__ import annotations
@@ -14,29 +17,50 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.common.auth import approver_metadata
+from services.gateway.config import Settings
 from services.gateway.convert import APPROVAL_SCOPES, APPROVAL_STATES, approval_json
-from services.gateway.errors import call
+from services.gateway.errors import ApiError, call
 from services.gateway.inputs import INT64_MAX, Body, query_choice, query_int, query_str, read_body
 from services.gateway.routes.tasks import backends_of
 
 __all__ = ["DEFAULT_DECIDER", "routes"]
 
-# Who a decision is recorded as when the client does not say (the tools service requires one).
+# Who a skill-proposal decision is recorded as when the client does not say (routes/skills.py).
+# Approval decisions never use it: they are recorded as the approver credential's principal.
 DEFAULT_DECIDER = "gateway"
 
 
 class ApproveBody(Body):
-    # "once": this one execution of the exact action; "task": the exact action for the rest of the task.
-    scope: Literal["once", "task"] = "once"
+    # "once": this one execution of the exact action; "task": the exact action for the rest of the
+    # task; "task_pattern": every run_command call of the approval's `pattern` for the rest of the task.
+    scope: Literal["once", "task", "task_pattern"] = "once"
     # Seconds until the approval expires; 0 means the service's default (it never allows longer).
     ttl_seconds: int = Field(default=0, ge=0, le=INT64_MAX)
-    decided_by: str = Field(default=DEFAULT_DECIDER, min_length=1, max_length=200)
+    # Ignored (accepted so older clients keep working): the decision is recorded as the approver.
+    decided_by: str = Field(default="", max_length=200)
     reason: str = Field(default="", max_length=2000)
 
 
 class DenyBody(Body):
-    decided_by: str = Field(default=DEFAULT_DECIDER, min_length=1, max_length=200)
+    # Ignored, as in ApproveBody.
+    decided_by: str = Field(default="", max_length=200)
     reason: str = Field(default="", max_length=2000)
+
+
+def _as_human(request: Request) -> tuple[tuple[str, str], ...]:
+    """The approver metadata for a decision made through this request. Cross-site requests never
+    get here (services/gateway/sites.py), so an Origin means the gateway's own page."""
+    settings: Settings = request.app.state.settings
+    if not settings.approver_token:
+        raise ApiError(
+            403,
+            "APPROVER_NOT_CONFIGURED",
+            "this gateway holds no approver credential, so it cannot decide approvals: set "
+            "DUCKLM_APPROVER_TOKEN for it and for the tools service (`make run` does)",
+        )
+    via = "webchat" if "origin" in request.headers else "rest"
+    return approver_metadata(settings.approver_token, via)
 
 
 async def list_approvals(request: Request) -> Response:
@@ -84,10 +108,10 @@ async def approve(request: Request) -> Response:
                 approval_id=request.path_params["approval_id"],
                 scope=APPROVAL_SCOPES[body.scope],  # type: ignore[arg-type]
                 ttl_seconds=body.ttl_seconds,
-                decided_by=body.decided_by,
                 reason=body.reason,
             ),
             timeout=backends.timeout,
+            metadata=_as_human(request),
         ),
     )
     return JSONResponse(approval_json(approval))
@@ -99,10 +123,9 @@ async def deny(request: Request) -> Response:
     approval = await call(
         "tools",
         backends.approvals.Deny(
-            approvals_pb2.DenyRequest(
-                approval_id=request.path_params["approval_id"], decided_by=body.decided_by, reason=body.reason
-            ),
+            approvals_pb2.DenyRequest(approval_id=request.path_params["approval_id"], reason=body.reason),
             timeout=backends.timeout,
+            metadata=_as_human(request),
         ),
     )
     return JSONResponse(approval_json(approval))

@@ -1,5 +1,11 @@
 // Talking to the gateway: JSON calls and Server-Sent Events read from fetch() (EventSource cannot
 // POST). Same-origin only; the WebChat session cookie (after logging in) is sent by the browser.
+// Every call that changes something says Content-Type: application/json, body or not: the gateway
+// refuses any other (that is what keeps other sites' forms out).
+
+function jsonHeaders(method, body) {
+  return method === "GET" && body === undefined ? {} : { "Content-Type": "application/json" };
+}
 
 export class ApiError extends Error {
   constructor(status, code, message, service) {
@@ -39,7 +45,7 @@ export async function api(method, path, body, { signal } = {}) {
       method,
       signal,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers: jsonHeaders(method, body),
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -58,7 +64,7 @@ export async function* stream(method, path, body, { signal } = {}) {
       method,
       signal,
       credentials: "same-origin",
-      headers: { Accept: "text/event-stream", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: { Accept: "text/event-stream", ...jsonHeaders(method, body) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {

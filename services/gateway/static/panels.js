@@ -147,6 +147,13 @@ export class Panels {
       button("Deny", "deny danger", () => decide("deny", { decided_by: "webchat" })),
       button("Open chat", "link", () => this.onOpenTask(approval.task_id)),
     );
+    if (approval.pattern) {
+      // A run_command approval can also allow its pattern (spelled out here) for the task.
+      const pattern = button("For this pattern", "approve-pattern secondary", () => decide("approve", { scope: "task_pattern" }));
+      pattern.title = `Allow for the rest of this task: ${approval.pattern}`;
+      actions.insertBefore(pattern, actions.children[2]);
+      card.append(el("div", "approval-pattern", `Pattern: ${approval.pattern}`));
+    }
     card.append(actions, outcome);
     return card;
   }

@@ -189,25 +189,28 @@ class AsyncClient:
         self,
         approval_id: str,
         *,
-        decided_by: str,
         scope: str = "once",
         ttl_seconds: int = 0,
         reason: str = "",
+        decided_by: str = "",
     ) -> Approval:
         """Allows the exact action the approval names. `scope` "once" covers one run, "task"
-        the rest of the task. The waiting task goes on by itself within about a second."""
+        the rest of the task, "task_pattern" every run_command call of the approval's `pattern`
+        for the rest of the task. Needs the approver credential (`Connection.approver_token`);
+        the decision is recorded as that principal (`decided_by` is ignored, kept for older
+        callers). The waiting task goes on by itself within about a second."""
         request = approvals_pb2.ApproveRequest(
             approval_id=approval_id,
-            decided_by=decided_by,
             ttl_seconds=ttl_seconds,
             reason=reason,
-            scope=_enum_name("APPROVAL_SCOPE_", scope, ("once", "task")),
+            scope=_enum_name("APPROVAL_SCOPE_", scope, ("once", "task", "task_pattern")),
         )
-        return convert.approval(await self._transport.unary("approvals", "Approve", request))
+        return convert.approval(await self._transport.unary("approvals", "Approve", request, as_approver=True))
 
-    async def deny(self, approval_id: str, *, decided_by: str, reason: str = "") -> Approval:
-        request = approvals_pb2.DenyRequest(approval_id=approval_id, decided_by=decided_by, reason=reason)
-        return convert.approval(await self._transport.unary("approvals", "Deny", request))
+    async def deny(self, approval_id: str, *, reason: str = "", decided_by: str = "") -> Approval:
+        """Refuses the action; needs the approver credential (`decided_by` is ignored)."""
+        request = approvals_pb2.DenyRequest(approval_id=approval_id, reason=reason)
+        return convert.approval(await self._transport.unary("approvals", "Deny", request, as_approver=True))
 
     # -- skills ------------------------------------------------------------------------------
 

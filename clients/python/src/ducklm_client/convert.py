@@ -122,6 +122,7 @@ def approval(message: approvals_pb2.Approval) -> Approval:
         expires=time(message.expire_time),
         decided_by=message.decided_by,
         reason=message.reason,
+        pattern=message.pattern,
     )
 
 

@@ -104,15 +104,18 @@ class Approval:
     arguments: dict[str, Any]
     # "pending", "approved", "denied", "used" or "expired".
     state: str
-    # "once" or "task".
+    # "once", "task" or "task_pattern".
     scope: str
     action_hash: str
     working_directory: str
     created: datetime | None
     decided: datetime | None
     expires: datetime | None
+    # The approver principal that decided, e.g. "human via cli".
     decided_by: str
     reason: str
+    # What a "task_pattern" grant of this approval covers (run_command only), else "".
+    pattern: str = ""
 
 
 @dataclass(frozen=True)

@@ -132,19 +132,18 @@ class Client:
         self,
         approval_id: str,
         *,
-        decided_by: str,
         scope: str = "once",
         ttl_seconds: int = 0,
         reason: str = "",
+        decided_by: str = "",
     ) -> Approval:
+        """See `AsyncClient.approve` (needs the approver credential; `decided_by` is ignored)."""
         return self._run(
-            self._client.approve(
-                approval_id, decided_by=decided_by, scope=scope, ttl_seconds=ttl_seconds, reason=reason
-            )
+            self._client.approve(approval_id, scope=scope, ttl_seconds=ttl_seconds, reason=reason)
         )
 
-    def deny(self, approval_id: str, *, decided_by: str, reason: str = "") -> Approval:
-        return self._run(self._client.deny(approval_id, decided_by=decided_by, reason=reason))
+    def deny(self, approval_id: str, *, reason: str = "", decided_by: str = "") -> Approval:
+        return self._run(self._client.deny(approval_id, reason=reason))
 
     def list_skills(self) -> SkillList:
         return self._run(self._client.list_skills())

@@ -104,9 +104,25 @@ class Transport:
         service = HOME[api]
         return error_from_rpc(exc, service=service, method=method, address=self.connection.address(service))
 
-    async def unary(self, api: str, method: str, request: Any, timeout: float | None = CALL_TIMEOUT) -> Any:
+    async def unary(
+        self,
+        api: str,
+        method: str,
+        request: Any,
+        timeout: float | None = CALL_TIMEOUT,
+        *,
+        as_approver: bool = False,
+    ) -> Any:
+        """One call; `as_approver` adds the approver credential (Approve and Deny only)."""
+        metadata = self.metadata
+        if as_approver:
+            metadata = (
+                *(metadata or ()),
+                ("ducklm-approver-token", self.connection.approver_token),
+                ("ducklm-approver-via", self.connection.approver_via),
+            )
         try:
-            return await self._method(api, method)(request, timeout=timeout, metadata=self.metadata)
+            return await self._method(api, method)(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc, api, method) from None
 

@@ -18,6 +18,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 from ducklm_client.cli import commands
@@ -32,7 +33,7 @@ from ducklm_client.sync import Client
 __all__ = ["build_parser", "main"]
 
 Command = Callable[[argparse.Namespace, Client, TextIO], int]
-BY_HELP = "who decides (default: your user name)"
+BY_HELP = "who decides (default: your user name); approvals record the approver credential instead"
 
 
 def _default_user() -> str:
@@ -98,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     approve = sub.add_parser("approve", help="allow the action an approval names")
     approve.add_argument("approval")
-    approve.add_argument("--scope", choices=["once", "task"], default="once")
+    approve.add_argument(
+        "--scope",
+        choices=["once", "task", "task_pattern"],
+        default="once",
+        help="once; the exact action for the task; or every call of its shown pattern for the task",
+    )
     approve.add_argument(
         "--ttl", type=int, default=0, help="seconds until it expires (default: the service's)"
     )
@@ -203,8 +209,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
                 *(f"--role={role}" for role in args.role or ()),
             ]
             return doctor(checks, {s: getattr(args, f"{s}_address") for s in SERVICES})
-        connection = Connection.from_env().with_addresses(
-            **{s: getattr(args, f"{s}_address") for s in SERVICES}
+        connection = replace(
+            Connection.from_env().with_addresses(**{s: getattr(args, f"{s}_address") for s in SERVICES}),
+            approver_via="cli",
         )
         with Client(connection) as client:
             if args.command == "chat":

@@ -96,10 +96,10 @@ class ChatSession:
             )
             return False
         if answer.strip().lower() in ("y", "yes"):
-            self.client.approve(approval_id, decided_by=self.decided_by, reason="approved in the terminal")
+            self.client.approve(approval_id, reason="approved in the terminal")
             self.err.write("  approved; continuing…\n")
         else:
-            self.client.deny(approval_id, decided_by=self.decided_by, reason="denied in the terminal")
+            self.client.deny(approval_id, reason="denied in the terminal")
             self.err.write("  denied; continuing…\n")
         return True
 

@@ -115,15 +115,17 @@ def approvals(args: argparse.Namespace, client: Client, out: TextIO) -> int:
 
 
 def approve(args: argparse.Namespace, client: Client, out: TextIO) -> int:
-    item = client.approve(
-        args.approval, decided_by=args.by, scope=args.scope, ttl_seconds=args.ttl, reason=args.reason
+    item = client.approve(args.approval, scope=args.scope, ttl_seconds=args.ttl, reason=args.reason)
+    covers = f"; covers {item.pattern}" if item.scope == "task_pattern" else ""
+    out.write(
+        f"{item.id}: {item.state} by {item.decided_by} ({item.tool} for task {item.task_id}{covers});"
+        " the task goes on by itself\n"
     )
-    out.write(f"{item.id}: {item.state} ({item.tool} for task {item.task_id}); the task goes on by itself\n")
     return 0
 
 
 def deny(args: argparse.Namespace, client: Client, out: TextIO) -> int:
-    item = client.deny(args.approval, decided_by=args.by, reason=args.reason)
+    item = client.deny(args.approval, reason=args.reason)
     out.write(f"{item.id}: {item.state} ({item.tool} for task {item.task_id})\n")
     return 0
 

@@ -26,35 +26,41 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ducklm/approvals/v1/approvals.proto\x12\x13\x64ucklm.approvals.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x03\n\x08\x41pproval\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x11\n\ttool_name\x18\x03 \x01(\t\x12*\n\targuments\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x63\x61nonical_action\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tion_hash\x18\x06 \x01(\t\x12\x19\n\x11working_directory\x18\x07 \x01(\t\x12\x16\n\x0epolicy_version\x18\x08 \x01(\t\x12\x31\n\x05state\x18\t \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalState\x12\x31\n\x05scope\x18\n \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalScope\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x63ide_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x0e \x01(\t\x12\x0e\n\x06reason\x18\x0f \x01(\t\"h\n\x16RequestApprovalRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\")\n\x12GetApprovalRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\"\x81\x01\n\x14ListApprovalsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalState\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"b\n\x15ListApprovalsResponse\x12\x30\n\tapprovals\x18\x01 \x03(\x0b\x32\x1d.ducklm.approvals.v1.Approval\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x91\x01\n\x0e\x41pproveRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x31\n\x05scope\x18\x02 \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalScope\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12\x12\n\ndecided_by\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"F\n\x0b\x44\x65nyRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x12\n\ndecided_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"{\n\x14\x43heckApprovalRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"M\n\x15\x43heckApprovalResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x63tion_hash\x18\x03 \x01(\t*\xb8\x01\n\rApprovalState\x12\x1e\n\x1a\x41PPROVAL_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41PPROVAL_STATE_PENDING\x10\x01\x12\x1b\n\x17\x41PPROVAL_STATE_APPROVED\x10\x02\x12\x19\n\x15\x41PPROVAL_STATE_DENIED\x10\x03\x12\x17\n\x13\x41PPROVAL_STATE_USED\x10\x04\x12\x1a\n\x16\x41PPROVAL_STATE_EXPIRED\x10\x05*a\n\rApprovalScope\x12\x1e\n\x1a\x41PPROVAL_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PPROVAL_SCOPE_ONCE\x10\x01\x12\x17\n\x13\x41PPROVAL_SCOPE_TASK\x10\x02\x32\xb0\x04\n\x10\x41pprovalsService\x12]\n\x0fRequestApproval\x12+.ducklm.approvals.v1.RequestApprovalRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12U\n\x0bGetApproval\x12\'.ducklm.approvals.v1.GetApprovalRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12\x66\n\rListApprovals\x12).ducklm.approvals.v1.ListApprovalsRequest\x1a*.ducklm.approvals.v1.ListApprovalsResponse\x12M\n\x07\x41pprove\x12#.ducklm.approvals.v1.ApproveRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12G\n\x04\x44\x65ny\x12 .ducklm.approvals.v1.DenyRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12\x66\n\rCheckApproval\x12).ducklm.approvals.v1.CheckApprovalRequest\x1a*.ducklm.approvals.v1.CheckApprovalResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ducklm/approvals/v1/approvals.proto\x12\x13\x64ucklm.approvals.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x04\n\x08\x41pproval\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x11\n\ttool_name\x18\x03 \x01(\t\x12*\n\targuments\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x63\x61nonical_action\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x63tion_hash\x18\x06 \x01(\t\x12\x19\n\x11working_directory\x18\x07 \x01(\t\x12\x16\n\x0epolicy_version\x18\x08 \x01(\t\x12\x31\n\x05state\x18\t \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalState\x12\x31\n\x05scope\x18\n \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalScope\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65\x63ide_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ndecided_by\x18\x0e \x01(\t\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12\x0f\n\x07pattern\x18\x10 \x01(\t\x12\x14\n\x0cpattern_hash\x18\x11 \x01(\t\"h\n\x16RequestApprovalRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\")\n\x12GetApprovalRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\"\x81\x01\n\x14ListApprovalsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalState\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"b\n\x15ListApprovalsResponse\x12\x30\n\tapprovals\x18\x01 \x03(\x0b\x32\x1d.ducklm.approvals.v1.Approval\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x95\x01\n\x0e\x41pproveRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x31\n\x05scope\x18\x02 \x01(\x0e\x32\".ducklm.approvals.v1.ApprovalScope\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12\x16\n\ndecided_by\x18\x04 \x01(\tB\x02\x18\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\"J\n\x0b\x44\x65nyRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x16\n\ndecided_by\x18\x02 \x01(\tB\x02\x18\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\x17WithdrawApprovalRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"{\n\x14\x43heckApprovalRequest\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x11\n\ttool_name\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07task_id\x18\x04 \x01(\t\"M\n\x15\x43heckApprovalResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x13\n\x0b\x61\x63tion_hash\x18\x03 \x01(\t*\xb8\x01\n\rApprovalState\x12\x1e\n\x1a\x41PPROVAL_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41PPROVAL_STATE_PENDING\x10\x01\x12\x1b\n\x17\x41PPROVAL_STATE_APPROVED\x10\x02\x12\x19\n\x15\x41PPROVAL_STATE_DENIED\x10\x03\x12\x17\n\x13\x41PPROVAL_STATE_USED\x10\x04\x12\x1a\n\x16\x41PPROVAL_STATE_EXPIRED\x10\x05*\x82\x01\n\rApprovalScope\x12\x1e\n\x1a\x41PPROVAL_SCOPE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41PPROVAL_SCOPE_ONCE\x10\x01\x12\x17\n\x13\x41PPROVAL_SCOPE_TASK\x10\x02\x12\x1f\n\x1b\x41PPROVAL_SCOPE_TASK_PATTERN\x10\x03\x32\x91\x05\n\x10\x41pprovalsService\x12]\n\x0fRequestApproval\x12+.ducklm.approvals.v1.RequestApprovalRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12U\n\x0bGetApproval\x12\'.ducklm.approvals.v1.GetApprovalRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12\x66\n\rListApprovals\x12).ducklm.approvals.v1.ListApprovalsRequest\x1a*.ducklm.approvals.v1.ListApprovalsResponse\x12M\n\x07\x41pprove\x12#.ducklm.approvals.v1.ApproveRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12G\n\x04\x44\x65ny\x12 .ducklm.approvals.v1.DenyRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12_\n\x10WithdrawApproval\x12,.ducklm.approvals.v1.WithdrawApprovalRequest\x1a\x1d.ducklm.approvals.v1.Approval\x12\x66\n\rCheckApproval\x12).ducklm.approvals.v1.CheckApprovalRequest\x1a*.ducklm.approvals.v1.CheckApprovalResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ducklm.approvals.v1.approvals_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_APPROVALSTATE']._serialized_start=1417
-  _globals['_APPROVALSTATE']._serialized_end=1601
-  _globals['_APPROVALSCOPE']._serialized_start=1603
-  _globals['_APPROVALSCOPE']._serialized_end=1700
+  _globals['_APPROVEREQUEST'].fields_by_name['decided_by']._loaded_options = None
+  _globals['_APPROVEREQUEST'].fields_by_name['decided_by']._serialized_options = b'\030\001'
+  _globals['_DENYREQUEST'].fields_by_name['decided_by']._loaded_options = None
+  _globals['_DENYREQUEST'].fields_by_name['decided_by']._serialized_options = b'\030\001'
+  _globals['_APPROVALSTATE']._serialized_start=1528
+  _globals['_APPROVALSTATE']._serialized_end=1712
+  _globals['_APPROVALSCOPE']._serialized_start=1715
+  _globals['_APPROVALSCOPE']._serialized_end=1845
   _globals['_APPROVAL']._serialized_start=124
-  _globals['_APPROVAL']._serialized_end=609
-  _globals['_REQUESTAPPROVALREQUEST']._serialized_start=611
-  _globals['_REQUESTAPPROVALREQUEST']._serialized_end=715
-  _globals['_GETAPPROVALREQUEST']._serialized_start=717
-  _globals['_GETAPPROVALREQUEST']._serialized_end=758
-  _globals['_LISTAPPROVALSREQUEST']._serialized_start=761
-  _globals['_LISTAPPROVALSREQUEST']._serialized_end=890
-  _globals['_LISTAPPROVALSRESPONSE']._serialized_start=892
-  _globals['_LISTAPPROVALSRESPONSE']._serialized_end=990
-  _globals['_APPROVEREQUEST']._serialized_start=993
-  _globals['_APPROVEREQUEST']._serialized_end=1138
-  _globals['_DENYREQUEST']._serialized_start=1140
-  _globals['_DENYREQUEST']._serialized_end=1210
-  _globals['_CHECKAPPROVALREQUEST']._serialized_start=1212
-  _globals['_CHECKAPPROVALREQUEST']._serialized_end=1335
-  _globals['_CHECKAPPROVALRESPONSE']._serialized_start=1337
-  _globals['_CHECKAPPROVALRESPONSE']._serialized_end=1414
-  _globals['_APPROVALSSERVICE']._serialized_start=1703
-  _globals['_APPROVALSSERVICE']._serialized_end=2263
+  _globals['_APPROVAL']._serialized_end=648
+  _globals['_REQUESTAPPROVALREQUEST']._serialized_start=650
+  _globals['_REQUESTAPPROVALREQUEST']._serialized_end=754
+  _globals['_GETAPPROVALREQUEST']._serialized_start=756
+  _globals['_GETAPPROVALREQUEST']._serialized_end=797
+  _globals['_LISTAPPROVALSREQUEST']._serialized_start=800
+  _globals['_LISTAPPROVALSREQUEST']._serialized_end=929
+  _globals['_LISTAPPROVALSRESPONSE']._serialized_start=931
+  _globals['_LISTAPPROVALSRESPONSE']._serialized_end=1029
+  _globals['_APPROVEREQUEST']._serialized_start=1032
+  _globals['_APPROVEREQUEST']._serialized_end=1181
+  _globals['_DENYREQUEST']._serialized_start=1183
+  _globals['_DENYREQUEST']._serialized_end=1257
+  _globals['_WITHDRAWAPPROVALREQUEST']._serialized_start=1259
+  _globals['_WITHDRAWAPPROVALREQUEST']._serialized_end=1321
+  _globals['_CHECKAPPROVALREQUEST']._serialized_start=1323
+  _globals['_CHECKAPPROVALREQUEST']._serialized_end=1446
+  _globals['_CHECKAPPROVALRESPONSE']._serialized_start=1448
+  _globals['_CHECKAPPROVALRESPONSE']._serialized_end=1525
+  _globals['_APPROVALSSERVICE']._serialized_start=1848
+  _globals['_APPROVALSSERVICE']._serialized_end=2505
 # @@protoc_insertion_point(module_scope)

@@ -25,6 +25,7 @@ class ApprovalScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     APPROVAL_SCOPE_UNSPECIFIED: _ClassVar[ApprovalScope]
     APPROVAL_SCOPE_ONCE: _ClassVar[ApprovalScope]
     APPROVAL_SCOPE_TASK: _ClassVar[ApprovalScope]
+    APPROVAL_SCOPE_TASK_PATTERN: _ClassVar[ApprovalScope]
 APPROVAL_STATE_UNSPECIFIED: ApprovalState
 APPROVAL_STATE_PENDING: ApprovalState
 APPROVAL_STATE_APPROVED: ApprovalState
@@ -34,9 +35,10 @@ APPROVAL_STATE_EXPIRED: ApprovalState
 APPROVAL_SCOPE_UNSPECIFIED: ApprovalScope
 APPROVAL_SCOPE_ONCE: ApprovalScope
 APPROVAL_SCOPE_TASK: ApprovalScope
+APPROVAL_SCOPE_TASK_PATTERN: ApprovalScope
 
 class Approval(_message.Message):
-    __slots__ = ("id", "task_id", "tool_name", "arguments", "canonical_action", "action_hash", "working_directory", "policy_version", "state", "scope", "create_time", "decide_time", "expire_time", "decided_by", "reason")
+    __slots__ = ("id", "task_id", "tool_name", "arguments", "canonical_action", "action_hash", "working_directory", "policy_version", "state", "scope", "create_time", "decide_time", "expire_time", "decided_by", "reason", "pattern", "pattern_hash")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TOOL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +54,8 @@ class Approval(_message.Message):
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_HASH_FIELD_NUMBER: _ClassVar[int]
     id: str
     task_id: str
     tool_name: str
@@ -67,7 +71,9 @@ class Approval(_message.Message):
     expire_time: _timestamp_pb2.Timestamp
     decided_by: str
     reason: str
-    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., canonical_action: _Optional[str] = ..., action_hash: _Optional[str] = ..., working_directory: _Optional[str] = ..., policy_version: _Optional[str] = ..., state: _Optional[_Union[ApprovalState, str]] = ..., scope: _Optional[_Union[ApprovalScope, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    pattern: str
+    pattern_hash: str
+    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., canonical_action: _Optional[str] = ..., action_hash: _Optional[str] = ..., working_directory: _Optional[str] = ..., policy_version: _Optional[str] = ..., state: _Optional[_Union[ApprovalState, str]] = ..., scope: _Optional[_Union[ApprovalScope, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decided_by: _Optional[str] = ..., reason: _Optional[str] = ..., pattern: _Optional[str] = ..., pattern_hash: _Optional[str] = ...) -> None: ...
 
 class RequestApprovalRequest(_message.Message):
     __slots__ = ("task_id", "tool_name", "arguments")
@@ -128,6 +134,14 @@ class DenyRequest(_message.Message):
     decided_by: str
     reason: str
     def __init__(self, approval_id: _Optional[str] = ..., decided_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WithdrawApprovalRequest(_message.Message):
+    __slots__ = ("approval_id", "reason")
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    approval_id: str
+    reason: str
+    def __init__(self, approval_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class CheckApprovalRequest(_message.Message):
     __slots__ = ("approval_id", "tool_name", "arguments", "task_id")

@@ -59,6 +59,11 @@ class ApprovalsServiceStub:
                 request_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.DenyRequest.SerializeToString,
                 response_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.Approval.FromString,
                 _registered_method=True)
+        self.WithdrawApproval = channel.unary_unary(
+                '/ducklm.approvals.v1.ApprovalsService/WithdrawApproval',
+                request_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WithdrawApprovalRequest.SerializeToString,
+                response_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.Approval.FromString,
+                _registered_method=True)
         self.CheckApproval = channel.unary_unary(
                 '/ducklm.approvals.v1.ApprovalsService/CheckApproval',
                 request_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalRequest.SerializeToString,
@@ -89,14 +94,22 @@ class ApprovalsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Approve(self, request, context):
-        """A human allows the action.
+        """A human allows the action (needs the approver credential).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Deny(self, request, context):
-        """A human refuses the action.
+        """A human refuses the action (needs the approver credential).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawApproval(self, request, context):
+        """The requester takes back a pending request it no longer needs (e.g. its task was cancelled).
+        It ends DENIED, recorded as withdrawn; it never allows anything.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -135,6 +148,11 @@ def add_ApprovalsServiceServicer_to_server(servicer, server):
             'Deny': grpc.unary_unary_rpc_method_handler(
                     servicer.Deny,
                     request_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.DenyRequest.FromString,
+                    response_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.Approval.SerializeToString,
+            ),
+            'WithdrawApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawApproval,
+                    request_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WithdrawApprovalRequest.FromString,
                     response_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.Approval.SerializeToString,
             ),
             'CheckApproval': grpc.unary_unary_rpc_method_handler(
@@ -277,6 +295,33 @@ class ApprovalsService:
             target,
             '/ducklm.approvals.v1.ApprovalsService/Deny',
             ducklm_dot_approvals_dot_v1_dot_approvals__pb2.DenyRequest.SerializeToString,
+            ducklm_dot_approvals_dot_v1_dot_approvals__pb2.Approval.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.approvals.v1.ApprovalsService/WithdrawApproval',
+            ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WithdrawApprovalRequest.SerializeToString,
             ducklm_dot_approvals_dot_v1_dot_approvals__pb2.Approval.FromString,
             options,
             channel_credentials,
