@@ -35,13 +35,15 @@ def _erf(x: Array) -> Array:
 
 
 def _gelu(x: Array) -> Array:
-    return 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+    result: Array = 0.5 * x * (1.0 + _erf(x / np.sqrt(2.0)))
+    return result
 
 
 def _layer_norm(x: Array, weight: Array, bias: Array, eps: float) -> Array:
     mean = x.mean(axis=-1, keepdims=True)
     variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + eps) * weight + bias
+    result: Array = (x - mean) / np.sqrt(variance + eps) * weight + bias
+    return result
 
 
 def cosine(a: Array, b: Array) -> float:
