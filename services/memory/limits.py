@@ -24,6 +24,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "check_collection",
     "check_memory_id",
+    "check_metadata",
     "check_name",
     "check_project",
     "check_scope_ref",
