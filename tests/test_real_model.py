@@ -132,24 +132,34 @@ async def test_a_finished_task_is_recorded_and_reflection_never_adds_an_invalid_
     assert not after.invalid_skills
 
 
-async def test_a_fact_remembered_in_one_task_is_recalled_in_a_later_task(
+async def test_a_conversations_memory_reaches_another_conversation_only_once_promoted(
     gateway: httpx.AsyncClient, stack: LocalStack
 ) -> None:
     first = await run_to_end(gateway, stack, {"message": "My cat is called Pixel."})
     async with grpc.aio.insecure_channel(stack.address("memory")) as channel:
         memory = memory_pb2_grpc.MemoryServiceStub(channel)
+        # Noted in the first conversation (its task scope), as the model's `remember` does.
         fact = await memory.Remember(memory_pb2.RememberRequest(text="The user's cat is called Pixel.", task_id=first["id"], kind="fact"))
-        await memory.Remember(memory_pb2.RememberRequest(text="The build uses GNU make.", kind="fact"))
+        await memory.Remember(memory_pb2.RememberRequest(text="The build uses GNU make.", kind="fact", scope=memory_pb2.MEMORY_SCOPE_LONG_TERM))
         collections = (await memory.ListCollections(memory_pb2.ListCollectionsRequest())).collections
-    # The collection's dimension follows the real embedding model (SmolLM2's hidden size).
-    assert collections[0].dimension == 576 and collections[0].embedding_model == "SmolLM2-135M-Instruct"
-    second = await run_to_end(gateway, stack, {"message": "What is my cat called?"})
-    recalled = [e["data"] for e in await events(gateway, second["id"]) if e["type"] == "memory_recalled"]
-    assert recalled and recalled[0]["automatic"] is True
-    assert fact.id in recalled[0]["memory_ids"]
+        assert fact.scope == memory_pb2.MEMORY_SCOPE_TASK
+        # The collection follows the real embedding model: all-MiniLM-L6-v2, 384 dimensions.
+        active = next(c for c in collections if c.name == fact.collection)
+        assert active.dimension == 384 and active.embedding_model == "all-MiniLM-L6-v2"
+
+        second = await run_to_end(gateway, stack, {"message": "What is my cat called?"})
+        recalled = [e["data"] for e in await events(gateway, second["id"]) if e["type"] == "memory_recalled"]
+        assert recalled and recalled[0]["automatic"] is True
+        assert fact.id not in recalled[0]["memory_ids"]
+        assert "pixel" not in second["last_reply"].lower()
+        print(f"\nunpromoted, recalled for 'What is my cat called?': {recalled[0].get('memories')}")
+
+        await memory.PromoteMemory(memory_pb2.PromoteMemoryRequest(memory_id=fact.id))
+    third = await run_to_end(gateway, stack, {"message": "What is my cat called?"})
+    recalled = [e["data"] for e in await events(gateway, third["id"]) if e["type"] == "memory_recalled"]
+    print(f"promoted, recalled for 'What is my cat called?': {recalled[0]['memories']}")
     scores = {m["id"]: m["score"] for m in recalled[0]["memories"]}
-    print(f"\nrecalled for 'What is my cat called?': {recalled[0]['memories']}")
-    assert scores[fact.id] == max(scores.values())
+    assert fact.id in scores and scores[fact.id] == max(scores.values())
 
 
 async def test_without_an_embedding_role_memory_says_embeddings_are_disabled(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -160,7 +170,7 @@ async def test_without_an_embedding_role_memory_says_embeddings_are_disabled(tmp
     try:
         async with grpc.aio.insecure_channel(stack.address("memory")) as channel:
             memory = memory_pb2_grpc.MemoryServiceStub(channel)
-            call = memory.Remember(memory_pb2.RememberRequest(text="anything"))
+            call = memory.Remember(memory_pb2.RememberRequest(text="anything", scope=memory_pb2.MEMORY_SCOPE_LONG_TERM))
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await call
             collections = (await memory.ListCollections(memory_pb2.ListCollectionsRequest())).collections

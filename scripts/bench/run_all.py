@@ -16,8 +16,8 @@ from pathlib import Path
 from deploy.stack import LocalStack, StackPorts
 
 HERE = Path(__file__).parent
-# SmolLM2-135M's hidden size: the dimension its embeddings have.
-EMBEDDING_DIMENSION = 576
+# all-MiniLM-L6-v2 (the default embedding model) gives 384-dimensional vectors.
+EMBEDDING_DIMENSION = 384
 
 
 def run(script: str, *args: str) -> bool:
@@ -31,9 +31,10 @@ async def memory_bench() -> bool:
                            extra_env={"DUCKLM_RUNTIME_STANDALONE": "true"})
         await stack.start(timeout=240)
         try:
-            return await asyncio.to_thread(
+            searched = await asyncio.to_thread(
                 run, "memory_bench.py", "--dim", str(EMBEDDING_DIMENSION), "--runtime-address", stack.address("runtime")
             )
+            return await asyncio.to_thread(run, "memory_eval.py", "--runtime-address", stack.address("runtime")) and searched
         finally:
             await stack.stop()
 

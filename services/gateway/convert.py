@@ -170,11 +170,15 @@ def memory_json(memory: memory_pb2.Memory) -> dict[str, Any]:
     return {
         "id": memory.id,
         "text": memory.text,
+        "scope": enum_word(memory_pb2.MemoryScope, memory.scope, "MEMORY_SCOPE_"),
         "task_id": memory.task_id,
+        "project": memory.project,
         "kind": memory.kind,
         "tags": list(memory.tags),
         "metadata": _struct(memory.metadata),
         "create_time": _time(memory.create_time),
+        "update_time": _time(memory.update_time) if memory.HasField("update_time") else None,
+        "collection": memory.collection,
     }
 
 

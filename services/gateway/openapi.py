@@ -318,10 +318,35 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/memories": {
             "post": _op(
-                "Remember a text (409 EMBEDDINGS_DISABLED when embeddings are off)",
+                "Remember a text: a person stating a memory, long-term unless a task or project is named "
+                "(409 EMBEDDINGS_DISABLED when embeddings are off)",
                 _responses(201, "Memory", 409, *_BACKEND),
                 tag="memory",
                 body=_body(memory.RememberBody),
+            ),
+            "get": _op(
+                "List memories, newest first, filtered by scope, task, project, kind, tags or text",
+                _responses(200, "MemoryList", 409, *_BACKEND),
+                tag="memory",
+                params=[
+                    *_paging(),
+                    _query("scope", {"type": "string", "enum": ["task", "long_term", "project"]}),
+                    _query("task_id", STR),
+                    _query("project", STR),
+                    _query("kind", STR),
+                    _query("tag", STR, "repeat for several; a memory must carry all"),
+                    _query("text", STR, "the memory's text contains this (any case)"),
+                    _query("collection", STR),
+                ],
+            ),
+        },
+        "/v1/memories/{memory_id}/promote": {
+            "post": _op(
+                "Keep a memory long-term (or in a project): only a person's request does this",
+                _responses(200, "Memory", 404, 409, *_BACKEND),
+                tag="memory",
+                params=[_path("memory_id")],
+                body=_body(memory.PromoteMemoryBody, False),
             )
         },
         "/v1/memories/search": {
@@ -334,7 +359,7 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/memories/forget": {
             "post": _op(
-                "Forget the memories matching a filter",
+                "Forget the memories matching a filter, or a whole scope (with confirm naming it)",
                 _responses(200, "Deleted", 409, *_BACKEND),
                 tag="memory",
                 body=_body(memory.ForgetBody),
@@ -346,6 +371,13 @@ def _paths() -> dict[str, Any]:
                 _responses(200, "Memory", 404, 409, *_BACKEND),
                 tag="memory",
                 params=[_path("memory_id"), _query("collection", STR)],
+            ),
+            "patch": _op(
+                "Change a memory's text, kind, tags or metadata (a new text is embedded again)",
+                _responses(200, "Memory", 404, 409, *_BACKEND),
+                tag="memory",
+                params=[_path("memory_id")],
+                body=_body(memory.UpdateBody),
             ),
             "delete": _op(
                 "Forget a memory",
@@ -383,6 +415,8 @@ _BODIES: tuple[type[BaseModel], ...] = (
     memory.RememberBody,
     memory.SearchBody,
     memory.ForgetBody,
+    memory.UpdateBody,
+    memory.PromoteMemoryBody,
     completions.CompletionBody,
 )
 

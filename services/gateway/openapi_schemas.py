@@ -163,12 +163,19 @@ SCHEMAS: dict[str, Schema] = {
         {
             "id": STR,
             "text": STR,
+            "scope": {"type": "string", "enum": ["task", "long_term", "project", "unspecified"]},
             "task_id": STR,
+            "project": STR,
             "kind": STR,
             "tags": STRS,
             "metadata": ANY_OBJ,
             "create_time": TIME,
+            "update_time": {"anyOf": [TIME, {"type": "null"}]},
+            "collection": STR,
         }
+    ),
+    "MemoryList": _obj(
+        {"memories": {"type": "array", "items": ref("Memory")}, "next_page_token": STR, "total_size": INT}
     ),
     "SearchResults": _obj(
         {

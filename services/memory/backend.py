@@ -17,6 +17,7 @@ from services.memory.records import (
     CollectionSpec,
     MemoryFilter,
     MemoryRecord,
+    ScopeRef,
     ScoredRecord,
 )
 
@@ -38,9 +39,18 @@ class MemoryBackend(Protocol):
 
     async def search(self, name: str, vector: Sequence[float], *, limit: int,
                      memory_filter: MemoryFilter | None = None,
-                     score_threshold: float | None = None) -> list[ScoredRecord]: ...
+                     score_threshold: float | None = None,
+                     scopes: Sequence[ScopeRef] = ()) -> list[ScoredRecord]:
+        """The nearest memories matching the filter and, when `scopes` are given, in one of them."""
 
     async def get(self, name: str, memory_id: str) -> MemoryRecord | None: ...
+
+    async def list_memories(self, name: str, memory_filter: MemoryFilter | None, *, offset: int,
+                   limit: int) -> tuple[list[MemoryRecord], int]:
+        """A page of matching memories, newest first, and how many match in all."""
+
+    async def set_payload(self, name: str, memory_id: str, payload: dict[str, object]) -> None:
+        """Overwrites some payload fields of one memory; its vector stays."""
 
     async def delete_ids(self, name: str, memory_ids: Sequence[str]) -> int: ...
 

@@ -28,8 +28,13 @@ class Settings(BaseModel):
     # Where the runtime's EmbeddingService listens; every vector comes from there.
     runtime_address: str = "127.0.0.1:50051"
     embed_timeout_s: float = 30.0
-    # The collection a request uses when it names none.
+    # The collection a request uses when it names none (for another embedding model than the
+    # one it holds, `<collection>-<model>`; see placement.py).
     collection: str = "memories"
+    # Recall (a task's automatic memory) keeps memories scoring at least this cosine similarity.
+    # Calibrated for all-MiniLM-L6-v2 on scripts/bench/data/memory_facts.json (docs/memory.md):
+    # re-calibrate with scripts/bench/memory_eval.py when you change the embedding model.
+    recall_score_threshold: float = Field(default=0.35, ge=-1.0, le=1.0)
 
     @model_validator(mode="after")
     def _qdrant_needs_url(self) -> Settings:

@@ -20,16 +20,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import qdrant_edge as edge
 
 from services.common.errors import FailedPrecondition
 from services.memory.records import (
     KEYWORD_FIELDS,
+    ORDER_FIELD,
+    TEXT_FIELD,
     CollectionInfo,
     CollectionSpec,
     MemoryFilter,
     MemoryRecord,
+    ScopeRef,
     ScoredRecord,
 )
 
@@ -63,15 +67,20 @@ def _shard_config(dimension: int) -> edge.EdgeConfig:
     )
 
 
-def _edge_filter(memory_filter: MemoryFilter | None) -> edge.Filter | None:
-    if memory_filter is None or memory_filter.is_empty():
+def _edge_filter(memory_filter: MemoryFilter | None, scopes: Sequence[ScopeRef] = ()) -> edge.Filter | None:
+    """All of the filter's conditions, and (when `scopes` are given) any one of the scopes."""
+    must: list[Any] = []
+    if memory_filter is not None:
+        must = [edge.FieldCondition(key, match=edge.MatchValue(value)) for key, value in memory_filter.conditions()]
+        if memory_filter.text:
+            must.append(edge.FieldCondition(TEXT_FIELD, match=edge.MatchSubstring(memory_filter.folded_text())))
+    should: list[Any] = [
+        edge.Filter(must=[edge.FieldCondition(key, match=edge.MatchValue(value)) for key, value in scope.conditions()])
+        for scope in scopes
+    ]
+    if not must and not should:
         return None
-    return edge.Filter(
-        must=[
-            edge.FieldCondition(key, match=edge.MatchValue(value))
-            for key, value in memory_filter.conditions()
-        ]
-    )
+    return edge.Filter(must=must or None, should=should or None)
 
 
 @dataclass
@@ -125,28 +134,52 @@ class EdgeStore:
 
     async def search(self, name: str, vector: Sequence[float], *, limit: int,
                      memory_filter: MemoryFilter | None = None,
-                     score_threshold: float | None = None) -> list[ScoredRecord]:
+                     score_threshold: float | None = None,
+                     scopes: Sequence[ScopeRef] = ()) -> list[ScoredRecord]:
         collection = self._collections.get(name)
         if collection is None:
             return []
         request = edge.QueryRequest(
             limit=limit,
             query=edge.Query.Nearest(list(vector)),
-            filter=_edge_filter(memory_filter),
+            filter=_edge_filter(memory_filter, scopes),
             score_threshold=score_threshold,
             with_payload=True,
             with_vector=False,
             params=_SEARCH_PARAMS,
         )
         points = await asyncio.to_thread(collection.shard.query, request)
-        return [ScoredRecord(MemoryRecord.from_payload(p.id, p.payload), p.score) for p in points]
+        return [ScoredRecord(MemoryRecord.from_payload(p.id, p.payload, name), p.score) for p in points]
 
     async def get(self, name: str, memory_id: str) -> MemoryRecord | None:
         collection = self._collections.get(name)
         if collection is None:
             return None
         found = await asyncio.to_thread(collection.shard.retrieve, [memory_id], True, False)
-        return MemoryRecord.from_payload(found[0].id, found[0].payload) if found else None
+        return MemoryRecord.from_payload(found[0].id, found[0].payload, name) if found else None
+
+    async def list_memories(self, name: str, memory_filter: MemoryFilter | None, *, offset: int,
+                   limit: int) -> tuple[list[MemoryRecord], int]:
+        """A page of the matching memories, newest first, and how many match in all."""
+        collection = self._collections.get(name)
+        if collection is None:
+            return [], 0
+        condition = _edge_filter(memory_filter)
+        total = await asyncio.to_thread(collection.shard.count, edge.CountRequest(exact=True, filter=condition))
+        if offset >= total:
+            return [], int(total)
+        # Ordered scrolls take no offset: read up to the page's end and drop what comes before.
+        request = edge.ScrollRequest(
+            limit=offset + limit, filter=condition, with_payload=True, with_vector=False,
+            order_by=edge.OrderBy(ORDER_FIELD, direction=edge.Direction.Desc),
+        )
+        records, _ = await asyncio.to_thread(collection.shard.scroll, request)
+        return [MemoryRecord.from_payload(r.id, r.payload, name) for r in records[offset:]], int(total)
+
+    async def set_payload(self, name: str, memory_id: str, payload: dict[str, object]) -> None:
+        """Overwrites these payload fields of one memory (its vector stays)."""
+        collection = self._collections[name]
+        await self._write(collection, edge.UpdateOperation.set_payload([memory_id], payload))
 
     async def delete_ids(self, name: str, memory_ids: Sequence[str]) -> int:
         collection = self._collections.get(name)
@@ -270,6 +303,8 @@ def _load_collection(path: Path) -> tuple[CollectionSpec, edge.EdgeShard]:
         spec = CollectionSpec(path.name, int(raw["dimension"]), str(raw["embedding_model"]))
         # Passing the config makes the engine check the stored vectors have this dimension.
         shard = edge.EdgeShard.load(str(path / _SHARD_DIR), _shard_config(spec.dimension))
+        # Collections made before scopes existed lack these indexes; creating one is idempotent.
+        _create_indexes(shard)
     except Exception as exc:
         raise FailedPrecondition(
             f"cannot open the memory collection at {path}: {exc}", reason="STORAGE_UNREADABLE"
@@ -288,8 +323,7 @@ def _create_collection(root: Path, spec: CollectionSpec) -> edge.EdgeShard:
             "distance": "cosine",
         }, indent=2))
         shard = edge.EdgeShard.create(str(building / _SHARD_DIR), _shard_config(spec.dimension))
-        for key in KEYWORD_FIELDS:
-            shard.update(edge.UpdateOperation.create_field_index(key, edge.PayloadSchemaType.Keyword))
+        _create_indexes(shard)
         _flush_and_close(shard)
         # The engine keeps its paths, so it is closed before the rename and opened again after.
         os.rename(building, root / spec.name)
@@ -298,6 +332,13 @@ def _create_collection(root: Path, spec: CollectionSpec) -> edge.EdgeShard:
         shutil.rmtree(building, ignore_errors=True)
         raise
     return edge.EdgeShard.load(str(root / spec.name / _SHARD_DIR), _shard_config(spec.dimension))
+
+
+def _create_indexes(shard: edge.EdgeShard) -> None:
+    for key in KEYWORD_FIELDS:
+        shard.update(edge.UpdateOperation.create_field_index(key, edge.PayloadSchemaType.Keyword))
+    # order_by needs a range index on the field it orders by.
+    shard.update(edge.UpdateOperation.create_field_index(ORDER_FIELD, edge.PayloadSchemaType.Float))
 
 
 def _flush_and_close(shard: edge.EdgeShard) -> None:

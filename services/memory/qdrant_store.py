@@ -19,10 +19,13 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from services.common.errors import FailedPrecondition, Unavailable
 from services.memory.records import (
     KEYWORD_FIELDS,
+    ORDER_FIELD,
+    TEXT_FIELD,
     CollectionInfo,
     CollectionSpec,
     MemoryFilter,
     MemoryRecord,
+    ScopeRef,
     ScoredRecord,
 )
 
@@ -40,15 +43,22 @@ _QUANTIZATION = models.ScalarQuantization(
 )
 
 
-def _qdrant_filter(memory_filter: MemoryFilter | None) -> models.Filter | None:
-    if memory_filter is None or memory_filter.is_empty():
+def _match(pairs: Sequence[tuple[str, str]]) -> list[models.Condition]:
+    return [models.FieldCondition(key=key, match=models.MatchValue(value=value)) for key, value in pairs]
+
+
+def _qdrant_filter(memory_filter: MemoryFilter | None, scopes: Sequence[ScopeRef] = ()) -> models.Filter | None:
+    """All of the filter's conditions, and (when `scopes` are given) any one of the scopes."""
+    must: list[models.Condition] = []
+    if memory_filter is not None:
+        must = _match(memory_filter.conditions())
+        if memory_filter.text:
+            # Without a full-text index on the field, Qdrant matches text as a plain substring.
+            must.append(models.FieldCondition(key=TEXT_FIELD, match=models.MatchText(text=memory_filter.folded_text())))
+    should: list[models.Condition] = [models.Filter(must=_match(scope.conditions())) for scope in scopes]
+    if not must and not should:
         return None
-    return models.Filter(
-        must=[
-            models.FieldCondition(key=key, match=models.MatchValue(value=value))
-            for key, value in memory_filter.conditions()
-        ]
-    )
+    return models.Filter(must=must or None, should=should or None)
 
 
 class QdrantStore:
@@ -119,6 +129,11 @@ class QdrantStore:
                     await self._client.create_payload_index(
                         spec.name, key, models.PayloadSchemaType.KEYWORD, wait=True
                     )
+                if not self._in_process:
+                    # Listing orders by this field, which needs a range index on a server.
+                    await self._client.create_payload_index(
+                        spec.name, ORDER_FIELD, models.PayloadSchemaType.FLOAT, wait=True
+                    )
             self._specs[spec.name] = spec
             return spec
 
@@ -132,7 +147,8 @@ class QdrantStore:
 
     async def search(self, name: str, vector: Sequence[float], *, limit: int,
                      memory_filter: MemoryFilter | None = None,
-                     score_threshold: float | None = None) -> list[ScoredRecord]:
+                     score_threshold: float | None = None,
+                     scopes: Sequence[ScopeRef] = ()) -> list[ScoredRecord]:
         if await self.spec(name) is None:
             return []
         async with self._server_errors():
@@ -140,20 +156,42 @@ class QdrantStore:
                 name,
                 query=list(vector),
                 limit=limit,
-                query_filter=_qdrant_filter(memory_filter),
+                query_filter=_qdrant_filter(memory_filter, scopes),
                 score_threshold=score_threshold,
                 with_payload=True,
                 with_vectors=False,
                 search_params=None if self._in_process else _SEARCH_PARAMS,
             )
-        return [ScoredRecord(MemoryRecord.from_payload(p.id, p.payload), p.score) for p in reply.points]
+        return [ScoredRecord(MemoryRecord.from_payload(p.id, p.payload, name), p.score) for p in reply.points]
 
     async def get(self, name: str, memory_id: str) -> MemoryRecord | None:
         if await self.spec(name) is None:
             return None
         async with self._server_errors():
             found = await self._client.retrieve(name, [memory_id], with_payload=True)
-        return MemoryRecord.from_payload(found[0].id, found[0].payload) if found else None
+        return MemoryRecord.from_payload(found[0].id, found[0].payload, name) if found else None
+
+    async def list_memories(self, name: str, memory_filter: MemoryFilter | None, *, offset: int,
+                   limit: int) -> tuple[list[MemoryRecord], int]:
+        """A page of the matching memories, newest first, and how many match in all."""
+        if await self.spec(name) is None:
+            return [], 0
+        condition = _qdrant_filter(memory_filter)
+        async with self._server_errors():
+            total = (await self._client.count(name, count_filter=condition, exact=True)).count
+            if offset >= total:
+                return [], total
+            # Ordered scrolls take no offset: read up to the page's end and drop what comes before.
+            records, _ = await self._client.scroll(
+                name, scroll_filter=condition, limit=offset + limit, with_payload=True, with_vectors=False,
+                order_by=models.OrderBy(key=ORDER_FIELD, direction=models.Direction.DESC),
+            )
+        return [MemoryRecord.from_payload(r.id, r.payload, name) for r in records[offset:]], total
+
+    async def set_payload(self, name: str, memory_id: str, payload: dict[str, object]) -> None:
+        """Overwrites these payload fields of one memory (its vector stays)."""
+        async with self._server_errors():
+            await self._client.set_payload(name, payload, points=[memory_id], wait=True)
 
     async def delete_ids(self, name: str, memory_ids: Sequence[str]) -> int:
         if await self.spec(name) is None:

@@ -21,6 +21,9 @@ __all__ = ["RESULT_CHARS", "Catalogue", "active_skill", "build_messages", "estim
 RESULT_CHARS = 2000
 # The most characters of one recalled memory shown to the model; the full text is in the event.
 MEMORY_CHARS = 500
+# Where a recalled memory came from, so the model can tell the user's lasting facts from notes
+# of this conversation.
+_SCOPE_NOTES = {"task": " (noted earlier in this conversation)", "long_term": ""}
 
 ACTION_GUIDE = {
     "respond": 'Reply to the user: {"action": "respond", "message": "..."}',
@@ -87,12 +90,15 @@ def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, st
             return [{"role": "user", "content": f"Memory search failed: {data['error']}"}]
         if not memories:
             return [] if data.get("automatic") else [{"role": "user", "content": "No memories matched."}]
-        listed = "\n".join(f"- {_clip(str(memory['text']), MEMORY_CHARS)}" for memory in memories)
+        listed = "\n".join(
+            f"- {_clip(str(memory['text']), MEMORY_CHARS)}{_SCOPE_NOTES.get(str(memory.get('scope', '')), '')}"
+            for memory in memories
+        )
         return [{"role": "user", "content": f"Relevant memories:\n{listed}"}]
     if event.type == "memory_stored":
         if data.get("error"):
             return [{"role": "user", "content": f"Could not remember that: {data['error']}"}]
-        return [{"role": "user", "content": "Remembered."}]
+        return [{"role": "user", "content": "Remembered for this conversation."}]
     return []
 
 

@@ -397,21 +397,33 @@ class RuntimeLoop:
     async def _recall_for_turn(self, task_id: str, events: Sequence[EventRecord]) -> None:
         if self._peers is None or self._settings.recall_top_k == 0:
             return
-        query = next(str(e.data["text"]) for e in reversed(events) if e.type == "user_message")
-        await self._recall(task_id, query, automatic=True)
+        message = next(e for e in reversed(events) if e.type == "user_message")
+        if message.data.get("memory") is False:
+            return  # the turn asked for no memory (the OpenAI-compatible endpoint's default)
+        await self._recall(task_id, str(message.data["text"]), automatic=True)
+
+    async def _turn_without_memory(self, task_id: str) -> bool:
+        events = await self._events(task_id)
+        message = next((e for e in reversed(events) if e.type == "user_message"), None)
+        return message is not None and message.data.get("memory") is False
 
     async def _recall(self, task_id: str, query: str, *, automatic: bool) -> None:
         assert self._peers is not None
         data: dict[str, Any] = {"query": query, "automatic": automatic}
         started = time.perf_counter()
+        if not automatic and await self._turn_without_memory(task_id):
+            data.update(memory_ids=[], error="memory is off for this conversation", code="MEMORY_OFF")
+            await self._store.append_event(task_id, "memory_recalled", data)
+            return
         try:
-            memories = await self._peers.recall(query, self._settings.recall_top_k or 3)
+            # Long-term memories and this task's own, above the memory service's threshold.
+            memories = await self._peers.recall(query, self._settings.recall_top_k or 3, task_id=task_id)
         except PeerError as exc:
             data.update(memory_ids=[], error=exc.message, code=exc.reason or exc.code)
         else:
             data.update(
                 memory_ids=[m.id for m in memories],
-                memories=[{"id": m.id, "text": m.text, "score": round(m.score, 4)} for m in memories],
+                memories=[{"id": m.id, "text": m.text, "score": round(m.score, 4), "scope": m.scope} for m in memories],
             )
         data["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         await self._store.append_event(task_id, "memory_recalled", data)
@@ -419,7 +431,12 @@ class RuntimeLoop:
     async def _remember(self, task_id: str, text: str, *, kind: str) -> None:
         assert self._peers is not None
         started = time.perf_counter()
-        data: dict[str, Any] = {"text": text, "kind": kind}
+        # What the model remembers stays in this task's scope; a person promotes it to long-term.
+        data: dict[str, Any] = {"text": text, "kind": kind, "scope": "task"}
+        if await self._turn_without_memory(task_id):
+            data.update(error="memory is off for this conversation", code="MEMORY_OFF")
+            await self._store.append_event(task_id, "memory_stored", data)
+            return
         try:
             data["memory_id"] = await self._peers.remember(task_id, text, kind)
         except PeerError as exc:

@@ -94,6 +94,8 @@ class RecalledMemory:
     id: str
     text: str
     score: float
+    # "task" (this conversation's) or "long_term"; automatic recall reads no other scope.
+    scope: str = ""
 
 
 @dataclass
@@ -116,7 +118,7 @@ class Peers(Protocol):
     async def list_skills(self) -> list[SkillSummary]: ...
     async def get_skill(self, name: str) -> SkillSummary: ...
     async def remember(self, task_id: str, text: str, kind: str) -> str: ...
-    async def recall(self, query: str, top_k: int) -> list[RecalledMemory]: ...
+    async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]: ...
     async def record_experience(self, experience: dict[str, Any]) -> str: ...
     async def propose_skill(self, skill_md: str, experience_ids: list[str], event_refs: list[str], rationale: str) -> str: ...
     async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]: ...
@@ -251,20 +253,26 @@ class GrpcPeers:
         )
 
     async def remember(self, task_id: str, text: str, kind: str) -> str:
+        """Stores in the task's own scope: only a person promotes a memory to long-term."""
+        request = memory_pb2.RememberRequest(text=text, task_id=task_id, kind=kind, scope=memory_pb2.MEMORY_SCOPE_TASK)
         try:
-            memory = await self._memory.Remember(
-                memory_pb2.RememberRequest(text=text, task_id=task_id, kind=kind), timeout=self._timeout
-            )
+            memory = await self._memory.Remember(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise _peer_error("memory", exc) from exc
         return str(memory.id)
 
-    async def recall(self, query: str, top_k: int) -> list[RecalledMemory]:
+    async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]:
+        """The long-term memories and this task's own, above the memory service's threshold."""
+        request = memory_pb2.RecallRequest(text=query, task_id=task_id, top_k=top_k)
         try:
-            reply = await self._memory.Search(memory_pb2.SearchRequest(text=query, top_k=top_k), timeout=self._timeout)
+            reply = await self._memory.Recall(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
             raise _peer_error("memory", exc) from exc
-        return [RecalledMemory(id=r.memory.id, text=r.memory.text, score=r.score) for r in reply.results]
+        scopes = {memory_pb2.MEMORY_SCOPE_TASK: "task", memory_pb2.MEMORY_SCOPE_LONG_TERM: "long_term"}
+        return [
+            RecalledMemory(id=r.memory.id, text=r.memory.text, score=r.score, scope=scopes.get(r.memory.scope, ""))
+            for r in reply.results
+        ]
 
     async def record_experience(self, experience: dict[str, Any]) -> str:
         message = skills_pb2.Experience(**experience)

@@ -138,7 +138,7 @@ class RecordedPeers:
             raise PeerError("memory", "FAILED_PRECONDITION", str(data.get("error", "not recorded")))
         return str(data["memory_id"])
 
-    async def recall(self, query: str, top_k: int) -> list[RecalledMemory]:
+    async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]:
         data = self._recalls.popleft() if self._recalls else {}
         if data.get("error") or not data:
             raise PeerError("memory", "FAILED_PRECONDITION", str(data.get("error", "not recorded")))

@@ -39,9 +39,11 @@ class TaskRunner:
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
-    async def send_message(self, task_id: str | None, message: str, skill: str = "") -> tuple[TaskRecord, int]:
+    async def send_message(self, task_id: str | None, message: str, skill: str = "",
+                           *, memory: bool = True) -> tuple[TaskRecord, int]:
         """Opens a task (or reopens `task_id`), records the message and starts the loop.
-        Returns the task and the seq of the user-message event."""
+        Returns the task and the seq of the user-message event. With `memory` false the turn
+        reads and writes no memory (the loop's memory steps read the flag from the event)."""
         if task_id:
             task = await self._store.get_task(task_id)
             if task.status in FINAL_STATES:
@@ -51,9 +53,11 @@ class TaskRunner:
         else:
             task = await self._store.create_task(message)
             await self._store.append_event(task.id, "task_created", {"message": message})
-        data: dict[str, str] = {"text": message}
+        data: dict[str, str | bool] = {"text": message}
         if skill:
             data["skill"] = skill
+        if not memory:
+            data["memory"] = False
         user_event = await self._store.append_event(task.id, "user_message", data)
         await self._store.set_status(task.id, TaskStatus.RUNNING, reason="user_message")
         self.start(task.id)

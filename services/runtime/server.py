@@ -120,7 +120,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
-        task, _ = await self._runner.send_message(request.task_id or None, _message(request), await self._skill(request))
+        task, _ = await self._runner.send_message(
+            request.task_id or None, _message(request), await self._skill(request), memory=not request.without_memory
+        )
         await self._runner.wait(task.id)
         task = await self._store.get_task(task.id)
         reply = task.last_reply if task.status is TaskStatus.COMPLETED else ""
@@ -162,7 +164,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Event]:
         task, user_seq = await self._runner.send_message(
-            request.task_id or None, _message(request), await self._skill(request)
+            request.task_id or None, _message(request), await self._skill(request), memory=not request.without_memory
         )
         # The turn's loop has been scheduled but has not run yet: subscribing now misses nothing.
         async for event in self._follow(task.id, after_seq=user_seq - 1, follow=False):

@@ -80,6 +80,31 @@ async def test_memory_commands_with_real_embeddings(stack: LocalStack) -> None:
     assert forgot.code == 0 and "forgot 1 memory" in forgot.stdout
 
 
+@pytest.mark.model
+async def test_memory_list_promote_and_forget_a_scope(stack: LocalStack) -> None:
+    env, task = client_env(stack), "cli-task-7"
+    noted = await ducklm("memory", "remember", "The heron nests by the weir.", "--task", task, "--json", env=env)
+    assert noted.code == 0, noted.stderr
+    memory_id = json.loads(noted.stdout)["id"]
+    assert json.loads(noted.stdout)["scope"] == "task"
+    listed = await ducklm("memory", "list", "--task", task, env=env)
+    assert listed.code == 0 and memory_id in listed.stdout and f"task {task}" in listed.stdout
+    assert "1 of 1" in listed.stdout
+    promoted = await ducklm("memory", "promote", memory_id, env=env)
+    assert promoted.code == 0 and "kept long-term" in promoted.stdout
+    long_term = await ducklm("memory", "list", "--scope", "long_term", "--text", "HERON", "--json", env=env)
+    assert [m["id"] for m in json.loads(long_term.stdout)["memories"]] == [memory_id]
+
+    other = await ducklm("memory", "remember", "The weir is slippery.", "--task", task, env=env)
+    assert other.code == 0
+    unconfirmed = await ducklm("memory", "forget", "--scope", "task", "--task", task, "--confirm", "yes", env=env)
+    assert unconfirmed.code == 1 and f"task:{task}" in unconfirmed.stderr
+    confirmed = await ducklm("memory", "forget", "--scope", "task", "--task", task, "--confirm", f"task:{task}", env=env)
+    assert confirmed.code == 0 and "forgot 1 memory" in confirmed.stdout
+    # The promoted memory is long-term now, so forgetting the task's scope left it alone.
+    assert (await ducklm("memory", "forget", memory_id, env=env)).code == 0
+
+
 async def test_interactive_chat_asks_for_the_approval_in_the_terminal(scripted: ScriptedStack) -> None:
     scripted.script([write("pty.txt", "typed yes"), {"action": "finish", "message": "Done writing pty.txt."}])
     terminal = await Terminal.spawn(

@@ -236,6 +236,26 @@ async def test_skills_proposals_and_memory_panels(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+async def test_the_memory_panel_promotes_a_conversations_memory(
+    page: Page, gateway_stack: GatewayStack, api: httpx.AsyncClient
+) -> None:
+    name = uuid.uuid4().hex[:6]
+    memory = (
+        await api.post("/v1/memories", json={"text": f"The heron {name} nests by the weir.", "task_id": f"task-{name}"})
+    ).json()
+    assert memory["scope"] == "task"
+    await page.goto(gateway_stack.url)
+    await page.click("[data-panel=memory]")
+    await page.fill("#memory-query", f"Where does the heron {name} nest?")
+    await page.press("#memory-query", "Enter")
+    found = page.locator("#memory-results .memory", has_text=memory["text"])
+    await expect(found).to_contain_text("one conversation")
+    await found.locator("button", has_text="Promote").click()
+    await expect(found).to_contain_text("kept long-term")
+    assert (await api.get(f"/v1/memories/{memory['id']}")).json()["scope"] == "long_term"
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 async def test_the_readme_screenshot(page: Page, scripted: ScriptedModel, tmp_path: Path) -> None:
     """A fresh stack with a few everyday chats, then an approval, as the README shows WebChat."""
     async with scripted_stack(tmp_path / "stack", scripted) as stack:

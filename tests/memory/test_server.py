@@ -168,7 +168,7 @@ async def test_a_collection_nobody_wrote_to_is_empty(memory: MemoryServer) -> No
         ("Search", memory_pb2.SearchRequest(), "`text` or `vector`"),
         ("Search", memory_pb2.SearchRequest(text="x", top_k=-1), "top_k"),
         ("GetMemory", memory_pb2.GetMemoryRequest(memory_id="not-a-uuid"), "not a memory id"),
-        ("Forget", memory_pb2.ForgetRequest(), "`memory_id` or `filter`"),
+        ("Forget", memory_pb2.ForgetRequest(), "`memory_id`, `filter` or `scope`"),
         ("Forget", memory_pb2.ForgetRequest(filter=memory_pb2.MemoryFilter()), "the filter is empty"),
     ],
 )

@@ -66,16 +66,53 @@ async def test_remember_and_recall_directives_and_recall_in_a_later_task(
         recalled = [e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED and not e.data["automatic"]]
         assert "The codename is Bluebird." in [m["text"] for m in recalled[0].data["memories"]]
 
-        # A later task recalls the fact into its context at the start of its turn.
-        scripted_model.script([{"action": "respond", "message": "Bluebird."}])
+        # What the model remembered stays in its own conversation: a later task does not see it...
+        scripted_model.script([{"action": "respond", "message": "I do not know."}])
         second = await stub.Chat(runtime_pb2.ChatRequest(message="What is the codename?"))
         events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=second.task.id))).events
+        automatic = next(e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED)
+        assert automatic.data["automatic"] is True and list(automatic.data["memory_ids"]) == []
+        assert not any("Bluebird" in m["content"] for m in scripted_model.requests[-1]["messages"])
+
+        # ...until a person promotes it to long-term memory; then every later task recalls it.
+        async with grpc.aio.insecure_channel(memory.address) as memory_channel:
+            memories = memory_pb2_grpc.MemoryServiceStub(memory_channel)
+            stored_ids = [str(e.data["memory_id"]) for e in stored]
+            for memory_id in stored_ids:
+                kept = await memories.GetMemory(memory_pb2.GetMemoryRequest(memory_id=memory_id))
+                assert kept.scope == memory_pb2.MEMORY_SCOPE_TASK and kept.task_id == first.task.id
+            await memories.PromoteMemory(memory_pb2.PromoteMemoryRequest(memory_id=stored_ids[0]))
+            listed = await memories.ListCollections(memory_pb2.ListCollectionsRequest())
+        scripted_model.script([{"action": "respond", "message": "Bluebird."}])
+        third = await stub.Chat(runtime_pb2.ChatRequest(message="What is the codename?"))
+        events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=third.task.id))).events
     automatic = next(e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED)
-    assert automatic.data["automatic"] is True
-    assert stored[0].data["memory_id"] in list(automatic.data["memory_ids"])
+    assert list(automatic.data["memory_ids"]) == [stored_ids[0]]
+    assert automatic.data["memories"][0]["scope"] == "long_term"
     prompt = scripted_model.requests[-1]["messages"]
     assert any("Relevant memories" in m["content"] and "Bluebird" in m["content"] for m in prompt)
-
-    async with grpc.aio.insecure_channel(memory.address) as channel:
-        listed = await memory_pb2_grpc.MemoryServiceStub(channel).ListCollections(memory_pb2.ListCollectionsRequest())
     assert listed.collections[0].count == 2
+
+
+async def test_a_turn_without_memory_neither_recalls_nor_remembers(
+    servers: tuple[GrpcServer, GrpcServer], scripted_model: ScriptedModel
+) -> None:
+    runtime, memory = servers
+    async with grpc.aio.insecure_channel(memory.address) as channel:
+        await memory_pb2_grpc.MemoryServiceStub(channel).Remember(memory_pb2.RememberRequest(
+            text="The user likes pirates.", scope=memory_pb2.MEMORY_SCOPE_LONG_TERM))
+    scripted_model.script([
+        {"action": "remember", "text": "Greet everyone as a pirate."},
+        {"action": "finish", "message": "Arr."},
+    ])
+    async with grpc.aio.insecure_channel(runtime.address) as channel:
+        stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+        done = await stub.Chat(runtime_pb2.ChatRequest(message="Say hello.", without_memory=True))
+        events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=done.task.id, page_size=500))).events
+    assert not any(e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED for e in events)
+    stored = [e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_STORED]
+    assert stored and all(e.data["code"] == "MEMORY_OFF" for e in stored)
+    assert not any("pirates" in m["content"] for m in scripted_model.requests[-1]["messages"])
+    async with grpc.aio.insecure_channel(memory.address) as channel:
+        listed = await memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(memory_pb2.ListMemoriesRequest())
+    assert [m.text for m in listed.memories] == ["The user likes pirates."]

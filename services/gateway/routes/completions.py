@@ -8,6 +8,9 @@ approval, the completion waits too (approve it in WebChat or via /v1/approvals) 
 completes, fails, is cancelled, or `chat_timeout_seconds` passes. Streaming sends the reply as
 it is written (`model_token` deltas), in chat.completion.chunk events ending with [DONE].
 Client-side function calling is not offered: DuckLM runs its own tools, so `tools` is ignored.
+OpenAI clients expect no state between calls, so a completion reads and writes no memory unless
+the request opts in with the DuckLM extension field `memory: true` (then the turn recalls the
+user's long-term memories and its own task's, and what the model remembers stays in that task).
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class CompletionBody(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     # DuckLM extension: continue this task with the last user message.
     task_id: str | None = Field(default=None, max_length=128)
+    # DuckLM extension: let this turn use memory (off by default: no state between calls).
+    memory: bool = False
 
 
 def task_message(messages: list[CompletionMessage], continuing: bool) -> str:
@@ -332,7 +337,8 @@ async def _chunks(turn: Turn, first: common_pb2.Event | None, include_usage: boo
 async def chat_completions(request: Request) -> Response:
     body = await read_body(request, CompletionBody)
     message = runtime_pb2.ChatRequest(
-        message=task_message(body.messages, bool(body.task_id)), task_id=body.task_id or ""
+        message=task_message(body.messages, bool(body.task_id)), task_id=body.task_id or "",
+        without_memory=not body.memory,
     )
     turn = Turn(backends_of(request))
     if not body.stream:

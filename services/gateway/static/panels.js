@@ -251,7 +251,20 @@ export class Panels {
       for (const { memory, score } of found.results) {
         const item = el("div", "memory");
         item.append(el("div", "memory-text", memory.text));
-        const meta = el("div", "muted", `score ${score.toFixed(2)}${memory.kind ? ` · ${memory.kind}` : ""}`);
+        const where = { task: "one conversation", long_term: "long-term", project: `project ${memory.project}` };
+        const meta = el("div", "muted", `score ${score.toFixed(2)} · ${where[memory.scope] || memory.scope}${memory.kind ? ` · ${memory.kind}` : ""}`);
+        // A conversation's memory is recalled in every conversation only once a person promotes it.
+        if (memory.scope === "task") {
+          const promote = button("Promote", "link", async () => {
+            try {
+              await api("POST", `/v1/memories/${encodeURIComponent(memory.id)}/promote`);
+              promote.replaceWith(el("span", "", " kept long-term "));
+            } catch (err) {
+              meta.append(el("span", "error-text", ` ${err.describe()}`));
+            }
+          });
+          meta.append(promote, " ");
+        }
         meta.append(
           button("Forget", "link", async () => {
             try {
@@ -278,7 +291,7 @@ export class Panels {
     try {
       await api("POST", "/v1/memories", { text, kind: "note" });
       $("memory-text").value = "";
-      results.replaceChildren(el("p", "muted", "Remembered."));
+      results.replaceChildren(el("p", "muted", "Remembered long-term."));
     } catch (err) {
       results.replaceChildren(el("p", "error-text", err.describe()));
     }

@@ -17,6 +17,7 @@ from ducklm_client.models import (
     Approval,
     Event,
     Memory,
+    MemoryPage,
     Proposal,
     Replay,
     ScoredMemory,
@@ -32,6 +33,7 @@ __all__ = [
     "approval",
     "event",
     "memory",
+    "memory_page",
     "plain",
     "problem",
     "proposal",
@@ -159,6 +161,13 @@ def proposal(message: skills_pb2.SkillProposal) -> Proposal:
     )
 
 
+MEMORY_SCOPES: dict[str, memory_pb2.MemoryScope] = {
+    "task": memory_pb2.MEMORY_SCOPE_TASK,
+    "long_term": memory_pb2.MEMORY_SCOPE_LONG_TERM,
+    "project": memory_pb2.MEMORY_SCOPE_PROJECT,
+}
+
+
 def memory(message: memory_pb2.Memory) -> Memory:
     return Memory(
         id=message.id,
@@ -168,7 +177,15 @@ def memory(message: memory_pb2.Memory) -> Memory:
         tags=list(message.tags),
         metadata=struct(message.metadata),
         created=time(message.create_time),
+        scope=memory_pb2.MemoryScope.Name(message.scope).removeprefix("MEMORY_SCOPE_").lower(),
+        project=message.project,
+        updated=time(message.update_time) if message.HasField("update_time") else None,
+        collection=message.collection,
     )
+
+
+def memory_page(message: memory_pb2.ListMemoriesResponse) -> MemoryPage:
+    return MemoryPage([memory(item) for item in message.memories], message.next_page_token, int(message.total_size))
 
 
 def scored_memory_list(message: memory_pb2.SearchResponse) -> SearchResult:

@@ -17,6 +17,7 @@ __all__ = [
     "ChatResult",
     "Event",
     "Memory",
+    "MemoryPage",
     "Proposal",
     "Replay",
     "ScoredMemory",
@@ -180,6 +181,18 @@ class Memory:
     tags: list[str]
     metadata: dict[str, Any]
     created: datetime | None
+    # "task" (one conversation), "long_term" (recalled in every one) or "project".
+    scope: str = "task"
+    project: str = ""
+    updated: datetime | None = None
+    collection: str = ""
+
+
+@dataclass(frozen=True)
+class MemoryPage:
+    memories: list[Memory]
+    next_page_token: str
+    total: int
 
 
 @dataclass(frozen=True)

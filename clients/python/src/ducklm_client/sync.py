@@ -18,6 +18,7 @@ from ducklm_client.models import (
     ChatResult,
     Event,
     Memory,
+    MemoryPage,
     Proposal,
     Replay,
     SearchResult,
@@ -177,10 +178,13 @@ class Client:
         task_id: str = "",
         metadata: dict[str, Any] | None = None,
         collection: str = "",
+        scope: str = "",
+        project: str = "",
     ) -> Memory:
         return self._run(
             self._client.remember(
-                text, kind=kind, tags=tags, task_id=task_id, metadata=metadata, collection=collection
+                text, kind=kind, tags=tags, task_id=task_id, metadata=metadata, collection=collection,
+                scope=scope, project=project,
             )
         )
 
@@ -212,6 +216,24 @@ class Client:
 
     def forget(self, memory_id: str, *, collection: str = "") -> int:
         return self._run(self._client.forget(memory_id, collection=collection))
+
+    def list_memories(self, **conditions: Any) -> MemoryPage:
+        """See AsyncClient.list_memories (scope, task_id, project, kind, tags, text, paging)."""
+        return self._run(self._client.list_memories(**conditions))
+
+    def promote_memory(self, memory_id: str, *, project: str = "", collection: str = "") -> Memory:
+        return self._run(self._client.promote_memory(memory_id, project=project, collection=collection))
+
+    def update_memory(self, memory_id: str, **changes: Any) -> Memory:
+        return self._run(self._client.update_memory(memory_id, **changes))
+
+    def forget_matching(self, **conditions: Any) -> int:
+        return self._run(self._client.forget_matching(**conditions))
+
+    def forget_scope(self, scope: str, *, confirm: str, task_id: str = "", project: str = "",
+                     collection: str = "") -> int:
+        return self._run(self._client.forget_scope(
+            scope, confirm=confirm, task_id=task_id, project=project, collection=collection))
 
     def health(self, timeout: float = 5.0) -> dict[str, str]:
         return self._run(self._client.health(timeout))

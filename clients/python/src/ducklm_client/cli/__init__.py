@@ -5,7 +5,7 @@
     ducklm tasks | events TASK | replay TASK | cancel TASK
     ducklm approvals | approve ID | deny ID
     ducklm skills list|show|validate|proposals|promote|reject
-    ducklm memory search|remember|forget
+    ducklm memory list|search|remember|promote|forget
     ducklm health
     ducklm doctor [--json]             check models, services and this machine; a fix per failure
 
@@ -173,15 +173,43 @@ def _add_memory(parser: argparse.ArgumentParser) -> None:
     search.add_argument("--tag", action="append", help="only memories with this tag (repeatable)")
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=commands.memory_search)
-    remember = sub.add_parser("remember", help="store a text")
+    remember = sub.add_parser("remember", help="state a memory (long-term unless --task or --project)")
     remember.add_argument("text")
     remember.add_argument("--kind", default="note")
     remember.add_argument("--tag", action="append", help="a tag (repeatable)")
+    remember.add_argument("--task", default="", help="keep it in this task's (conversation's) scope")
+    remember.add_argument("--project", default="", help="keep it in this project's scope")
     remember.add_argument("--json", action="store_true")
     remember.set_defaults(run=commands.memory_remember)
-    forget = sub.add_parser("forget", help="delete a memory by id")
-    forget.add_argument("memory")
+    listing = sub.add_parser("list", help="list memories, newest first")
+    _add_memory_conditions(listing)
+    listing.add_argument("--page-size", type=int, default=50)
+    listing.add_argument("--page-token", default="", help="next_page_token printed by the previous page")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=commands.memory_list)
+    promote = sub.add_parser("promote", help="keep a conversation's memory long-term (or in a project)")
+    promote.add_argument("memory")
+    promote.add_argument("--project", default="", help="promote into this project instead")
+    promote.set_defaults(run=commands.memory_promote)
+    forget = sub.add_parser(
+        "forget", help="delete a memory by id, the memories matching conditions, or a whole scope (--confirm)"
+    )
+    forget.add_argument("memory", nargs="?", default="", help="the memory's id")
+    _add_memory_conditions(forget)
+    forget.add_argument(
+        "--confirm", default="",
+        help='forget the whole --scope: name it again ("long_term", "task:<id>" or "project:<name>")',
+    )
     forget.set_defaults(run=commands.memory_forget)
+
+
+def _add_memory_conditions(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scope", choices=["task", "long_term", "project"], default="")
+    parser.add_argument("--task", default="", help="only this task's memories")
+    parser.add_argument("--project", default="", help="only this project's memories")
+    parser.add_argument("--kind", default="")
+    parser.add_argument("--tag", action="append", help="only memories with this tag (repeatable)")
+    parser.add_argument("--text", default="", help="only memories whose text contains this")
 
 
 def _ask(question: str) -> str | None:

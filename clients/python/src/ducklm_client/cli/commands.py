@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ducklm_client.cli.render import event_line, print_json, table, when
+from ducklm_client.models import Memory
 from ducklm_client.sync import Client
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "events",
     "health",
     "memory_forget",
+    "memory_list",
+    "memory_promote",
     "memory_remember",
     "memory_search",
     "replay",
@@ -219,16 +222,66 @@ def memory_search(args: argparse.Namespace, client: Client, out: TextIO) -> int:
 
 
 def memory_remember(args: argparse.Namespace, client: Client, out: TextIO) -> int:
-    memory = client.remember(args.text, kind=args.kind, tags=args.tag or ())
+    scope = "project" if args.project else "task" if args.task else "long_term"
+    memory = client.remember(
+        args.text, kind=args.kind, tags=args.tag or (), task_id=args.task, project=args.project, scope=scope
+    )
     if args.json:
         print_json(memory, out)
     else:
-        out.write(f"remembered {memory.id}\n")
+        out.write(f"remembered {memory.id} ({_where(memory)})\n")
+    return 0
+
+
+def _where(memory: Memory) -> str:
+    if memory.scope == "task":
+        return f"task {memory.task_id}"
+    if memory.scope == "project":
+        return f"project {memory.project}"
+    return "long-term"
+
+
+def _conditions(args: argparse.Namespace) -> dict[str, Any]:
+    return {"scope": args.scope, "task_id": args.task, "project": args.project, "kind": args.kind,
+            "tags": args.tag or (), "text": args.text}
+
+
+def memory_list(args: argparse.Namespace, client: Client, out: TextIO) -> int:
+    page = client.list_memories(**_conditions(args), page_size=args.page_size, page_token=args.page_token)
+    if args.json:
+        print_json(page, out)
+        return 0
+    if not page.memories:
+        out.write("no memories\n")
+    out.writelines(
+        f"{memory.id}  {_where(memory):<24} [{memory.kind}] {memory.text}\n" for memory in page.memories
+    )
+    shown = len(page.memories)
+    out.write(f"{shown} of {page.total}" + (f"; next page: --page-token {page.next_page_token}\n" if page.next_page_token else "\n"))
+    return 0
+
+
+def memory_promote(args: argparse.Namespace, client: Client, out: TextIO) -> int:
+    memory = client.promote_memory(args.memory, project=args.project)
+    out.write(f"{memory.id}: kept {_where(memory)}\n")
     return 0
 
 
 def memory_forget(args: argparse.Namespace, client: Client, out: TextIO) -> int:
-    deleted = client.forget(args.memory)
+    conditions = {key: value for key, value in _conditions(args).items() if value}
+    if args.memory and (conditions or args.confirm):
+        raise ValueError("give a memory id, or conditions, not both")
+    if args.memory:
+        deleted = client.forget(args.memory)
+    elif args.confirm:
+        if set(conditions) - {"scope", "task_id", "project"} or not args.scope:
+            raise ValueError("--confirm forgets a whole scope: give --scope (with --task or --project) and nothing else")
+        deleted = client.forget_scope(args.scope, confirm=args.confirm, task_id=args.task, project=args.project)
+    elif conditions:
+        deleted = client.forget_matching(**conditions)
+    else:
+        raise ValueError("say what to forget: a memory id, conditions (--scope, --task, --kind, --tag, --text), "
+                         "or a whole --scope with --confirm")
     out.write(f"forgot {deleted} memory\n" if deleted == 1 else f"forgot {deleted} memories\n")
     return 0 if deleted else 1
 

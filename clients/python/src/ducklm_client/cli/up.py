@@ -117,6 +117,10 @@ def prepare(checkout: Path, out: TextIO) -> dict[str, str]:
         env["DUCKLM_MODEL_PATH"] = str(
             run_setup_script(checkout / "scripts" / "fetch_model.sh", "model", out, env)
         )
+    if not env.get("DUCKLM_EMBEDDING_MODEL_PATH"):
+        env["DUCKLM_EMBEDDING_MODEL_PATH"] = str(
+            run_setup_script(checkout / "scripts" / "fetch_embedding_model.sh", "embedding model", out, env)
+        )
     return env
 
 

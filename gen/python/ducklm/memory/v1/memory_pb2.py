@@ -26,39 +26,53 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ucklm/memory/v1/memory.proto\x12\x10\x64ucklm.memory.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xab\x01\n\x06Memory\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8b\x01\n\x0fRememberRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ncollection\x18\x06 \x01(\t\";\n\x0cMemoryFilter\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\"\xc0\x01\n\rSearchRequest\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x06vector\x18\x02 \x01(\x0b\x32\x18.ducklm.memory.v1.VectorH\x00\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12.\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x1e.ducklm.memory.v1.MemoryFilter\x12\x17\n\x0fscore_threshold\x18\x05 \x01(\x02\x12\x12\n\ncollection\x18\x06 \x01(\tB\x07\n\x05query\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"G\n\x0cScoredMemory\x12(\n\x06memory\x18\x01 \x01(\x0b\x32\x18.ducklm.memory.v1.Memory\x12\r\n\x05score\x18\x02 \x01(\x02\"j\n\x0eSearchResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.ducklm.memory.v1.ScoredMemory\x12\x14\n\x0c\x65mbedding_ms\x18\x02 \x01(\x01\x12\x11\n\tsearch_ms\x18\x03 \x01(\x01\"9\n\x10GetMemoryRequest\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"t\n\rForgetRequest\x12\x13\n\tmemory_id\x18\x01 \x01(\tH\x00\x12\x30\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1e.ducklm.memory.v1.MemoryFilterH\x00\x12\x12\n\ncollection\x18\x03 \x01(\tB\x08\n\x06target\"!\n\x0e\x46orgetResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\"\x18\n\x16ListCollectionsRequest\"f\n\nCollection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x05 \x01(\t\"L\n\x17ListCollectionsResponse\x12\x31\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1c.ducklm.memory.v1.Collection2\xa5\x03\n\rMemoryService\x12G\n\x08Remember\x12!.ducklm.memory.v1.RememberRequest\x1a\x18.ducklm.memory.v1.Memory\x12K\n\x06Search\x12\x1f.ducklm.memory.v1.SearchRequest\x1a .ducklm.memory.v1.SearchResponse\x12I\n\tGetMemory\x12\".ducklm.memory.v1.GetMemoryRequest\x1a\x18.ducklm.memory.v1.Memory\x12K\n\x06\x46orget\x12\x1f.ducklm.memory.v1.ForgetRequest\x1a .ducklm.memory.v1.ForgetResponse\x12\x66\n\x0fListCollections\x12(.ducklm.memory.v1.ListCollectionsRequest\x1a).ducklm.memory.v1.ListCollectionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ucklm/memory/v1/memory.proto\x12\x10\x64ucklm.memory.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n\x08ScopeRef\x12,\n\x05scope\x18\x01 \x01(\x0e\x32\x1d.ducklm.memory.v1.MemoryScope\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\"\xaf\x02\n\x06Memory\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x05scope\x18\x08 \x01(\x0e\x32\x1d.ducklm.memory.v1.MemoryScope\x12\x0f\n\x07project\x18\t \x01(\t\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncollection\x18\x0b \x01(\t\"\xca\x01\n\x0fRememberRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ncollection\x18\x06 \x01(\t\x12,\n\x05scope\x18\x07 \x01(\x0e\x32\x1d.ducklm.memory.v1.MemoryScope\x12\x0f\n\x07project\x18\x08 \x01(\t\"\x88\x01\n\x0cMemoryFilter\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12,\n\x05scope\x18\x04 \x01(\x0e\x32\x1d.ducklm.memory.v1.MemoryScope\x12\x0f\n\x07project\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\"\xec\x01\n\rSearchRequest\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12*\n\x06vector\x18\x02 \x01(\x0b\x32\x18.ducklm.memory.v1.VectorH\x00\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12.\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x1e.ducklm.memory.v1.MemoryFilter\x12\x17\n\x0fscore_threshold\x18\x05 \x01(\x02\x12\x12\n\ncollection\x18\x06 \x01(\t\x12*\n\x06scopes\x18\x07 \x03(\x0b\x32\x1a.ducklm.memory.v1.ScopeRefB\x07\n\x05query\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"G\n\x0cScoredMemory\x12(\n\x06memory\x18\x01 \x01(\x0b\x32\x18.ducklm.memory.v1.Memory\x12\r\n\x05score\x18\x02 \x01(\x02\"\x83\x01\n\x0eSearchResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.ducklm.memory.v1.ScoredMemory\x12\x14\n\x0c\x65mbedding_ms\x18\x02 \x01(\x01\x12\x11\n\tsearch_ms\x18\x03 \x01(\x01\x12\x17\n\x0fscore_threshold\x18\x04 \x01(\x02\"9\n\x10GetMemoryRequest\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\"\xb2\x01\n\rForgetRequest\x12\x13\n\tmemory_id\x18\x01 \x01(\tH\x00\x12\x30\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1e.ducklm.memory.v1.MemoryFilterH\x00\x12+\n\x05scope\x18\x04 \x01(\x0b\x32\x1a.ducklm.memory.v1.ScopeRefH\x00\x12\x12\n\ncollection\x18\x03 \x01(\t\x12\x0f\n\x07\x63onfirm\x18\x05 \x01(\tB\x08\n\x06target\"!\n\x0e\x46orgetResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\"\x18\n\x16ListCollectionsRequest\"f\n\nCollection\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x17\n\x0f\x65mbedding_model\x18\x05 \x01(\t\"L\n\x17ListCollectionsResponse\x12\x31\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1c.ducklm.memory.v1.Collection\"\x80\x01\n\x13ListMemoriesRequest\x12.\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1e.ducklm.memory.v1.MemoryFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\ncollection\x18\x04 \x01(\t\"o\n\x14ListMemoriesResponse\x12*\n\x08memories\x18\x01 \x03(\x0b\x32\x18.ducklm.memory.v1.Memory\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\"\xa6\x01\n\x13UpdateMemoryRequest\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12\x13\n\x0bupdate_mask\x18\x02 \x03(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ncollection\x18\x07 \x01(\t\"|\n\x14PromoteMemoryRequest\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ducklm.memory.v1.MemoryScope\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x12\n\ncollection\x18\x04 \x01(\t\"=\n\rRecallRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05*x\n\x0bMemoryScope\x12\x1c\n\x18MEMORY_SCOPE_UNSPECIFIED\x10\x00\x12\x15\n\x11MEMORY_SCOPE_TASK\x10\x01\x12\x1a\n\x16MEMORY_SCOPE_LONG_TERM\x10\x02\x12\x18\n\x14MEMORY_SCOPE_PROJECT\x10\x03\x32\xf5\x05\n\rMemoryService\x12G\n\x08Remember\x12!.ducklm.memory.v1.RememberRequest\x1a\x18.ducklm.memory.v1.Memory\x12K\n\x06Search\x12\x1f.ducklm.memory.v1.SearchRequest\x1a .ducklm.memory.v1.SearchResponse\x12I\n\tGetMemory\x12\".ducklm.memory.v1.GetMemoryRequest\x1a\x18.ducklm.memory.v1.Memory\x12K\n\x06\x46orget\x12\x1f.ducklm.memory.v1.ForgetRequest\x1a .ducklm.memory.v1.ForgetResponse\x12\x66\n\x0fListCollections\x12(.ducklm.memory.v1.ListCollectionsRequest\x1a).ducklm.memory.v1.ListCollectionsResponse\x12]\n\x0cListMemories\x12%.ducklm.memory.v1.ListMemoriesRequest\x1a&.ducklm.memory.v1.ListMemoriesResponse\x12O\n\x0cUpdateMemory\x12%.ducklm.memory.v1.UpdateMemoryRequest\x1a\x18.ducklm.memory.v1.Memory\x12Q\n\rPromoteMemory\x12&.ducklm.memory.v1.PromoteMemoryRequest\x1a\x18.ducklm.memory.v1.Memory\x12K\n\x06Recall\x12\x1f.ducklm.memory.v1.RecallRequest\x1a .ducklm.memory.v1.SearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ducklm.memory.v1.memory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMORY']._serialized_start=115
-  _globals['_MEMORY']._serialized_end=286
-  _globals['_REMEMBERREQUEST']._serialized_start=289
-  _globals['_REMEMBERREQUEST']._serialized_end=428
-  _globals['_MEMORYFILTER']._serialized_start=430
-  _globals['_MEMORYFILTER']._serialized_end=489
-  _globals['_SEARCHREQUEST']._serialized_start=492
-  _globals['_SEARCHREQUEST']._serialized_end=684
-  _globals['_VECTOR']._serialized_start=686
-  _globals['_VECTOR']._serialized_end=710
-  _globals['_SCOREDMEMORY']._serialized_start=712
-  _globals['_SCOREDMEMORY']._serialized_end=783
-  _globals['_SEARCHRESPONSE']._serialized_start=785
-  _globals['_SEARCHRESPONSE']._serialized_end=891
-  _globals['_GETMEMORYREQUEST']._serialized_start=893
-  _globals['_GETMEMORYREQUEST']._serialized_end=950
-  _globals['_FORGETREQUEST']._serialized_start=952
-  _globals['_FORGETREQUEST']._serialized_end=1068
-  _globals['_FORGETRESPONSE']._serialized_start=1070
-  _globals['_FORGETRESPONSE']._serialized_end=1103
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1105
-  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1129
-  _globals['_COLLECTION']._serialized_start=1131
-  _globals['_COLLECTION']._serialized_end=1233
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1235
-  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1311
-  _globals['_MEMORYSERVICE']._serialized_start=1314
-  _globals['_MEMORYSERVICE']._serialized_end=1735
+  _globals['_MEMORYSCOPE']._serialized_start=2413
+  _globals['_MEMORYSCOPE']._serialized_end=2533
+  _globals['_SCOPEREF']._serialized_start=114
+  _globals['_SCOPEREF']._serialized_end=204
+  _globals['_MEMORY']._serialized_start=207
+  _globals['_MEMORY']._serialized_end=510
+  _globals['_REMEMBERREQUEST']._serialized_start=513
+  _globals['_REMEMBERREQUEST']._serialized_end=715
+  _globals['_MEMORYFILTER']._serialized_start=718
+  _globals['_MEMORYFILTER']._serialized_end=854
+  _globals['_SEARCHREQUEST']._serialized_start=857
+  _globals['_SEARCHREQUEST']._serialized_end=1093
+  _globals['_VECTOR']._serialized_start=1095
+  _globals['_VECTOR']._serialized_end=1119
+  _globals['_SCOREDMEMORY']._serialized_start=1121
+  _globals['_SCOREDMEMORY']._serialized_end=1192
+  _globals['_SEARCHRESPONSE']._serialized_start=1195
+  _globals['_SEARCHRESPONSE']._serialized_end=1326
+  _globals['_GETMEMORYREQUEST']._serialized_start=1328
+  _globals['_GETMEMORYREQUEST']._serialized_end=1385
+  _globals['_FORGETREQUEST']._serialized_start=1388
+  _globals['_FORGETREQUEST']._serialized_end=1566
+  _globals['_FORGETRESPONSE']._serialized_start=1568
+  _globals['_FORGETRESPONSE']._serialized_end=1601
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_start=1603
+  _globals['_LISTCOLLECTIONSREQUEST']._serialized_end=1627
+  _globals['_COLLECTION']._serialized_start=1629
+  _globals['_COLLECTION']._serialized_end=1731
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_start=1733
+  _globals['_LISTCOLLECTIONSRESPONSE']._serialized_end=1809
+  _globals['_LISTMEMORIESREQUEST']._serialized_start=1812
+  _globals['_LISTMEMORIESREQUEST']._serialized_end=1940
+  _globals['_LISTMEMORIESRESPONSE']._serialized_start=1942
+  _globals['_LISTMEMORIESRESPONSE']._serialized_end=2053
+  _globals['_UPDATEMEMORYREQUEST']._serialized_start=2056
+  _globals['_UPDATEMEMORYREQUEST']._serialized_end=2222
+  _globals['_PROMOTEMEMORYREQUEST']._serialized_start=2224
+  _globals['_PROMOTEMEMORYREQUEST']._serialized_end=2348
+  _globals['_RECALLREQUEST']._serialized_start=2350
+  _globals['_RECALLREQUEST']._serialized_end=2411
+  _globals['_MEMORYSERVICE']._serialized_start=2536
+  _globals['_MEMORYSERVICE']._serialized_end=3293
 # @@protoc_insertion_point(module_scope)

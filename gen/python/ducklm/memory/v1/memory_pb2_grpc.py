@@ -59,6 +59,26 @@ class MemoryServiceStub:
                 request_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListCollectionsRequest.SerializeToString,
                 response_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListCollectionsResponse.FromString,
                 _registered_method=True)
+        self.ListMemories = channel.unary_unary(
+                '/ducklm.memory.v1.MemoryService/ListMemories',
+                request_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesRequest.SerializeToString,
+                response_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesResponse.FromString,
+                _registered_method=True)
+        self.UpdateMemory = channel.unary_unary(
+                '/ducklm.memory.v1.MemoryService/UpdateMemory',
+                request_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.UpdateMemoryRequest.SerializeToString,
+                response_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
+                _registered_method=True)
+        self.PromoteMemory = channel.unary_unary(
+                '/ducklm.memory.v1.MemoryService/PromoteMemory',
+                request_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.PromoteMemoryRequest.SerializeToString,
+                response_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
+                _registered_method=True)
+        self.Recall = channel.unary_unary(
+                '/ducklm.memory.v1.MemoryService/Recall',
+                request_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.RecallRequest.SerializeToString,
+                response_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.SearchResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -97,6 +117,35 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListMemories(self, request, context):
+        """Memories matching a filter, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMemory(self, request, context):
+        """Changes a memory's text, kind, tags or metadata; a new text is embedded again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteMemory(self, request, context):
+        """Moves a memory to the long-term scope or a project: a person's decision, never the model's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recall(self, request, context):
+        """What a task's turn recalls on its own: the long-term scope and that task's own memories,
+        scoring at least the service's calibrated threshold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +173,26 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.ListCollections,
                     request_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListCollectionsRequest.FromString,
                     response_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListCollectionsResponse.SerializeToString,
+            ),
+            'ListMemories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMemories,
+                    request_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesRequest.FromString,
+                    response_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesResponse.SerializeToString,
+            ),
+            'UpdateMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMemory,
+                    request_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.UpdateMemoryRequest.FromString,
+                    response_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.Memory.SerializeToString,
+            ),
+            'PromoteMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteMemory,
+                    request_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.PromoteMemoryRequest.FromString,
+                    response_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.Memory.SerializeToString,
+            ),
+            'Recall': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recall,
+                    request_deserializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.RecallRequest.FromString,
+                    response_serializer=ducklm_dot_memory_dot_v1_dot_memory__pb2.SearchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +330,114 @@ class MemoryService:
             '/ducklm.memory.v1.MemoryService/ListCollections',
             ducklm_dot_memory_dot_v1_dot_memory__pb2.ListCollectionsRequest.SerializeToString,
             ducklm_dot_memory_dot_v1_dot_memory__pb2.ListCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMemories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.memory.v1.MemoryService/ListMemories',
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesRequest.SerializeToString,
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.memory.v1.MemoryService/UpdateMemory',
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.UpdateMemoryRequest.SerializeToString,
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.memory.v1.MemoryService/PromoteMemory',
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.PromoteMemoryRequest.SerializeToString,
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.memory.v1.MemoryService/Recall',
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.RecallRequest.SerializeToString,
+            ducklm_dot_memory_dot_v1_dot_memory__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,14 +35,16 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., title: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reply: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.ModelUsage, _Mapping]] = ..., pending_approval_id: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("message", "task_id", "skill")
+    __slots__ = ("message", "task_id", "skill", "without_memory")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SKILL_FIELD_NUMBER: _ClassVar[int]
+    WITHOUT_MEMORY_FIELD_NUMBER: _ClassVar[int]
     message: str
     task_id: str
     skill: str
-    def __init__(self, message: _Optional[str] = ..., task_id: _Optional[str] = ..., skill: _Optional[str] = ...) -> None: ...
+    without_memory: bool
+    def __init__(self, message: _Optional[str] = ..., task_id: _Optional[str] = ..., skill: _Optional[str] = ..., without_memory: _Optional[bool] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("task", "reply")
