@@ -23,7 +23,6 @@ from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.models_config import RoleConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec
 from services.runtime.reply_stream import ReplyExtractor
-from services.runtime.states import TaskStatus
 from services.runtime.store import EventRecord, TaskStore
 
 __all__ = ["RuntimeLoop"]
@@ -90,6 +89,8 @@ class RuntimeLoop:
                 continue
             call = await self._call_model(task_id, messages, step_schema)
             try:
+                if call.cut_off:
+                    raise DirectiveError(f"the output was cut off: {call.cut_off}")
                 directive = self._schema.parse(call.text, step_schema)
             except DirectiveError as exc:
                 repairs += 1
@@ -229,12 +230,10 @@ class RuntimeLoop:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if not outcome.ok and outcome.reason == "APPROVAL_REQUIRED" and not approval_id:
             approval = await self._peers.request_approval(task_id, tool, arguments)
-            await self._store.append_event(
+            await self._store.wait_for_approval(
                 task_id,
-                "approval_requested",
                 {"approval_id": approval.id, "call_id": call_id, "tool": tool, "arguments": arguments, "action_hash": approval.action_hash},
             )
-            await self._store.set_status(task_id, TaskStatus.WAITING_APPROVAL, reason="approval_requested", pending_approval_id=approval.id)
             return "rest"
         await self._tool_result(
             task_id, call_id, tool, ok=outcome.ok, result=outcome.result, error=outcome.error, code=outcome.code,
