@@ -286,11 +286,12 @@ class _Stream:
             self.first_token_ms = (time.perf_counter() - self.started) * 1000
         self._chunks += 1
         room = self._char_cap - self._chars
-        if len(delta) > room:
+        if self._chunks > self._chunk_cap:
+            delta = ""
+            self._cut(f"the server sent more than {self._chunk_cap} chunks for max_tokens={self._max_tokens}")
+        elif len(delta) > room:
             delta = delta[:room]
             self._cut(f"the output passed max_output_chars={self._char_cap}")
-        if self._chunks > self._chunk_cap:
-            self._cut(f"the server sent more than {self._chunk_cap} chunks for max_tokens={self._max_tokens}")
         if delta:
             self.pieces.append(delta)
             self._chars += len(delta)

@@ -71,6 +71,8 @@ def _message(request: runtime_pb2.ChatRequest) -> str:
 def _status_filter(value: int) -> TaskStatus | None:
     if value == common_pb2.TASK_STATUS_UNSPECIFIED:
         return None
+    if value not in common_pb2.TaskStatus.values():
+        raise InvalidArgument(f"status {value} is not a TaskStatus")
     name = common_pb2.TaskStatus.Name(value).removeprefix("TASK_STATUS_")
     return TaskStatus[name]
 
