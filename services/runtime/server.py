@@ -229,6 +229,7 @@ async def create_server(settings: Settings) -> GrpcServer:
             tools_address=settings.tools_address,
             skills_address=settings.skills_address,
             memory_address=settings.memory_address,
+            wait_seconds=settings.peer_wait_seconds,
         )
     runner = TaskRunner(store, RuntimeLoop(settings, store, models, schema, peers), approval_poll_seconds=settings.approval_poll_seconds)
     if peers is not None and settings.reflect_after_task:
