@@ -23,7 +23,8 @@ def install(kill_at: int, count_file: str) -> None:
     async def commit(self: aiosqlite.Connection) -> Any:
         nonlocal count
         count += 1
-        with open(count_file, "w") as out:
+        # Blocking on purpose: the count must be on disk before a kill can land.
+        with open(count_file, "w") as out:  # noqa: ASYNC230
             out.write(str(count))
         if count == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)

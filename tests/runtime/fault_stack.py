@@ -122,9 +122,7 @@ class FaultStack:
         env = self.stack.environment(Path(os.devnull))
         env["DUCKLM_RUNTIME_DATABASE"] = str(self.root / "data" / database)
         argv = [sys.executable, "-m", "tests.runtime.commit_killer", str(kill_at), str(self.root / "commits")]
-        with open(self.root / "logs" / "runtime.log", "ab") as log:
-            self.runtime = subprocess.Popen(argv, env=env, cwd=repo_root(), stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.runtime = _spawn(argv, env, self.root / "logs" / "runtime.log")
         self.runtime_starts += 1
         for _ in range(600):
             if self.runtime.poll() is not None:
@@ -176,6 +174,13 @@ class FaultStack:
                 except grpc.aio.AioRpcError:
                     pass  # decided or expired meanwhile
         return approved
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Starts a process in its own session, output appended to `log_path` (quick: not awaited)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, env=env, cwd=repo_root(), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 async def runtime_call(stack: FaultStack, method: str, request: Any, timeout: float = 10.0) -> Any:

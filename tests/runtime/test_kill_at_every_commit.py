@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from ducklm.runtime.v1 import runtime_pb2
+from google.protobuf.struct_pb2 import Value
 
 from tests.runtime.fault_stack import (
     FaultStack,
@@ -94,7 +95,7 @@ async def test_sigkill_at_every_commit_point_of_an_approval_turn(fault_stack: Fa
             events = await task_events(fault_stack, tasks[0].id)
             results = [e for e in events if type_of(e) == "tool_result"]
             succeeded = [e for e in results if e.data["ok"]]
-            interrupted = [e for e in results if "interrupted" in e.data and e.data["interrupted"]]
+            interrupted = [e for e in results if e.data.fields.get("interrupted", Value()).bool_value]
             assert len(succeeded) <= ran, (point, ran, [type_of(e) for e in events])
             assert ran == len(succeeded) or interrupted, (point, ran, [type_of(e) for e in events])
         fault_stack.kill_runtime()

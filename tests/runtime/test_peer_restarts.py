@@ -60,7 +60,8 @@ async def test_a_turn_waits_for_a_restarting_tools_service(
                 {"action": "finish", "message": "listed"},
             ])
             async def list_it() -> runtime_pb2.ChatResponse:
-                return await stub.Chat(runtime_pb2.ChatRequest(message="list it"))
+                answer: runtime_pb2.ChatResponse = await stub.Chat(runtime_pb2.ChatRequest(message="list it"))
+                return answer
 
             chat = asyncio.create_task(list_it())
             await asyncio.sleep(0.5)  # the turn is now waiting for the tools service
