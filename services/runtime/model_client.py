@@ -131,6 +131,35 @@ class ModelClient:
             }
         call = ModelCall(role=role, model=config.model, text="", latency_ms=0.0, first_token_ms=None)
         stream = _Stream(call, config, on_token)
+        # A server that is restarting (refusing connections, or llama-server's 503 while it
+        # loads the model) is waited for, with backoff, up to connect_wait_seconds: nothing was
+        # sent to it, so trying again cannot repeat anything.
+        give_up = time.monotonic() + config.connect_wait_seconds
+        delay = 0.1
+        while True:
+            try:
+                await self._stream_once(config, body, stream)
+                break
+            except _NotReady as exc:
+                if time.monotonic() + delay > give_up:
+                    observe_model_error(role, "unreachable")
+                    raise Unavailable(
+                        f"model server for role {role!r} at {config.endpoint} is unreachable: {exc} "
+                        f"(waited {config.connect_wait_seconds:g} s)"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        call.text = "".join(stream.pieces)
+        call.latency_ms = (time.perf_counter() - stream.started) * 1000
+        call.first_token_ms = stream.first_token_ms
+        observe_model_call(
+            role, call.latency_ms, call.prompt_tokens, call.completion_tokens, call.cached_prompt_tokens,
+            call.first_token_ms,
+        )
+        return call
+
+    async def _stream_once(self, config: RoleConfig, body: dict[str, Any], stream: _Stream) -> None:
+        role = stream.call.role
         try:
             # The whole call, not just each read, is bounded: a server that sends steadily but
             # never ends cannot hold a task (and its share of the loop) forever.
@@ -142,6 +171,8 @@ class ModelClient:
                     headers=self._headers(config),
                     timeout=config.timeout_seconds,
                 ) as response:
+                    if response.status_code == 503:
+                        raise _NotReady(f"it answered HTTP 503 ({(await _read_some(response, 200)).decode(errors='replace')})")
                     if response.status_code != 200:
                         observe_model_error(role, "http")
                         detail = (await _read_some(response, 500)).decode(errors="replace")
@@ -151,7 +182,9 @@ class ModelClient:
                     await stream.read(response)
         except TimeoutError:
             observe_model_error(role, "call_timeout")
-            call.cut_off = f"the call took longer than max_call_seconds={config.max_call_seconds:g}"
+            stream.call.cut_off = f"the call took longer than max_call_seconds={config.max_call_seconds:g}"
+        except httpx.ConnectError as exc:
+            raise _NotReady(repr(exc)) from exc
         except httpx.TimeoutException as exc:
             observe_model_error(role, "timeout")
             raise DeadlineExceeded(
@@ -163,14 +196,6 @@ class ModelClient:
             raise Unavailable(
                 f"model server for role {role!r} at {config.endpoint} is unreachable: {exc!r}"
             ) from exc
-        call.text = "".join(stream.pieces)
-        call.latency_ms = (time.perf_counter() - stream.started) * 1000
-        call.first_token_ms = stream.first_token_ms
-        observe_model_call(
-            role, call.latency_ms, call.prompt_tokens, call.completion_tokens, call.cached_prompt_tokens,
-            call.first_token_ms,
-        )
-        return call
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], str]:
         """Embeds `texts` with the `embedding` role; FAILED_PRECONDITION when none is configured."""
@@ -199,6 +224,10 @@ class ModelClient:
         data = sorted(response.json()["data"], key=lambda item: item["index"])
         observe_embedding((time.perf_counter() - started) * 1000, len(texts))
         return [list(map(float, item["embedding"])) for item in data], config.model
+
+
+class _NotReady(Exception):
+    """The model server took nothing of the request (refused it, or is still loading)."""
 
 
 # Characters read past `[DONE]` before giving up on reusing the connection.

@@ -37,6 +37,9 @@ class RoleConfig(BaseModel):
     # least 4096); past it the call ends, marked as cut off. Streamed chunks past max_tokens
     # end it too, for a server that ignores max_tokens.
     max_output_chars: int | None = Field(default=None, gt=0)
+    # How long a call waits for a server that refuses connections or is still loading (HTTP
+    # 503), e.g. while it restarts, before the call fails as unreachable.
+    connect_wait_seconds: float = Field(default=15.0, ge=0)
     # Extra request fields passed through as they are (e.g. llama-server's `repeat_penalty`).
     extra_body: dict[str, Any] = Field(default_factory=dict)
 

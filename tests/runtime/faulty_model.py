@@ -69,8 +69,8 @@ class FaultyModel:
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    async def start(self) -> None:
-        self.port = free_port()
+    async def start(self, port: int = 0) -> None:
+        self.port = port or free_port()
         app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off",
                                 timeout_graceful_shutdown=1)

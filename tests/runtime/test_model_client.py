@@ -4,12 +4,14 @@ crash, and calls reuse one pooled connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from services.common.errors import DeadlineExceeded, Unavailable
+from services.common.testing import free_port
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import ModelsConfig, RoleConfig
 from tests.runtime.faulty_model import FaultyModel, chunk
@@ -125,3 +127,23 @@ async def test_one_huge_line_is_cut_off_without_being_parsed(faulty: FaultyModel
         await models.close()
     assert "longer than" in call.cut_off and call.text == ""
     assert json.loads(json.dumps(call.as_event_data()))["cut_off"]
+
+
+async def test_a_restarting_server_is_waited_for_and_a_dead_one_named(faulty: FaultyModel) -> None:
+    models = client(faulty, connect_wait_seconds=30)
+    try:
+        await faulty.stop()
+        call = asyncio.create_task(models.chat("chat", MESSAGES))
+        await asyncio.sleep(0.3)  # refused meanwhile, and tried again
+        assert not call.done()
+        port = faulty.port
+        await faulty.start(port)
+        assert (await call).text == faulty.text
+    finally:
+        await models.close()
+    dead = client(FaultyModel(port=free_port()), connect_wait_seconds=0.2)
+    try:
+        with pytest.raises(Unavailable, match=r"unreachable.*waited 0.2 s"):
+            await dead.chat("chat", MESSAGES)
+    finally:
+        await dead.close()
