@@ -42,6 +42,8 @@ class Settings(BaseModel):
     # How long a call waits for a tools or skills service that is restarting before the task
     # fails with an error naming it.
     peer_wait_seconds: float = Field(default=15.0, gt=0)
+    # How often health checks that the chat model server answers (NOT_SERVING while it does not).
+    model_probe_seconds: float = Field(default=5.0, gt=0)
     tools_address: str = "127.0.0.1:50052"
     skills_address: str = "127.0.0.1:50053"
     memory_address: str = "127.0.0.1:50054"

@@ -197,6 +197,18 @@ class ModelClient:
                 f"model server for role {role!r} at {config.endpoint} is unreachable: {exc!r}"
             ) from exc
 
+    async def probe(self, role: str = "chat", timeout: float = 3.0) -> str:
+        """"" when the role's server answers an HTTP request at all (any status), else why not:
+        a frozen or absent server, which health then reports."""
+        config = self._role(role)
+        try:
+            await self._http.get(f"{config.endpoint.rstrip('/')}/models", headers=self._headers(config), timeout=timeout)
+        except httpx.TimeoutException:
+            return f"the model server for role {role!r} at {config.endpoint} did not answer within {timeout:g} s"
+        except httpx.HTTPError as exc:
+            return f"the model server for role {role!r} at {config.endpoint} is unreachable: {exc!r}"
+        return ""
+
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], str]:
         """Embeds `texts` with the `embedding` role; FAILED_PRECONDITION when none is configured."""
         config = self._config.role("embedding")

@@ -17,6 +17,7 @@ from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop
 from services.runtime.model_client import ModelClient
+from services.runtime.model_health import ModelHealth
 from services.runtime.models_config import load_models_config
 from services.runtime.peers import GrpcPeers, PeerError
 from services.runtime.reflection import reflect
@@ -254,6 +255,8 @@ async def create_server(settings: Settings) -> GrpcServer:
         ],
         settings.address,
     )
+    health = ModelHealth(models, server, settings.model_probe_seconds)
+    server.add_cleanup(health.stop)
     server.add_cleanup(runner.shutdown)
     if peers is not None:
         server.add_cleanup(peers.close)
@@ -261,6 +264,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     server.add_cleanup(store.close)
     await runner.resume_unfinished()
     runner.watch_approvals()
+    health.start()
     return server
 
 

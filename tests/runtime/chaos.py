@@ -202,6 +202,8 @@ async def run_chaos(
 
 
 async def _judge(run: _Run, final: dict[str, runtime_pb2.Task], report: ChaosReport) -> None:
+    # Tasks made, counting a message sent again because the runtime died before it answered.
+    report.tasks = len(final)
     runs = run.stack.runs()
     tasks_per_tag = Counter(task.title.split()[0].removeprefix("tag=") for task in final.values())
     for tag, count in runs.items():
