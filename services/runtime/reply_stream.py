@@ -33,6 +33,11 @@ class ReplyExtractor:
         self._pending = ""
         self._phase: Phase = "key"
 
+    @property
+    def buffered(self) -> int:
+        """Characters held back, waiting for the next delta (never more than a key or an escape)."""
+        return len(self._pending)
+
     def feed(self, delta: str) -> str:
         if self._phase == "done" or not delta:
             return ""
