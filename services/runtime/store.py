@@ -15,8 +15,6 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from services.common.database import open_database
 from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
+from services.runtime.records import EventRecord, TaskRecord, event_from_row, task_from_row
 from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
 
 __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
@@ -66,58 +65,6 @@ CREATE TABLE IF NOT EXISTS reflections (
     model_output TEXT NOT NULL
 );
 """
-
-
-@dataclass
-class TaskRecord:
-    id: str
-    status: TaskStatus
-    title: str
-    create_time: datetime
-    update_time: datetime
-    last_reply: str = ""
-    error: str = ""
-    steps: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    pending_approval_id: str = ""
-
-
-@dataclass
-class EventRecord:
-    task_id: str
-    seq: int
-    type: str
-    create_time: datetime
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def _task(row: aiosqlite.Row) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        status=TaskStatus(row["status"]),
-        title=row["title"],
-        create_time=datetime.fromisoformat(row["create_time"]),
-        update_time=datetime.fromisoformat(row["update_time"]),
-        last_reply=row["last_reply"],
-        error=row["error"],
-        steps=row["steps"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        cached_prompt_tokens=row["cached_prompt_tokens"],
-        pending_approval_id=row["pending_approval_id"],
-    )
-
-
-def _event(row: aiosqlite.Row) -> EventRecord:
-    return EventRecord(
-        task_id=row["task_id"],
-        seq=row["seq"],
-        type=row["type"],
-        create_time=datetime.fromisoformat(row["create_time"]),
-        data=json.loads(row["data"]),
-    )
 
 
 class TaskStore:
@@ -227,7 +174,7 @@ class TaskStore:
             row = await cursor.fetchone()
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
-        return _task(row)
+        return task_from_row(row)
 
     async def list_tasks(self, offset: int, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
         query, args = "SELECT * FROM tasks", []
@@ -236,13 +183,13 @@ class TaskStore:
             args.append(status.value)
         query += " ORDER BY create_time DESC, id LIMIT ? OFFSET ?"
         async with self._db.execute(query, (*args, limit, offset)) as cursor:
-            return [_task(row) for row in await cursor.fetchall()]
+            return [task_from_row(row) for row in await cursor.fetchall()]
 
     async def tasks_in(self, status: TaskStatus) -> list[TaskRecord]:
         async with self._db.execute(
             "SELECT * FROM tasks WHERE status = ? ORDER BY create_time", (status.value,)
         ) as cursor:
-            return [_task(row) for row in await cursor.fetchall()]
+            return [task_from_row(row) for row in await cursor.fetchall()]
 
     async def resumable_tasks(self) -> list[TaskRecord]:
         """Tasks a crash may have caught mid-turn (pending, running or waiting for approval),
@@ -251,7 +198,7 @@ class TaskStore:
             "SELECT * FROM tasks WHERE status IN (?, ?, ?) ORDER BY create_time",
             (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.WAITING_APPROVAL.value),
         ) as cursor:
-            return [_task(row) for row in await cursor.fetchall()]
+            return [task_from_row(row) for row in await cursor.fetchall()]
 
     async def set_status(
         self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
@@ -271,7 +218,7 @@ class TaskStore:
         await self._db.execute(
             "UPDATE tasks SET status = ?, update_time = ?, error = CASE WHEN ? != '' THEN ? ELSE error END,"
             " pending_approval_id = ? WHERE id = ?",
-            (new.value, utc_now().isoformat(), error, error, pending_approval_id, task.id),
+            (new.value, utc_now().isoformat(), error, sanitize(error), pending_approval_id, task.id),
         )
         await self._append(tx, task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
 
@@ -382,7 +329,7 @@ class TaskStore:
             self._logs.move_to_end(task_id)
             return
         async with self._db.execute("SELECT * FROM events WHERE task_id = ? ORDER BY seq", (task_id,)) as cursor:
-            self._logs[task_id] = [_event(row) for row in await cursor.fetchall()]
+            self._logs[task_id] = [event_from_row(row) for row in await cursor.fetchall()]
         while len(self._logs) > CACHED_LOGS:
             self._logs.popitem(last=False)
 
@@ -395,7 +342,7 @@ class TaskStore:
             "SELECT * FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (task_id, after_seq, limit),
         ) as cursor:
-            return [_event(row) for row in await cursor.fetchall()]
+            return [event_from_row(row) for row in await cursor.fetchall()]
 
     # -- live subscription -------------------------------------------------------------------
 
