@@ -115,12 +115,17 @@ class TaskStore:
 
     async def continue_task(self, task_id: str, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]:
         """Records a new user message and reopens the task, only if it is at rest (completed):
-        one compare-and-set, so of two concurrent continuations exactly one wins. The loser gets
-        ABORTED and its message is not recorded."""
+        one compare-and-set, so of two concurrent continuations exactly one wins. The loser (or
+        any message while the task runs) gets ABORTED, "the task is busy", and its message is
+        not recorded. A task waiting for an approval, failed or cancelled: FAILED_PRECONDITION."""
         async with self._transaction() as tx:
             task = await self.get_task(task_id)
             if task.status in FINAL_STATES:
                 raise FailedPrecondition(f"task {task_id} is {task.status.value} and cannot take new messages")
+            if task.status is TaskStatus.WAITING_APPROVAL:
+                raise FailedPrecondition(
+                    f"task {task_id} is waiting for approval {task.pending_approval_id}: approve or deny it first"
+                )
             if task.status is not TaskStatus.COMPLETED:
                 raise Aborted(
                     f"the task is busy ({task.status.value}): send the message once it has come to rest",
