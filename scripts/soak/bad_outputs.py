@@ -27,9 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen" / "python")]
 
-import grpc  # noqa: E402
-import yaml  # noqa: E402
-from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc  # noqa: E402
+import grpc
+import yaml
+from ducklm.common.v1 import common_pb2
+from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 MEGABYTE = 1_000_000
 
@@ -93,6 +94,13 @@ def serve(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 
 
+def start_model_server(port: int) -> subprocess.Popen[bytes]:
+    """The bad model server in its own process, quiet: it logs every connection the runtime
+    closes on purpose. (Quick to start; not awaited.)"""
+    return subprocess.Popen([sys.executable, __file__, "--serve", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 async def watch_loop(stop: asyncio.Event, lags: list[tuple[float, float, float]]) -> None:
     """How late a 5 ms timer fires on the runtime's loop (a stall every task there suffers): the
     wall-clock lateness, the CPU the loop's thread spent meanwhile (its own work, as opposed to
@@ -117,9 +125,7 @@ async def main() -> int:
     from services.runtime.server import create_server
 
     port = free_port()
-    # Its own process, quiet: it logs every connection the runtime closes on purpose.
-    model = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    model = start_model_server(port)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as root:
         models = Path(root) / "models.yaml"
@@ -158,8 +164,7 @@ async def main() -> int:
                                 internal.append(exc.details() or "")
                             return
                         calls += reply.task.steps
-                        outcomes[runtime_pb2.Task.DESCRIPTOR.fields_by_name["status"].enum_type
-                                 .values_by_number[reply.task.status].name] += 1
+                        outcomes[common_pb2.TaskStatus.Name(reply.task.status)] += 1
                         if "internal" in reply.task.error:
                             internal.append(reply.task.error)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[2] / "gen" / "python")]
 
-from tests.runtime.chaos import run_chaos  # noqa: E402
+from tests.runtime.chaos import run_chaos
 
 
 async def main() -> int:

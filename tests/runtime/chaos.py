@@ -21,7 +21,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from services.common.testing import free_port
-
 from tests.runtime.fault_stack import (
     FaultStack,
     all_tasks,
