@@ -11,7 +11,15 @@ import grpc
 import pytest
 from ducklm.runtime.v1 import runtime_pb2
 
-from tests.runtime.fault_stack import FaultStack, all_tasks, follow_plan, runtime_call, status_of, task_events, type_of
+from tests.runtime.fault_stack import (
+    FaultStack,
+    all_tasks,
+    follow_plan,
+    runtime_call,
+    status_of,
+    task_events,
+    type_of,
+)
 from tests.scripted_model import ScriptedModel
 
 
