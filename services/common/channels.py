@@ -16,15 +16,29 @@ from services.common.auth import GrpcSecurity
 __all__ = ["open_channel"]
 
 
+def _names(entries: Sequence[str]) -> list[dict[str, str]]:
+    """Service-config names: "pkg.Service" (every method) or "pkg.Service/Method" (one)."""
+    names = []
+    for entry in entries:
+        service, _, method = entry.partition("/")
+        names.append({"service": service, "method": method} if method else {"service": service})
+    return names
+
+
 def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> grpc.aio.Channel:
-    """A channel to `address` that retries calls of `idempotent_services` on UNAVAILABLE; with TLS
-    and the shared token when DUCKLM_GRPC_TLS_CA / DUCKLM_GRPC_TOKEN are set."""
+    """A channel to `address` that retries calls of `idempotent_services` (a service's full name,
+    or "service/Method" for one method) on UNAVAILABLE, with backoff; with TLS and the shared
+    token when DUCKLM_GRPC_TLS_CA / DUCKLM_GRPC_TOKEN are set.
+
+    A peer that restarts is reconnected to within about a second of coming back (gRPC's own
+    reconnect backoff would otherwise grow to two minutes), so callers that wait for the channel
+    to be ready resume promptly."""
     config = {
         "methodConfig": [
             {
-                "name": [{"service": name} for name in idempotent_services],
+                "name": _names(idempotent_services),
                 "retryPolicy": {
-                    "maxAttempts": 4,
+                    "maxAttempts": 5,
                     "initialBackoff": "0.1s",
                     "maxBackoff": "1s",
                     "backoffMultiplier": 2,
@@ -36,7 +50,13 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> gr
         else []
     }
     security = GrpcSecurity.from_env()
-    options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", 1)]
+    options = [
+        ("grpc.service_config", json.dumps(config)),
+        ("grpc.enable_retries", 1),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
     interceptors = security.client_interceptors()
     credentials = security.channel_credentials()
     if credentials is not None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import grpc
 
 __all__ = [
+    "Aborted",
     "AlreadyExists",
     "DeadlineExceeded",
     "DuckLMError",
@@ -52,6 +53,12 @@ class NotFound(DuckLMError):
 
 class AlreadyExists(DuckLMError):
     code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Aborted(DuckLMError):
+    """A concurrent change won (e.g. another message reopened the task first): try again later."""
+
+    code = grpc.StatusCode.ABORTED
 
 
 class FailedPrecondition(DuckLMError):

@@ -44,6 +44,11 @@ class Settings(BaseModel):
     approval_poll_seconds: float = Field(default=0.5, gt=0)
     # Reflect on each finished task and propose a skill when one emerges.
     reflect_after_task: bool = False
+    # How long a call waits for a tools or skills service that is restarting before the task
+    # fails with an error naming it.
+    peer_wait_seconds: float = Field(default=15.0, gt=0)
+    # How often health checks that the chat model server answers (NOT_SERVING while it does not).
+    model_probe_seconds: float = Field(default=5.0, gt=0)
     tools_address: str = "127.0.0.1:50052"
     skills_address: str = "127.0.0.1:50053"
     memory_address: str = "127.0.0.1:50054"

@@ -19,6 +19,9 @@ __all__ = ["RESULT_CHARS", "Catalogue", "active_skill", "build_messages", "estim
 
 # The most characters of one tool result shown to the model; the full result is in the event.
 RESULT_CHARS = 2000
+# The most characters of an invalid output shown back to the model for repair; the full output
+# is in the event, and a huge one must not fill the context it is asked to repair in.
+INVALID_OUTPUT_CHARS = 2000
 # The most characters of one recalled memory shown to the model; the full text is in the event.
 MEMORY_CHARS = 500
 # Where a recalled memory came from, so the model can tell the user's lasting facts from notes
@@ -70,7 +73,7 @@ def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, st
         return [{"role": "assistant", "content": str(data["raw"])}]
     if event.type == "error" and data.get("code") == "invalid_directive":
         return [
-            {"role": "assistant", "content": str(data.get("output", ""))},
+            {"role": "assistant", "content": _clip(str(data.get("output", "")), INVALID_OUTPUT_CHARS)},
             {"role": "user", "content": f"That was not a valid action: {data['message']}. Reply with one JSON action."},
         ]
     if event.type == "tool_result":

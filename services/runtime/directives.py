@@ -17,6 +17,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from services.runtime.model_text import ModelJSONError, load_model_json
+
 __all__ = ["Directive", "DirectiveError", "DirectiveSchema"]
 
 
@@ -105,10 +107,9 @@ class DirectiveSchema:
     def parse(self, text: str, step_schema: dict[str, Any]) -> Directive:
         """Parses and validates model output; raises DirectiveError with a short reason."""
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            snippet = text[:80] + ("…" if len(text) > 80 else "")
-            raise DirectiveError(f"output is not JSON ({exc.msg} at char {exc.pos}): {snippet!r}") from None
+            value = load_model_json(text)
+        except ModelJSONError as exc:
+            raise DirectiveError(str(exc)) from None
         errors = sorted(Draft202012Validator(step_schema).iter_errors(value), key=lambda e: e.path)
         if errors:
             raise DirectiveError(f"output does not match the directive schema: {_describe(errors[0], value)}")

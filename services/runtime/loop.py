@@ -26,7 +26,6 @@ from services.runtime.models_config import RoleConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
-from services.runtime.states import TaskStatus
 from services.runtime.store import EventRecord, TaskStore
 from services.runtime.transcript import render_events
 
@@ -139,6 +138,8 @@ class RuntimeLoop:
     async def _decide_once(self, task_id: str, messages: list[dict[str, str]], step_schema: dict[str, Any]) -> Directive:
         """One JSON directive, constrained by the whole step's schema."""
         call = await self._call_model(task_id, messages, step_schema)
+        if call.cut_off:
+            raise DirectiveError(f"the output was cut off: {call.cut_off}", output=call.text)
         try:
             return self._schema.parse(call.text, step_schema)
         except DirectiveError as exc:
@@ -323,12 +324,10 @@ class RuntimeLoop:
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if not outcome.ok and outcome.reason == "APPROVAL_REQUIRED" and not approval_id:
             approval = await self._peers.request_approval(task_id, tool, arguments)
-            await self._store.append_event(
+            await self._store.wait_for_approval(
                 task_id,
-                "approval_requested",
                 {"approval_id": approval.id, "call_id": call_id, "tool": tool, "arguments": arguments, "action_hash": approval.action_hash},
             )
-            await self._store.set_status(task_id, TaskStatus.WAITING_APPROVAL, reason="approval_requested", pending_approval_id=approval.id)
             return "rest"
         await self._tool_result(
             task_id, call_id, tool, ok=outcome.ok, result=outcome.result, error=outcome.error, code=outcome.code,

@@ -37,9 +37,24 @@ class RoleConfig(BaseModel):
     context_window: int = Field(default=8192, gt=0)
     max_tokens: int = Field(default=256, gt=0)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    # Longest wait for the next piece of a response (a server that stops sending times out).
     timeout_seconds: float = Field(default=120.0, gt=0)
+    # Longest one call may take in all, however steadily the server sends; past it the call
+    # ends with what arrived, marked as cut off.
+    max_call_seconds: float = Field(default=300.0, gt=0)
+    # Most characters one call's output may have (default: 16 per token of max_tokens, at
+    # least 4096); past it the call ends, marked as cut off. Streamed chunks past max_tokens
+    # end it too, for a server that ignores max_tokens.
+    max_output_chars: int | None = Field(default=None, gt=0)
+    # How long a call waits for a server that refuses connections or is still loading (HTTP
+    # 503), e.g. while it restarts, before the call fails as unreachable.
+    connect_wait_seconds: float = Field(default=15.0, ge=0)
     # Extra request fields passed through as they are (e.g. llama-server's `repeat_penalty`).
     extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def output_char_cap(self) -> int:
+        return self.max_output_chars or max(16 * self.max_tokens, 4096)
 
 
 class ServerConfig(BaseModel):

@@ -2,13 +2,21 @@
 
 Each wraps a gRPC stub and speaks plain dataclasses and dicts to the loop, so the loop can run
 against recorded results in a replay. gRPC failures become `PeerError` with the status code.
+
+A peer that restarts is waited for: calls to the tools and skills services first wait (at most
+`wait_seconds`) for the channel to be ready, and idempotent calls are retried on UNAVAILABLE by
+the channel's service config. A call that cannot be repeated safely (ExecuteTool, approvals,
+Remember, RecordExperience) is never retried; an ExecuteTool the peer dropped mid-run is reported
+as interrupted, never repeated. Memory is best effort and is not waited for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from ducklm.approvals.v1 import approvals_pb2, approvals_pb2_grpc
@@ -125,6 +133,27 @@ class Peers(Protocol):
     async def list_workspace(self, task_id: str) -> list[WorkspaceEntry]: ...
 
 
+T = TypeVar("T")
+
+# Calls that may be repeated without changing anything: only these are retried.
+_IDEMPOTENT = {
+    "tools": [
+        f"{tools_pb2.DESCRIPTOR.services_by_name['ToolsService'].full_name}/ListTools",
+        f"{approvals_pb2.DESCRIPTOR.services_by_name['ApprovalsService'].full_name}/GetApproval",
+        f"{approvals_pb2.DESCRIPTOR.services_by_name['ApprovalsService'].full_name}/ListApprovals",
+    ],
+    "skills": [
+        f"{skills_pb2.DESCRIPTOR.services_by_name['SkillsService'].full_name}/{method}"
+        for method in ("ListSkills", "GetSkill", "ListExperiences")
+    ],
+    "memory": [f"{memory_pb2.DESCRIPTOR.services_by_name['MemoryService'].full_name}/Search"],
+}
+INTERRUPTED = (
+    "the tools service stopped while this call ran; it was not repeated, and it may or may not have taken "
+    "effect. Check before calling it again."
+)
+
+
 def _reason(error: grpc.aio.AioRpcError) -> str:
     for key, value in error.initial_metadata() or ():
         if key == "ducklm-error-reason":
@@ -159,12 +188,12 @@ class GrpcPeers:
     """Peers reached over gRPC; every call has a deadline."""
 
     def __init__(self, *, tools_address: str, skills_address: str, memory_address: str, timeout: float = 30.0,
-                 tool_timeout: float = 300.0) -> None:
+                 tool_timeout: float = 300.0, wait_seconds: float = 15.0) -> None:
+        addresses = {"tools": tools_address, "skills": skills_address, "memory": memory_address}
         self._channels = {
-            "tools": open_channel(tools_address),
-            "skills": open_channel(skills_address),
-            "memory": open_channel(memory_address),
+            name: open_channel(address, idempotent_services=_IDEMPOTENT[name]) for name, address in addresses.items()
         }
+        self._wait = wait_seconds
         self._tools = tools_pb2_grpc.ToolsServiceStub(self._channels["tools"])
         self._approvals = approvals_pb2_grpc.ApprovalsServiceStub(self._channels["tools"])
         self._skills = skills_pb2_grpc.SkillsServiceStub(self._channels["skills"])
@@ -176,11 +205,36 @@ class GrpcPeers:
         for channel in self._channels.values():
             await channel.close()
 
-    async def list_tools(self) -> list[ToolSpec]:
+    async def _ready(self, channel: str, service: str) -> None:
+        """Waits until the peer answers again, at most `wait_seconds`; then fails naming it."""
+        connection = self._channels[channel]
+        if connection.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY:
+            return
         try:
-            reply = await self._tools.ListTools(tools_pb2.ListToolsRequest(page_size=500), timeout=self._timeout)
+            await asyncio.wait_for(connection.channel_ready(), self._wait)
+        except TimeoutError:
+            raise PeerError(
+                service, "UNAVAILABLE", f"the {service} service did not answer for {self._wait:g} s"
+            ) from None
+
+    async def _call(
+        self, channel: str, service: str, rpc: Callable[..., Awaitable[T]], request: Any, *,
+        timeout: float | None = None,
+    ) -> T:
+        """One call to a peer: waits for a restarting tools/skills service first (memory is
+        best effort: it is not waited for); gRPC failures become PeerError naming `service`."""
+        wait = channel != "memory"
+        if wait:
+            await self._ready(channel, service)
+        try:
+            return await rpc(request, timeout=timeout or self._timeout, wait_for_ready=wait)
         except grpc.aio.AioRpcError as exc:
-            raise _peer_error("tools", exc) from exc
+            raise _peer_error(service, exc) from exc
+
+    async def list_tools(self) -> list[ToolSpec]:
+        reply = await self._call(
+            "tools", "tools", self._tools.ListTools, tools_pb2.ListToolsRequest(page_size=500)
+        )
         return [
             ToolSpec(
                 name=tool.name,
@@ -198,11 +252,14 @@ class GrpcPeers:
         request = tools_pb2.ExecuteToolRequest(
             tool_name=tool, arguments=to_struct(arguments), task_id=task_id, approval_id=approval_id
         )
+        await self._ready("tools", "tools")
         try:
-            reply = await self._tools.ExecuteTool(request, timeout=self._tool_timeout)
+            reply = await self._tools.ExecuteTool(request, timeout=self._tool_timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.UNAVAILABLE:
-                raise _peer_error("tools", exc) from exc
+                # Sent, then the peer went away (an unsent call waits for ready instead): it may
+                # have run. Reported as interrupted, never repeated.
+                return ToolOutcome(ok=False, error=INTERRUPTED, code=exc.code().name, reason="INTERRUPTED")
             return ToolOutcome(ok=False, error=exc.details() or exc.code().name, code=exc.code().name, reason=_reason(exc))
         result = from_struct(reply.result)
         if reply.truncated:
@@ -211,42 +268,31 @@ class GrpcPeers:
 
     async def request_approval(self, task_id: str, tool: str, arguments: dict[str, Any]) -> ApprovalInfo:
         request = approvals_pb2.RequestApprovalRequest(task_id=task_id, tool_name=tool, arguments=to_struct(arguments))
-        try:
-            return _approval(await self._approvals.RequestApproval(request, timeout=self._timeout))
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("approvals", exc) from exc
+        return _approval(await self._call("tools", "approvals", self._approvals.RequestApproval, request))
 
     async def get_approval(self, approval_id: str) -> ApprovalInfo:
-        try:
-            reply = await self._approvals.GetApproval(
-                approvals_pb2.GetApprovalRequest(approval_id=approval_id), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("approvals", exc) from exc
+        reply = await self._call(
+            "tools", "approvals", self._approvals.GetApproval, approvals_pb2.GetApprovalRequest(approval_id=approval_id)
+        )
         return _approval(reply)
 
     async def deny_approval(self, approval_id: str, reason: str) -> None:
         # Withdraws the runtime's own request: only a human (the approver credential) may Deny.
         request = approvals_pb2.WithdrawApprovalRequest(approval_id=approval_id, reason=reason)
-        try:
-            await self._approvals.WithdrawApproval(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("approvals", exc) from exc
+        await self._call("tools", "approvals", self._approvals.WithdrawApproval, request)
 
     async def list_skills(self) -> list[SkillSummary]:
-        try:
-            reply = await self._skills.ListSkills(skills_pb2.ListSkillsRequest(page_size=500), timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("skills", exc) from exc
+        reply = await self._call(
+            "skills", "skills", self._skills.ListSkills, skills_pb2.ListSkillsRequest(page_size=500)
+        )
         return [
             SkillSummary(name=s.name, description=s.description, allowed_tools=tuple(s.allowed_tools)) for s in reply.skills
         ]
 
     async def get_skill(self, name: str) -> SkillSummary:
-        try:
-            skill = await self._skills.GetSkill(skills_pb2.GetSkillRequest(name=name), timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("skills", exc) from exc
+        skill = await self._call(
+            "skills", "skills", self._skills.GetSkill, skills_pb2.GetSkillRequest(name=name)
+        )
         return SkillSummary(
             name=skill.name, description=skill.description, allowed_tools=tuple(skill.allowed_tools), body=skill.body,
             metadata=dict(skill.metadata),
@@ -255,19 +301,13 @@ class GrpcPeers:
     async def remember(self, task_id: str, text: str, kind: str) -> str:
         """Stores in the task's own scope: only a person promotes a memory to long-term."""
         request = memory_pb2.RememberRequest(text=text, task_id=task_id, kind=kind, scope=memory_pb2.MEMORY_SCOPE_TASK)
-        try:
-            memory = await self._memory.Remember(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("memory", exc) from exc
+        memory = await self._call("memory", "memory", self._memory.Remember, request)
         return str(memory.id)
 
     async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]:
         """The long-term memories and this task's own, above the memory service's threshold."""
         request = memory_pb2.RecallRequest(text=query, task_id=task_id, top_k=top_k)
-        try:
-            reply = await self._memory.Recall(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("memory", exc) from exc
+        reply = await self._call("memory", "memory", self._memory.Recall, request)
         scopes = {memory_pb2.MEMORY_SCOPE_TASK: "task", memory_pb2.MEMORY_SCOPE_LONG_TERM: "long_term"}
         return [
             RecalledMemory(id=r.memory.id, text=r.memory.text, score=r.score, scope=scopes.get(r.memory.scope, ""))
@@ -276,33 +316,24 @@ class GrpcPeers:
 
     async def record_experience(self, experience: dict[str, Any]) -> str:
         message = skills_pb2.Experience(**experience)
-        try:
-            reply = await self._skills.RecordExperience(
-                skills_pb2.RecordExperienceRequest(experience=message), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("skills", exc) from exc
+        reply = await self._call(
+            "skills", "skills", self._skills.RecordExperience, skills_pb2.RecordExperienceRequest(experience=message)
+        )
         return str(reply.id)
 
     async def propose_skill(self, skill_md: str, experience_ids: list[str], event_refs: list[str], rationale: str) -> str:
         request = skills_pb2.ProposeSkillRequest(
             skill_md=skill_md, experience_ids=experience_ids, event_refs=event_refs, rationale=rationale
         )
-        try:
-            reply = await self._skills.ProposeSkill(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("skills", exc) from exc
+        reply = await self._call("skills", "skills", self._skills.ProposeSkill, request)
         return str(reply.id)
 
     async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]:
         """The experiences with these ids (looked for among the newest 500), or else the newest `limit`."""
         page_size = 500 if ids else max(limit, 1)
-        try:
-            reply = await self._skills.ListExperiences(
-                skills_pb2.ListExperiencesRequest(page_size=page_size), timeout=self._timeout
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise _peer_error("skills", exc) from exc
+        reply = await self._call(
+            "skills", "skills", self._skills.ListExperiences, skills_pb2.ListExperiencesRequest(page_size=page_size)
+        )
         experiences = [json_format.MessageToDict(e, preserving_proto_field_name=True) for e in reply.experiences]
         if ids:
             wanted = set(ids)

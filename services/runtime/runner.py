@@ -17,6 +17,7 @@ from services.runtime.experience import experience_from_turn
 from services.runtime.loop import RuntimeLoop
 from services.runtime.metrics import observe_task_outcome
 from services.runtime.peers import PeerError
+from services.runtime.recovery import reconcile
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import TaskRecord, TaskStore
 
@@ -43,23 +44,21 @@ class TaskRunner:
                            *, memory: bool = True) -> tuple[TaskRecord, int]:
         """Opens a task (or reopens `task_id`), records the message and starts the loop.
         Returns the task and the seq of the user-message event. With `memory` false the turn
-        reads and writes no memory (the loop's memory steps read the flag from the event)."""
-        if task_id:
-            task = await self._store.get_task(task_id)
-            if task.status in FINAL_STATES:
-                raise FailedPrecondition(f"task {task_id} is {task.status.value} and cannot take new messages")
-            if task.status is not TaskStatus.COMPLETED or self.is_running(task_id):
-                raise FailedPrecondition(f"task {task_id} is {task.status.value}; wait until it comes to rest")
-        else:
-            task = await self._store.create_task(message)
-            await self._store.append_event(task.id, "task_created", {"message": message})
+        reads and writes no memory (the loop's memory steps read the flag from the event).
+
+        Reopening is one compare-and-set in the store: of two concurrent messages to a task at
+        rest, one wins; the other gets ABORTED ("the task is busy") and is not recorded."""
         data: dict[str, str | bool] = {"text": message}
         if skill:
             data["skill"] = skill
         if not memory:
             data["memory"] = False
-        user_event = await self._store.append_event(task.id, "user_message", data)
-        await self._store.set_status(task.id, TaskStatus.RUNNING, reason="user_message")
+        if task_id:
+            # No check of the running job here: the store's status is the one gate. A job whose
+            # turn completed may still be finishing up; it writes nothing more to the task.
+            task, user_event = await self._store.continue_task(task_id, data)
+        else:
+            task, user_event = await self._store.open_task(data)
         self.start(task.id)
         return task, user_event.seq
 
@@ -93,15 +92,13 @@ class TaskRunner:
         return cancelled
 
     async def resume_unfinished(self) -> list[str]:
-        """After a restart: picks up every task a crash left pending or running."""
+        """After a restart: reconciles every task's status with its log (an open approval means
+        waiting_approval, whatever the crash left) and resumes each task still being worked on."""
         resumed = []
-        for task in await self._store.unfinished_tasks():
-            if task.status is TaskStatus.PENDING:
-                await self._store.set_status(task.id, TaskStatus.RUNNING, reason="resumed")
-            events = await self._store.list_events(task.id, limit=100_000)
-            await self._store.append_event(task.id, "task_resumed", {"from_seq": events[-1].seq if events else 0})
-            self.start(task.id)
-            resumed.append(task.id)
+        for task in await self._store.resumable_tasks():
+            if await reconcile(self._store, task):
+                self.start(task.id)
+                resumed.append(task.id)
         return resumed
 
     def watch_approvals(self) -> None:
@@ -134,12 +131,15 @@ class TaskRunner:
                 continue
             # "used" means it was approved and then consumed: for this task it counts as approved.
             decision = "approved" if approval.state in ("approved", "used") else approval.state
-            await self._store.append_event(
-                task.id,
-                "approval_decided",
-                {"approval_id": approval.id, "decision": decision, "reason": approval.reason, "decided_by": approval.decided_by},
-            )
-            await self._store.set_status(task.id, TaskStatus.RUNNING, reason=f"approval {decision}")
+            decided = {"approval_id": approval.id, "decision": decision, "reason": approval.reason,
+                       "decided_by": approval.decided_by}
+            # The decision and the switch to running in one transaction, and only if the task
+            # still waits for this approval (a cancel may have come first).
+            if self.is_running(task.id) or await self._store.transition(
+                task.id, TaskStatus.RUNNING, events=[("approval_decided", decided)], reason=f"approval {decision}",
+                expect=(TaskStatus.WAITING_APPROVAL,),
+            ) is None:
+                continue
             self.start(task.id)
             resumed.append(task.id)
         return resumed
@@ -170,7 +170,9 @@ class TaskRunner:
             log.exception("task loop crashed", extra={"task_id": task_id})
             await self._store.fail_task(task_id, "internal", f"internal error: {exc!r}")
         finally:
-            self._running.pop(task_id, None)
+            # Only this job's own entry: a new turn may have started as this one came to rest.
+            if self._running.get(task_id) is asyncio.current_task():
+                del self._running[task_id]
         observe_task_outcome((await self._store.get_task(task_id)).status.value)
         # Recorded in the background: the turn has come to rest and its caller need not wait.
         self._in_background(self._record_experience(task_id))

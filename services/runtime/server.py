@@ -18,6 +18,7 @@ from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop, make_decider
 from services.runtime.model_client import ModelClient
+from services.runtime.model_health import ModelHealth
 from services.runtime.models_config import load_models_config
 from services.runtime.peers import GrpcPeers, PeerError
 from services.runtime.reflection import reflect
@@ -72,6 +73,8 @@ def _message(request: runtime_pb2.ChatRequest) -> str:
 def _status_filter(value: int) -> TaskStatus | None:
     if value == common_pb2.TASK_STATUS_UNSPECIFIED:
         return None
+    if value not in common_pb2.TaskStatus.values():
+        raise InvalidArgument(f"status {value} is not a TaskStatus")
     name = common_pb2.TaskStatus.Name(value).removeprefix("TASK_STATUS_")
     return TaskStatus[name]
 
@@ -232,6 +235,7 @@ async def create_server(settings: Settings) -> GrpcServer:
             tools_address=settings.tools_address,
             skills_address=settings.skills_address,
             memory_address=settings.memory_address,
+            wait_seconds=settings.peer_wait_seconds,
         )
     loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions))
     runner = TaskRunner(store, loop, approval_poll_seconds=settings.approval_poll_seconds)
@@ -257,6 +261,8 @@ async def create_server(settings: Settings) -> GrpcServer:
         ],
         settings.address,
     )
+    health = ModelHealth(models, server, settings.model_probe_seconds)
+    server.add_cleanup(health.stop)
     server.add_cleanup(runner.shutdown)
     if peers is not None:
         server.add_cleanup(peers.close)
@@ -265,6 +271,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     server.add_cleanup(store.close)
     await runner.resume_unfinished()
     runner.watch_approvals()
+    health.start()
     return server
 
 

@@ -1,7 +1,10 @@
 """The runtime's SQLite access layer: tasks and their append-only event logs.
 
 Every event is committed before the loop takes its next step, so a task can be replayed or
-resumed from its log. Live subscribers are woken when a task's log grows.
+resumed from its log. Events and the status change they cause are committed in one transaction
+(`transition`), and a status change can be conditional on the status read in the same
+transaction (a compare-and-set), so no crash or race leaves a status its log contradicts.
+Live subscribers are woken when a task's log grows, after the commit, never before.
 """
 
 from __future__ import annotations
@@ -10,16 +13,18 @@ import asyncio
 import json
 import uuid
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from services.common.database import open_database
-from services.common.errors import NotFound
+from services.common.errors import Aborted, FailedPrecondition, NotFound
 from services.common.protos import utc_now
+from services.runtime.model_text import sanitize
+from services.runtime.records import EventRecord, TaskRecord, event_from_row, task_from_row
 from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
 
 __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
@@ -62,58 +67,6 @@ CREATE TABLE IF NOT EXISTS reflections (
 """
 
 
-@dataclass
-class TaskRecord:
-    id: str
-    status: TaskStatus
-    title: str
-    create_time: datetime
-    update_time: datetime
-    last_reply: str = ""
-    error: str = ""
-    steps: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    pending_approval_id: str = ""
-
-
-@dataclass
-class EventRecord:
-    task_id: str
-    seq: int
-    type: str
-    create_time: datetime
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def _task(row: aiosqlite.Row) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        status=TaskStatus(row["status"]),
-        title=row["title"],
-        create_time=datetime.fromisoformat(row["create_time"]),
-        update_time=datetime.fromisoformat(row["update_time"]),
-        last_reply=row["last_reply"],
-        error=row["error"],
-        steps=row["steps"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        cached_prompt_tokens=row["cached_prompt_tokens"],
-        pending_approval_id=row["pending_approval_id"],
-    )
-
-
-def _event(row: aiosqlite.Row) -> EventRecord:
-    return EventRecord(
-        task_id=row["task_id"],
-        seq=row["seq"],
-        type=row["type"],
-        create_time=datetime.fromisoformat(row["create_time"]),
-        data=json.loads(row["data"]),
-    )
-
-
 class TaskStore:
     """Tasks and events in one SQLite file. Open with `TaskStore.open(path)`."""
 
@@ -136,16 +89,89 @@ class TaskStore:
     # -- tasks -------------------------------------------------------------------------------
 
     async def create_task(self, title: str) -> TaskRecord:
+        async with self._transaction() as tx:
+            return await self._insert_task(tx, title)
+
+    async def _insert_task(self, tx: list[EventRecord], title: str) -> TaskRecord:
         now = utc_now()
         task = TaskRecord(
-            id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=title[:200], create_time=now, update_time=now
+            id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=sanitize(title[:200]), create_time=now, update_time=now
         )
-        async with self._write_lock:
-            await self._db.execute(
-                "INSERT INTO tasks (id, status, title, create_time, update_time) VALUES (?, ?, ?, ?, ?)",
-                (task.id, task.status.value, task.title, now.isoformat(), now.isoformat()),
+        await self._db.execute(
+            "INSERT INTO tasks (id, status, title, create_time, update_time) VALUES (?, ?, ?, ?, ?)",
+            (task.id, task.status.value, task.title, now.isoformat(), now.isoformat()),
+        )
+        return task
+
+    async def open_task(self, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]:
+        """Creates a task with its first user message, running, in one transaction.
+        Returns the task and the user-message event."""
+        async with self._transaction() as tx:
+            task = await self._insert_task(tx, str(message["text"]))
+            await self._append(tx, task.id, "task_created", {"message": message["text"]})
+            user = await self._append(tx, task.id, "user_message", message)
+            await self._change_status(tx, task, TaskStatus.RUNNING, reason="user_message")
+        return await self.get_task(task.id), user
+
+    async def continue_task(self, task_id: str, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]:
+        """Records a new user message and reopens the task, only if it is at rest (completed):
+        one compare-and-set, so of two concurrent continuations exactly one wins. The loser (or
+        any message while the task runs) gets ABORTED, "the task is busy", and its message is
+        not recorded. A task waiting for an approval, failed or cancelled: FAILED_PRECONDITION."""
+        async with self._transaction() as tx:
+            task = await self.get_task(task_id)
+            if task.status in FINAL_STATES:
+                raise FailedPrecondition(f"task {task_id} is {task.status.value} and cannot take new messages")
+            if task.status is TaskStatus.WAITING_APPROVAL:
+                raise FailedPrecondition(
+                    f"task {task_id} is waiting for approval {task.pending_approval_id}: approve or deny it first"
+                )
+            if task.status is not TaskStatus.COMPLETED:
+                raise Aborted(
+                    f"the task is busy ({task.status.value}): send the message once it has come to rest",
+                    reason="TASK_BUSY",
+                )
+            user = await self._append(tx, task_id, "user_message", message)
+            await self._change_status(tx, task, TaskStatus.RUNNING, reason="user_message")
+        return await self.get_task(task_id), user
+
+    async def transition(
+        self,
+        task_id: str,
+        new: TaskStatus,
+        *,
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
+        expect: Collection[TaskStatus] | None = None,
+        reason: str = "",
+        error: str = "",
+        pending_approval_id: str = "",
+    ) -> TaskRecord | None:
+        """Appends `events`, then moves the task to `new`, in one transaction. With `expect`,
+        only if the task's status (read in the same transaction) is one of them: otherwise
+        nothing is written and None is returned."""
+        async with self._transaction() as tx:
+            task = await self.get_task(task_id)
+            if expect is not None and task.status not in expect:
+                return None
+            check_transition(task.status, new)
+            for event_type, data in events:
+                await self._append(tx, task_id, event_type, data)
+            await self._change_status(
+                tx, task, new, reason=reason, error=error, pending_approval_id=pending_approval_id
             )
-            await self._db.commit()
+        return await self.get_task(task_id)
+
+    async def wait_for_approval(self, task_id: str, data: dict[str, Any]) -> TaskRecord:
+        """Records `approval_requested` and moves the task to waiting_approval, in one
+        transaction: a crash leaves either both or neither."""
+        task = await self.transition(
+            task_id,
+            TaskStatus.WAITING_APPROVAL,
+            events=[("approval_requested", data)],
+            reason="approval_requested",
+            pending_approval_id=str(data["approval_id"]),
+        )
+        assert task is not None
         return task
 
     async def get_task(self, task_id: str) -> TaskRecord:
@@ -153,7 +179,7 @@ class TaskStore:
             row = await cursor.fetchone()
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
-        return _task(row)
+        return task_from_row(row)
 
     async def list_tasks(self, offset: int, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
         query, args = "SELECT * FROM tasks", []
@@ -162,91 +188,86 @@ class TaskStore:
             args.append(status.value)
         query += " ORDER BY create_time DESC, id LIMIT ? OFFSET ?"
         async with self._db.execute(query, (*args, limit, offset)) as cursor:
-            return [_task(row) for row in await cursor.fetchall()]
+            return [task_from_row(row) for row in await cursor.fetchall()]
 
     async def tasks_in(self, status: TaskStatus) -> list[TaskRecord]:
         async with self._db.execute(
             "SELECT * FROM tasks WHERE status = ? ORDER BY create_time", (status.value,)
         ) as cursor:
-            return [_task(row) for row in await cursor.fetchall()]
+            return [task_from_row(row) for row in await cursor.fetchall()]
 
-    async def unfinished_tasks(self) -> list[TaskRecord]:
-        """Tasks a crash may have interrupted: still pending or running."""
+    async def resumable_tasks(self) -> list[TaskRecord]:
+        """Tasks a crash may have caught mid-turn (pending, running or waiting for approval),
+        oldest first. A completed task's turn ended in the transaction that completed it."""
         async with self._db.execute(
-            "SELECT * FROM tasks WHERE status IN (?, ?) ORDER BY create_time",
-            (TaskStatus.PENDING.value, TaskStatus.RUNNING.value),
+            "SELECT * FROM tasks WHERE status IN (?, ?, ?) ORDER BY create_time",
+            (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.WAITING_APPROVAL.value),
         ) as cursor:
-            return [_task(row) for row in await cursor.fetchall()]
+            return [task_from_row(row) for row in await cursor.fetchall()]
 
     async def set_status(
         self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
     ) -> TaskRecord:
         """Moves a task to `new` if the state machine allows it, recording a STATUS_CHANGED event."""
-        task = await self.get_task(task_id)
+        task = await self.transition(
+            task_id, new, reason=reason, error=error, pending_approval_id=pending_approval_id
+        )
+        assert task is not None
+        return task
+
+    async def _change_status(
+        self, tx: list[EventRecord], task: TaskRecord, new: TaskStatus, *, reason: str, error: str = "",
+        pending_approval_id: str = "",
+    ) -> None:
         check_transition(task.status, new)
-        now = utc_now()
-        async with self._write_lock:
-            await self._db.execute(
-                "UPDATE tasks SET status = ?, update_time = ?, error = CASE WHEN ? != '' THEN ? ELSE error END,"
-                " pending_approval_id = ? WHERE id = ?",
-                (new.value, now.isoformat(), error, error, pending_approval_id, task_id),
-            )
-            event = await self._append(
-                task_id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason}
-            )
-            await self._db.commit()
-        self._publish(event)
-        return await self.get_task(task_id)
+        await self._db.execute(
+            "UPDATE tasks SET status = ?, update_time = ?, error = CASE WHEN ? != '' THEN ? ELSE error END,"
+            " pending_approval_id = ? WHERE id = ?",
+            (new.value, utc_now().isoformat(), error, sanitize(error), pending_approval_id, task.id),
+        )
+        await self._append(tx, task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
 
     async def fail_task(self, task_id: str, code: str, message: str) -> None:
-        """Records an error event and fails the task, unless it already ended (cancelled)."""
-        await self.append_event(task_id, "error", {"code": code, "message": message})
-        if (await self.get_task(task_id)).status not in FINAL_STATES:
-            await self.set_status(task_id, TaskStatus.FAILED, reason=code, error=message)
+        """Records an error event and fails the task, in one transaction; only the error is
+        recorded when the task already ended (cancelled)."""
+        async with self._transaction() as tx:
+            task = await self.get_task(task_id)
+            await self._append(tx, task_id, "error", {"code": code, "message": message})
+            if task.status not in FINAL_STATES:
+                await self._change_status(tx, task, TaskStatus.FAILED, reason=code, error=message)
 
     async def record_model_call(
         self, task_id: str, data: dict[str, Any], *, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int
     ) -> EventRecord:
         """Appends a model_call event and adds its usage to the task, in one transaction."""
-        async with self._write_lock:
+        async with self._transaction() as tx:
             await self._db.execute(
                 "UPDATE tasks SET steps = steps + 1, prompt_tokens = prompt_tokens + ?,"
                 " completion_tokens = completion_tokens + ?, cached_prompt_tokens = cached_prompt_tokens + ?,"
                 " update_time = ? WHERE id = ?",
                 (prompt_tokens, completion_tokens, cached_prompt_tokens, utc_now().isoformat(), task_id),
             )
-            event = await self._append(task_id, "model_call", data)
-            await self._db.commit()
-        self._publish(event)
-        return event
+            return await self._append(tx, task_id, "model_call", data)
 
     async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:
         """Records the assistant's reply and completes the task, in one transaction."""
-        task = await self.get_task(task_id)
-        check_transition(task.status, TaskStatus.COMPLETED)
-        now = utc_now().isoformat()
-        async with self._write_lock:
-            message = await self._append(task_id, "assistant_message", {"text": reply, "final": final})
-            await self._db.execute(
-                "UPDATE tasks SET status = ?, last_reply = ?, update_time = ?, pending_approval_id = '' WHERE id = ?",
-                (TaskStatus.COMPLETED.value, reply, now, task_id),
-            )
-            status = await self._append(
-                task_id, "status_changed", {"from": task.status.value, "to": TaskStatus.COMPLETED.value, "reason": reason}
-            )
-            await self._db.commit()
-        self._publish(message)
-        self._publish(status)
+        reply = sanitize(reply)
+        async with self._transaction() as tx:
+            task = await self.get_task(task_id)
+            check_transition(task.status, TaskStatus.COMPLETED)
+            await self._append(tx, task_id, "assistant_message", {"text": reply, "final": final})
+            await self._db.execute("UPDATE tasks SET last_reply = ? WHERE id = ?", (reply, task_id))
+            await self._change_status(tx, task, TaskStatus.COMPLETED, reason=reason)
         return await self.get_task(task_id)
 
     async def record_reflection(self, experience_ids: list[str], outcome: str, proposal_id: str, model_output: str) -> str:
         reflection_id = uuid.uuid4().hex
-        async with self._write_lock:
+        async with self._transaction():
             await self._db.execute(
                 "INSERT INTO reflections VALUES (?, ?, ?, ?, ?, ?)",
-                (reflection_id, utc_now().isoformat(), json.dumps(experience_ids), outcome, proposal_id, model_output),
+                (reflection_id, utc_now().isoformat(), json.dumps(experience_ids), outcome, proposal_id,
+                 sanitize(model_output)),
             )
-            await self._db.commit()
         return reflection_id
 
     async def list_reflections(self) -> list[dict[str, Any]]:
@@ -255,10 +276,33 @@ class TaskStore:
 
     # -- events ------------------------------------------------------------------------------
 
-    async def _append(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
-        """Inserts the next event of a task; the caller holds the write lock and commits."""
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[list[EventRecord]]:
+        """One write transaction: commits on success, rolls back on any error (nothing half
+        written stays for a later commit). Yields the list the transaction's events go to;
+        they reach the log cache and subscribers only once committed."""
+        async with self._write_lock:
+            events: list[EventRecord] = []
+            try:
+                yield events
+                await self._db.commit()
+            except BaseException:
+                await asyncio.shield(self._db.rollback())
+                raise
+            for event in events:
+                cached = self._logs.get(event.task_id)
+                if cached is not None:
+                    cached.append(event)
+        for event in events:
+            self._publish(event)
+
+    async def _append(self, tx: list[EventRecord], task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
+        """Inserts the next event of a task inside transaction `tx`."""
+        pending = [event.seq for event in tx if event.task_id == task_id]
         cached = self._logs.get(task_id)
-        if cached is not None:
+        if pending:
+            seq = pending[-1] + 1
+        elif cached is not None:
             seq = (cached[-1].seq if cached else 0) + 1
         else:
             async with self._db.execute(
@@ -267,24 +311,22 @@ class TaskStore:
                 row = await cursor.fetchone()
             assert row is not None
             seq = int(row[0])
-        # Stored as the JSON text; the record keeps a decoded copy so readers never share `data`.
-        text = json.dumps(data)
+        # Stored as JSON text with every lone surrogate replaced, so no string from a model can
+        # fail to encode here or in a client; the record keeps a decoded copy so readers never
+        # share `data`.
+        text = sanitize(json.dumps(data, ensure_ascii=False))
         event = EventRecord(task_id=task_id, seq=seq, type=event_type, create_time=utc_now(), data=json.loads(text))
         await self._db.execute(
             "INSERT INTO events (task_id, seq, type, create_time, data) VALUES (?, ?, ?, ?, ?)",
             (task_id, event.seq, event_type, event.create_time.isoformat(), text),
         )
-        if cached is not None:
-            cached.append(event)
+        tx.append(event)
         return event
 
     async def append_event(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
         """Appends and commits one event, then wakes the task's live subscribers."""
-        async with self._write_lock:
-            event = await self._append(task_id, event_type, data)
-            await self._db.commit()
-        self._publish(event)
-        return event
+        async with self._transaction() as tx:
+            return await self._append(tx, task_id, event_type, data)
 
     async def hold_log(self, task_id: str) -> None:
         """Keeps the task's log in memory (a task about to run reads it every step)."""
@@ -292,7 +334,7 @@ class TaskStore:
             self._logs.move_to_end(task_id)
             return
         async with self._db.execute("SELECT * FROM events WHERE task_id = ? ORDER BY seq", (task_id,)) as cursor:
-            self._logs[task_id] = [_event(row) for row in await cursor.fetchall()]
+            self._logs[task_id] = [event_from_row(row) for row in await cursor.fetchall()]
         while len(self._logs) > CACHED_LOGS:
             self._logs.popitem(last=False)
 
@@ -305,7 +347,7 @@ class TaskStore:
             "SELECT * FROM events WHERE task_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (task_id, after_seq, limit),
         ) as cursor:
-            return [_event(row) for row in await cursor.fetchall()]
+            return [event_from_row(row) for row in await cursor.fetchall()]
 
     # -- live subscription -------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""A model server that misbehaves on purpose: endless or huge output, chunks past max_tokens,
+stalls, and arbitrary bytes. Real HTTP (uvicorn on a free port), so the runtime's one HTTP
+client meets it exactly as it would meet a broken llama-server. It records the client port of
+every request, so a test can tell whether calls shared a connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from services.common.testing import free_port
+
+
+def chunk(text: str) -> str:
+    return "data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}) + "\n\n"
+
+
+@dataclass
+class FaultyModel:
+    # What to do with the next request: "text" (send `text` in `piece`-sized chunks, then
+    # [DONE]), "endless" (send `piece` forever, `interval` apart), "stall" (send one chunk,
+    # then nothing), "raw" (send `raw` lines as they are).
+    mode: str = "text"
+    text: str = '{"action": "respond", "message": "ok"}'
+    piece: int = 8
+    interval: float = 0.0
+    raw: list[str] = field(default_factory=list)
+    client_ports: list[int] = field(default_factory=list)
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def _completions(self, request: Request) -> Response:
+        await request.body()
+        if request.client is not None:
+            self.client_ports.append(request.client.port)
+        mode, text, piece, interval, raw = self.mode, self.text, self.piece, self.interval, list(self.raw)
+
+        async def stream() -> AsyncIterator[str]:
+            if mode == "endless":
+                while True:
+                    yield chunk(text)
+                    await asyncio.sleep(interval)
+            if mode == "stall":
+                yield chunk(text[:piece])
+                await asyncio.sleep(3600)
+            if mode == "raw":
+                for line in raw:
+                    yield line
+                return
+            for start in range(0, len(text), piece):
+                yield chunk(text[start : start + piece])
+                if interval:
+                    await asyncio.sleep(interval)
+            yield "data: " + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    async def start(self, port: int = 0) -> None:
+        self.port = port or free_port()
+        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off",
+                                timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        self._server.force_exit = True
+        await self._task
