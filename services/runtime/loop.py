@@ -105,9 +105,10 @@ class RuntimeLoop:
             forced = "step_limit" if last_step else ("repeated_call" if _repeated_last_call(events, start) else "")
             try:
                 directive = None
-                if self._decider is not None:
+                decider = self._decider
+                if decider is not None:
                     try:
-                        directive = await self._decide_staged(task_id, events, tools, skills, forced=bool(forced))
+                        directive = await self._decide_staged(decider, task_id, events, tools, skills, forced=bool(forced))
                     except NativeApiMissing as exc:
                         log.warning("%s; asking for one JSON directive per step from now on", exc.message)
                         self._decider = None
@@ -149,11 +150,10 @@ class RuntimeLoop:
             raise DirectiveError(reason, output=call.text) from None
 
     async def _decide_staged(
-        self, task_id: str, events: Sequence[EventRecord], tools: list[ToolSpec], skills: list[SkillSummary], *,
+        self, decider: StagedDecider, task_id: str, events: Sequence[EventRecord], tools: list[ToolSpec], skills: list[SkillSummary], *,
         forced: bool,
     ) -> Directive:
         """Choose the step, then fill it (see staged.py), over the task's transcript."""
-        assert self._decider is not None
         skill = active_skill(events)
         offered = tools
         if skill is not None and skill.get("allowed_tools"):
@@ -173,7 +173,7 @@ class RuntimeLoop:
             answer_only=forced, tools_only=tools_only, workspace=await self._workspace(task_id, offered),
             request=request,
         )
-        prompt = self._decider.header(menu) + "\n" + render_events(events)
+        prompt = decider.header(menu) + "\n" + render_events(events)
         outputs: list[str] = []
 
         async def record(call: ModelCall, stage: Stage) -> None:
@@ -184,7 +184,7 @@ class RuntimeLoop:
             self._store.publish_live(task_id, "model_token", {"text": text, "reply": text})
 
         try:
-            return await self._decider.decide(prompt, steps_menu, record, on_answer_token=stream_answer)
+            return await decider.decide(prompt, steps_menu, record, on_answer_token=stream_answer)
         except DirectiveError as exc:
             raise DirectiveError(str(exc), output=" | ".join(outputs)) from None
 
