@@ -59,7 +59,8 @@ class ProposalReview:
         if missing:
             raise InvalidArgument("unknown experience ids: " + ", ".join(missing))
         # No folder yet: the skill's folder will be named after the skill, so that rule holds.
-        document, problems = parse_skill_md(draft.skill_md, folder_name=None)
+        # Strict: a draft written for DuckLM has no reason to stray from the spec.
+        document, problems = parse_skill_md(draft.skill_md, folder_name=None, strict=True)
         proposal = Proposal(
             id=uuid.uuid4().hex,
             name=document.name if document else declared_name(draft.skill_md),
@@ -99,7 +100,7 @@ class ProposalReview:
         async with self._decide_lock:
             proposal = await self.get(proposal_id)
             _require_pending(proposal)
-            document, problems = parse_skill_md(proposal.skill_md, folder_name=None)
+            document, problems = parse_skill_md(proposal.skill_md, folder_name=None, strict=True)
             if document is None:
                 # The rules changed since it arrived: record why it can no longer be promoted.
                 await self._store.save_decision(

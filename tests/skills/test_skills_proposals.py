@@ -159,7 +159,9 @@ async def test_promotion_validates_again(
     proposal = await _propose(stub, skill_text("judged-twice"))
     assert proposal.state == PENDING
 
-    def stricter_rules(text: str, folder_name: str | None = None) -> tuple[None, list[Problem]]:
+    def stricter_rules(
+        text: str, folder_name: str | None = None, *, strict: bool = False
+    ) -> tuple[None, list[Problem]]:
         return None, [Problem("description", "is too vague under the new rules")]
 
     monkeypatch.setattr(proposals_module, "parse_skill_md", stricter_rules)
