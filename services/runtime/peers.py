@@ -68,6 +68,10 @@ class SkillSummary:
     allowed_tools: tuple[str, ...] = ()
     body: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # `allowed_tools` as DuckLM tool names (the skills service maps Claude Code's names).
+    pre_approved_tools: tuple[str, ...] = ()
+    # The skill's other files (relative paths), for `read_skill_file`.
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Peers(Protocol):
     async def deny_approval(self, approval_id: str, reason: str) -> None: ...
     async def list_skills(self) -> list[SkillSummary]: ...
     async def get_skill(self, name: str) -> SkillSummary: ...
+    async def read_skill_file(self, name: str, path: str) -> bytes: ...
     async def remember(self, task_id: str, text: str, kind: str) -> str: ...
     async def recall(self, query: str, top_k: int) -> list[RecalledMemory]: ...
     async def record_experience(self, experience: dict[str, Any]) -> str: ...
@@ -216,7 +221,11 @@ class GrpcPeers:
         except grpc.aio.AioRpcError as exc:
             raise _peer_error("skills", exc) from exc
         return [
-            SkillSummary(name=s.name, description=s.description, allowed_tools=tuple(s.allowed_tools)) for s in reply.skills
+            SkillSummary(
+                name=s.name, description=s.description, allowed_tools=tuple(s.allowed_tools),
+                pre_approved_tools=tuple(s.pre_approved_tools),
+            )
+            for s in reply.skills
         ]
 
     async def get_skill(self, name: str) -> SkillSummary:
@@ -226,8 +235,18 @@ class GrpcPeers:
             raise _peer_error("skills", exc) from exc
         return SkillSummary(
             name=skill.name, description=skill.description, allowed_tools=tuple(skill.allowed_tools), body=skill.body,
-            metadata=dict(skill.metadata),
+            metadata=dict(skill.metadata), pre_approved_tools=tuple(skill.pre_approved_tools), files=tuple(skill.files),
         )
+
+    async def read_skill_file(self, name: str, path: str) -> bytes:
+        """One file inside the skill's folder, confined there by the skills service."""
+        try:
+            reply = await self._skills.GetSkillFile(
+                skills_pb2.GetSkillFileRequest(name=name, path=path), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _peer_error("skills", exc) from exc
+        return bytes(reply.content)
 
     async def remember(self, task_id: str, text: str, kind: str) -> str:
         try:
