@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -23,16 +24,19 @@ __all__ = ["DESCRIPTION_CHARS", "OfferedSkills", "SkillCatalogue", "catalogue_li
 
 # A catalogue line shows at most this much of a description (the spec allows 1024 characters).
 DESCRIPTION_CHARS = 300
+# How long estimates stand in after the tokenizer failed.
+TOKENIZER_RETRY_SECONDS = 60.0
 # BM25's usual constants.
 _K1 = 1.2
 _B = 0.75
 _WORD = re.compile(r"[a-z0-9]+")
-# Words that say nothing about which skill fits ("use this when the user asks to ...").
+# Words that say nothing about which skill fits ("use this when the user asks to ..."), and verbs
+# so common in requests ("write", "create") that sharing one is chance.
 _STOP_TEXT = """a about all also an and any are as ask asked asks at be been but by can could do does for from
     get give has have help how i if in into is it its just like make me more my need needs no not
     of on one or other our out please should skill so some such than that the their them then there
     these they this to up us use used uses using want was we what when where which while who why
-    will with would you your"""
+    will with would you your write writes create creates generate new"""
 _STOPWORDS = frozenset(_STOP_TEXT.split())
 
 TokenCounter = Callable[[str], Awaitable[int]]
@@ -69,6 +73,8 @@ class SkillCatalogue:
         self._count_tokens = count_tokens
         self._min_terms = min_terms
         self._counts: dict[str, int] = {}
+        # After a tokenizer failure, estimates for a while rather than one failing call per line.
+        self._tokenizer_down_until = float("-inf")
 
     async def offer(
         self, skills: Sequence[SkillSummary], request: str, budget_tokens: int, *, always: str = ""
@@ -100,11 +106,13 @@ class SkillCatalogue:
         if cached is not None:
             return cached
         tokens = estimate_text_tokens(text)
-        if self._count_tokens is not None:
-            try:
-                tokens = await self._count_tokens(text)
-            except Exception:  # noqa: BLE001 - any tokenizer failure falls back; a chat never fails on it
-                return tokens  # not cached: the tokenizer may answer next time
+        if self._count_tokens is None or time.monotonic() < self._tokenizer_down_until:
+            return tokens  # not cached: the tokenizer may answer next time
+        try:
+            tokens = await self._count_tokens(text)
+        except Exception:  # noqa: BLE001 - any tokenizer failure falls back; a chat never fails on it
+            self._tokenizer_down_until = time.monotonic() + TOKENIZER_RETRY_SECONDS
+            return tokens
         self._counts[text] = tokens
         return tokens
 

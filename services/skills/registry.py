@@ -197,7 +197,11 @@ def _scan(skills_dir: Path, strict: bool) -> Snapshot:
         if document is None:
             invalid.append(InvalidSkill(source=entry.name, problems=tuple(problems)))
             continue
-        for warning in document.warnings:
-            log.warning("skill %s: %s: %s", entry.name, warning.field, warning.message)
+        if document.warnings:
+            log.warning(
+                "skill %s loaded with warnings: %s",
+                entry.name,
+                "; ".join(f"{warning.field}: {warning.message}" for warning in document.warnings),
+            )
         skills[document.name] = LoadedSkill(document=document, folder=folder)
     return Snapshot(skills=skills, invalid=tuple(invalid))
