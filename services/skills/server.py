@@ -167,6 +167,7 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
             completion_tokens=given.completion_tokens,
             final_answer=given.final_answer,
             skills_used=tuple(given.skills_used),
+            last_event_seq=given.last_event_seq,
         )
         return _experience(await self._experiences.record(experience))
 
@@ -265,4 +266,5 @@ def _experience(experience: Experience) -> skills_pb2.Experience:
         final_answer=experience.final_answer,
         create_time=to_timestamp(experience.create_time),
         skills_used=list(experience.skills_used),
+        last_event_seq=experience.last_event_seq,
     )

@@ -30,6 +30,7 @@ __all__ = [
     "check_name",
     "declared_name",
     "parse_skill_md",
+    "split_front_matter",
 ]
 
 NAME_MAX = 64
@@ -207,6 +208,12 @@ def declared_name(text: str) -> str:
         return ""
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else ""
+
+
+def split_front_matter(text: str) -> tuple[str, str] | None:
+    """(front-matter YAML, body) of a SKILL.md text, or None when it has no closed front matter."""
+    split = _split_front_matter(text)
+    return None if isinstance(split, Problem) else split
 
 
 def _split_front_matter(text: str) -> tuple[str, str] | Problem:

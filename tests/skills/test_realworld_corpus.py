@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
-from ducklm.skills.v1 import skills_pb2
+from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
 
 from services.common.server import GrpcServer
 from services.common.testing import free_port
@@ -29,6 +29,7 @@ from services.tools.server import create_server as create_tools
 from tests.scripted_model import ScriptedModel
 from tests.skills.conftest import SkillsService, running
 from tests.skills.realworld import CorpusStats, write_corpus
+from tests.waits import recorded_experiences
 
 CONTEXT_WINDOW = 8192
 REQUESTS = (
@@ -101,9 +102,10 @@ async def test_files_outside_the_standard_folders_are_served(
 
 
 class Stack:
-    def __init__(self, runtime: runtime_pb2_grpc.RuntimeServiceStub, model: ScriptedModel) -> None:
+    def __init__(self, runtime: runtime_pb2_grpc.RuntimeServiceStub, model: ScriptedModel, skills_address: str) -> None:
         self.runtime = runtime
         self.model = model
+        self.skills_address = skills_address
 
 
 @pytest.fixture
@@ -131,7 +133,7 @@ async def stack(tmp_path: Path, corpus: tuple[Path, CorpusStats]) -> AsyncIterat
             max_steps=6,
         )))
         async with grpc.aio.insecure_channel(servers[2].address) as channel:
-            yield Stack(runtime_pb2_grpc.RuntimeServiceStub(channel), model)
+            yield Stack(runtime_pb2_grpc.RuntimeServiceStub(channel), model, servers[1].address)
     finally:
         for server in reversed(servers):
             await server.stop(grace=1.0)
@@ -199,3 +201,26 @@ async def test_a_skill_that_lists_claude_code_tools_still_gets_every_tool(
     # make_dir is outside the skill's allowed-tools, yet it runs (no whitelist); and being a
     # tool that asks for approval, it still asks (pre-approval never grants on its own).
     assert reply.task.status == common_pb2.TASK_STATUS_WAITING_APPROVAL, reply.task.error
+
+
+async def test_reflection_sees_the_steps_and_cites_them_as_evidence(stack: Stack) -> None:
+    stack.model.script([
+        {"action": "call_tool", "tool": "list_dir", "arguments": {"path": "."}},
+        {"action": "finish", "message": "Nothing here."},
+    ])
+    task = (await stack.runtime.Chat(runtime_pb2.ChatRequest(message="List my files"))).task
+    async with grpc.aio.insecure_channel(stack.skills_address) as channel:
+        skills = skills_pb2_grpc.SkillsServiceStub(channel)
+        (experience,) = await recorded_experiences(skills, task.id)
+        assert experience.last_event_seq > 0
+        stack.model.script([{"decision": "propose", "name": "list-files", "description": "Lists the workspace.",
+                             "steps": ["Call list_dir on the folder."]}])
+        reflected = await stack.runtime.Reflect(runtime_pb2.ReflectRequest(experience_ids=[experience.id]))
+        prompt = stack.model.requests[-1]["messages"][1]["content"]
+        assert 'call list_dir {"path": "."}' in prompt and "list_dir ok:" in prompt
+        proposal = await skills.GetProposal(skills_pb2.GetProposalRequest(proposal_id=reflected.proposal_id))
+    events = await stack.runtime.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task.id, page_size=100))
+    kinds = {f"{task.id}:{e.seq}": e.type for e in events.events}
+    assert proposal.event_refs and all(
+        kinds[ref] in (common_pb2.EVENT_TYPE_TOOL_CALL, common_pb2.EVENT_TYPE_TOOL_RESULT) for ref in proposal.event_refs
+    )

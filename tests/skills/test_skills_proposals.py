@@ -106,7 +106,9 @@ async def test_promotion_installs_the_skill_atomically(
     )
     assert promoted.state == PROMOTED and promoted.decided_by == "ana"
     assert promoted.decide_time.seconds >= proposal.create_time.seconds
-    assert (skills_dir / "summarize-repo" / "SKILL.md").read_text() == text
+    installed = (skills_dir / "summarize-repo" / "SKILL.md").read_text()
+    assert installed.endswith("---\n\n1. Call list_dir.\n")
+    assert f"ducklm-proposal-id: {proposal.id}" in installed
     assert [path.name for path in skills_dir.iterdir() if path.name.startswith(".")] == []
     assert "summarize-repo" in await _skill_names(stub)
     skill = await stub.GetSkill(skills_pb2.GetSkillRequest(name="summarize-repo"))

@@ -218,7 +218,7 @@ class RejectProposalRequest(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., decided_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Experience(_message.Message):
-    __slots__ = ("id", "task_id", "goal", "outcome", "steps", "tools_used", "errors", "duration_seconds", "prompt_tokens", "completion_tokens", "final_answer", "create_time", "skills_used")
+    __slots__ = ("id", "task_id", "goal", "outcome", "steps", "tools_used", "errors", "duration_seconds", "prompt_tokens", "completion_tokens", "final_answer", "create_time", "skills_used", "last_event_seq")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +232,7 @@ class Experience(_message.Message):
     FINAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SKILLS_USED_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     id: str
     task_id: str
     goal: str
@@ -245,7 +246,8 @@ class Experience(_message.Message):
     final_answer: str
     create_time: _timestamp_pb2.Timestamp
     skills_used: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., goal: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., steps: _Optional[int] = ..., tools_used: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[str]] = ..., duration_seconds: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., final_answer: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., skills_used: _Optional[_Iterable[str]] = ...) -> None: ...
+    last_event_seq: int
+    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., goal: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., steps: _Optional[int] = ..., tools_used: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[str]] = ..., duration_seconds: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., final_answer: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., skills_used: _Optional[_Iterable[str]] = ..., last_event_seq: _Optional[int] = ...) -> None: ...
 
 class RecordExperienceRequest(_message.Message):
     __slots__ = ("experience",)
