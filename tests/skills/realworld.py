@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CorpusStats", "TOPICS", "write_corpus"]
+__all__ = ["TOPICS", "CorpusStats", "write_corpus"]
 
 # (name, description): skills of the kinds public collections hold.
 TOPICS: tuple[tuple[str, str], ...] = (
@@ -172,7 +172,7 @@ def _write_files(folder: Path, index: int) -> None:
 
 def _write_forbidden(root: Path) -> int:
     """Skills the spec forbids in any mode: each must be reported, none loaded."""
-    cases = {
+    cases: dict[str, dict[str, object]] = {
         "Bad_Name": {"name": "Bad_Name", "description": "Upper case and underscore."},
         "no-description": {"name": "no-description"},
         "long-description": {"name": "long-description", "description": "x" * 1100},
