@@ -157,7 +157,8 @@ class RuntimeLoop:
         skills = offered.skills
         actions = list(TURN_ENDING_ACTIONS)
         if self._peers is not None:
-            actions += ["call_tool", "use_skill", "remember", "recall"]
+            # use_skill only when a skill is offered: a small model is not shown an action it cannot take.
+            actions += ["call_tool", *(["use_skill"] if skills else []), "remember", "recall"]
         catalogue = Catalogue(
             tools=tuple((tool.name, tool.description) for tool in tools),
             skills=tuple((s.name, s.description) for s in skills),
