@@ -9,6 +9,7 @@ Run with `.venv/bin/python scripts/bench/reflection_bench.py` (after `make llama
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +23,6 @@ from deploy.stack import LocalStack, StackPorts
 TASKS = (
     "List the files in my workspace.",
     "Read notes.txt and tell me what it says.",
-    "How many files are in the docs folder?",
     "Find every Markdown file in the workspace.",
 )
 
@@ -43,7 +43,8 @@ async def main() -> int:
             extra_env={
                 "DUCKLM_TOOLS_WORKSPACE_DIR": str(workspace),
                 "DUCKLM_RUNTIME_RECALL_TOP_K": "0",
-                "DUCKLM_RUNTIME_MAX_STEPS": "4",
+                "DUCKLM_RUNTIME_MAX_STEPS": "3",
+                "DUCKLM_RUNTIME_MAX_REPLY_CHARS": "120",
             },
         )
         await stack.start(timeout=240)
@@ -80,5 +81,12 @@ async def main() -> int:
     return 0
 
 
+async def guarded() -> int:
+    """main(), cancelled on SIGTERM (a `timeout` around the bench) so the stack is stopped."""
+    task = asyncio.ensure_future(main())
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(guarded()))

@@ -14,6 +14,7 @@ Run with `.venv/bin/python scripts/bench/skills_bench.py` (after `make llama-ser
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -30,10 +31,8 @@ from tests.skills.realworld import write_corpus
 
 REQUESTS = (
     "Extract the tables from this PDF file",
-    "Write unit tests with pytest for my parser module",
     "Name one colour.",
     "Plan a travel itinerary for three days in Lisbon",
-    "What is in my workspace?",
 )
 CONTEXT_FAILURES = ("context_full", "token_budget")
 Result = tuple[int, str]  # (first model call's prompt tokens, 0 if none; failure code or "")
@@ -77,7 +76,7 @@ async def run(skills_dir: Path, long_skill: str) -> tuple[list[Result], list[Res
                 print("with every skill loaded:", flush=True)
                 with_skills = [await chat(stub, request) for request in REQUESTS]
                 print(f"with the 40 KB skill {long_skill} loaded by the person:", flush=True)
-                long = [await chat(stub, request, long_skill) for request in REQUESTS[:2]]
+                long = [await chat(stub, request, long_skill) for request in REQUESTS[:1]]
                 skills_dir.rename(skills_dir.with_name("moved-away"))
                 skills_dir.mkdir()
                 print("with no skills:", flush=True)
@@ -110,10 +109,18 @@ async def main() -> int:
           f"of the window (target <= 25%)")
     ratios = [a[0] / (b[0] + budget) for a, b in zip(with_skills, without, strict=True) if b[0]]
     worst = max(ratios) if ratios else 9.9
-    print(f"first prompt with skills / (no skills + catalogue budget {budget}): worst {worst:.3f}x (target <= 1.10x)")
+    print(f"first prompt with skills / (no skills + catalogue budget {budget}): worst {worst:.3f}x (target <= 1.10x); "
+          f"added by the skills: {extra} tokens")
     print(f"first prompt with a 40 KB skill in use: {[r[0] for r in long]} tokens (window {window})")
     return 0 if failed == 0 and share <= 0.25 and worst <= 1.10 else 1
 
 
+async def guarded() -> int:
+    """main(), cancelled on SIGTERM (a `timeout` around the bench) so the stack is stopped."""
+    task = asyncio.ensure_future(main())
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task
+
+
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(guarded()))
