@@ -30,8 +30,6 @@ ACTION_GUIDE = {
     "finish": 'Final answer when the task is done: {"action": "finish", "message": "..."}',
     "call_tool": 'Use a tool: {"action": "call_tool", "tool": "<name>", "arguments": {...}}',
     "use_skill": 'Load a skill\'s instructions: {"action": "use_skill", "skill": "<name>"}',
-    "read_skill_file": 'Read a file (or the next part) of a skill in use: '
-    '{"action": "read_skill_file", "skill": "<name>", "path": "<file>", "part": 1}',
     "remember": 'Store a fact for later: {"action": "remember", "text": "..."}',
     "recall": 'Search your memory: {"action": "recall", "query": "..."}',
 }
