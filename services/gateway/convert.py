@@ -120,7 +120,9 @@ def skill_json(skill: skills_pb2.Skill, *, with_body: bool) -> dict[str, Any]:
         "compatibility": skill.compatibility,
         "metadata": dict(skill.metadata),
         "allowed_tools": list(skill.allowed_tools),
+        "pre_approved_tools": list(skill.pre_approved_tools),
         "files": list(skill.files),
+        "warnings": [problem_json(warning) for warning in skill.warnings],
     }
     if with_body:
         body["body"] = skill.body

@@ -109,7 +109,9 @@ SCHEMAS: dict[str, Schema] = {
             "compatibility": STR,
             "metadata": {"type": "object", "additionalProperties": STR},
             "allowed_tools": STRS,
+            "pre_approved_tools": STRS,
             "files": STRS,
+            "warnings": {"type": "array", "items": ref("SkillProblem")},
             "body": STR,
         },
         required=["name", "description", "license", "compatibility", "metadata", "allowed_tools", "files"],
@@ -121,7 +123,13 @@ SCHEMAS: dict[str, Schema] = {
             "next_page_token": STR,
         }
     ),
-    "Validation": _obj({"valid": BOOL, "problems": {"type": "array", "items": ref("SkillProblem")}}),
+    "Validation": _obj(
+        {
+            "valid": BOOL,
+            "problems": {"type": "array", "items": ref("SkillProblem")},
+            "warnings": {"type": "array", "items": ref("SkillProblem")},
+        }
+    ),
     "Proposal": _obj(
         {
             "id": STR,

@@ -38,6 +38,12 @@ class Settings(BaseModel):
     remember_answers: bool = False
     # Compact older steps once the prompt is estimated past this share of the context window.
     compact_ratio: float = Field(default=0.75, gt=0.1, le=1.0)
+    # Share of the chat model's context window the skills catalogue may take (counted with the
+    # model's tokenizer); relevant skills past it are left out, and the prompt says how many.
+    skill_catalogue_share: float = Field(default=0.12, gt=0, le=0.5)
+    # Share of the context window one part of a skill body or skill file may take; longer texts
+    # are shown in parts, read on with `read_skill_file`.
+    skill_body_share: float = Field(default=0.2, gt=0, le=0.5)
     # Steps kept verbatim after a compaction.
     compact_keep_events: int = Field(default=6, ge=1)
     # How often the runtime checks approvals of tasks waiting for one.

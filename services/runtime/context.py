@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.runtime.peers import SkillSummary
+from services.runtime.skill_catalogue import catalogue_line
+from services.runtime.skill_pages import render_skill_event
 from services.runtime.store import EventRecord
 
 __all__ = ["RESULT_CHARS", "Catalogue", "active_skill", "build_messages", "estimate_tokens", "turn_start"]
@@ -45,6 +48,8 @@ class Catalogue:
     tools: tuple[tuple[str, str], ...] = ()
     skills: tuple[tuple[str, str], ...] = ()
     actions: tuple[str, ...] = ("respond", "finish")
+    # Loaded skills not listed (unrelated to the request, or over the catalogue's token budget).
+    skills_left_out: int = 0
 
 
 def system_message(system_prompt: str, catalogue: Catalogue) -> str:
@@ -53,7 +58,10 @@ def system_message(system_prompt: str, catalogue: Catalogue) -> str:
     if catalogue.tools:
         lines += ["", "Tools:"] + [f"- {name}: {description}" for name, description in catalogue.tools]
     if catalogue.skills:
-        lines += ["", "Skills:"] + [f"- {name}: {description}" for name, description in catalogue.skills]
+        # Hook: skill_catalogue.catalogue_line renders (and clips) each skill's line.
+        lines += ["", "Skills:"] + [catalogue_line(SkillSummary(name, description)) for name, description in catalogue.skills]
+    if catalogue.skills_left_out:
+        lines.append(f"({catalogue.skills_left_out} other skills are not listed: unrelated to this request or over the space for skills.)")
     return "\n".join(lines)
 
 
@@ -82,9 +90,8 @@ def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, st
             return [{"role": "user", "content": f"Result of {tool}: {_compact_json(data.get('result', {}))}"}]
         return [{"role": "user", "content": f"{tool} failed: {data.get('error', 'unknown error')}"}]
     if event.type == "skill_used":
-        if data.get("error"):
-            return [{"role": "user", "content": f"Skill {data.get('skill')} could not be loaded: {data['error']}"}]
-        return [{"role": "user", "content": f"Instructions of skill {data['skill']}:\n{data.get('body', '')}"}]
+        # Hook: skill_pages.render_skill_event shows a body part or a file part, with how to read on.
+        return [{"role": "user", "content": render_skill_event(data)}]
     if event.type == "memory_recalled":
         memories = data.get("memories") or []
         if data.get("automatic") and data.get("error"):
@@ -143,6 +150,7 @@ def active_skill(events: Sequence[EventRecord]) -> dict[str, Any] | None:
     for event in reversed(events):
         if event.seq < start:
             break
-        if event.type == "skill_used" and not event.data.get("error"):
+        # A file read (`file`) belongs to the skill in use; it does not start a new one.
+        if event.type == "skill_used" and not event.data.get("error") and not event.data.get("file"):
             return {**event.data, "seq": event.seq}
     return None

@@ -44,4 +44,6 @@ def experience_from_turn(task: TaskRecord, events: Sequence[EventRecord]) -> dic
         "completion_tokens": sum(int(e.data["usage"]["completion_tokens"]) for e in calls),
         "final_answer": next((str(e.data["text"]) for e in reversed(turn) if e.type == "assistant_message"), ""),
         "create_time": to_timestamp(turn[-1].create_time if turn else task.update_time),
+        # Bounds the evidence a skill proposal may cite from this turn.
+        "last_event_seq": turn[-1].seq if turn else 0,
     }

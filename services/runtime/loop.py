@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from services.runtime.compaction import summarise
@@ -25,6 +25,8 @@ from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.models_config import RoleConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.reply_stream import ReplyExtractor
+from services.runtime.skill_catalogue import OfferedSkills, SkillCatalogue
+from services.runtime.skill_use import read_file_event, skill_event
 from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
 from services.runtime.store import EventRecord, TaskStore
 from services.runtime.transcript import render_events
@@ -35,8 +37,6 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["continue", "rest"]
 TURN_ENDING_ACTIONS = ("respond", "finish")
-# Skill metadata key (the Agent Skills `metadata` map): tool calls the skill needs before an answer.
-MIN_TOOL_CALLS_KEY = "ducklm-min-tool-calls"
 
 
 def make_decider(settings: Settings, model: CompletionModel, *, calibrate: bool = True) -> StagedDecider | None:
@@ -51,6 +51,7 @@ class RuntimeLoop:
     def __init__(
         self, settings: Settings, store: TaskStore, models: ChatModel, schema: DirectiveSchema, peers: Peers | None,
         decider: StagedDecider | None = None,
+        skill_catalogue: SkillCatalogue | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -59,6 +60,8 @@ class RuntimeLoop:
         self._peers = peers
         # The staged decision for small models; None: one JSON directive per step.
         self._decider = decider
+        # None (a replay): every skill is offered, as recorded.
+        self._skill_catalogue = skill_catalogue
 
     @property
     def peers(self) -> Peers | None:
@@ -81,6 +84,7 @@ class RuntimeLoop:
             requested = next(e.data.get("skill") for e in reversed(events) if e.type == "user_message")
             if requested:
                 await self._use_skill(task_id, str(requested))
+        offered = await self._offer_skills(skills, events)  # hook: skill_catalogue.py
         repairs = 0
         while True:
             events = await self._events(task_id)
@@ -95,7 +99,7 @@ class RuntimeLoop:
                 await self._fail(task_id, "token_budget", f"token budget of {self._settings.token_budget} spent ({spent})")
                 return
             last_step = steps == self._settings.max_steps - 1
-            catalogue, step_schema = self._step_options(events, tools, skills, last_step)
+            catalogue, step_schema = self._step_options(events, tools, offered, last_step)
             messages = build_messages(self._settings.system_prompt, catalogue, events)
             fit = await self._fit_context(task_id, events, messages)
             if fit == "full":
@@ -108,7 +112,8 @@ class RuntimeLoop:
                 decider = self._decider
                 if decider is not None:
                     try:
-                        directive = await self._decide_staged(decider, task_id, events, tools, skills, forced=bool(forced))
+                        directive = await self._decide_staged(decider, task_id, events, tools, list(offered.skills),
+                                                                   forced=bool(forced))
                     except NativeApiMissing as exc:
                         log.warning("%s; asking for one JSON directive per step from now on", exc.message)
                         self._decider = None
@@ -156,9 +161,12 @@ class RuntimeLoop:
         """Choose the step, then fill it (see staged.py), over the task's transcript."""
         skill = active_skill(events)
         offered = tools
-        if skill is not None and skill.get("allowed_tools"):
-            offered = [tool for tool in tools if tool.name in set(skill["allowed_tools"])]
-        tools_only = skill is not None and bool(offered) and self._skill_needs_tool_calls(skill, events)
+        needs_look = skill is not None and self._skill_needs_tool_calls(skill, events)
+        if skill is not None and needs_look:
+            # The skill asks to look before answering: its pre-approved tools where they exist here.
+            pre_approved = set(skill.get("pre_approved_tools") or ())
+            offered = [tool for tool in tools if tool.name in pre_approved] or tools
+        tools_only = needs_look and bool(offered)
         menu = StepMenu(
             tools=tools, skills=tuple((s.name, s.description) for s in skills), memory=self._peers is not None,
         )
@@ -228,30 +236,46 @@ class RuntimeLoop:
     async def _tools(self) -> list[ToolSpec]:
         return await self._peers.list_tools() if self._peers is not None else []
 
+    async def _offer_skills(self, skills: list[SkillSummary], events: Sequence[EventRecord]) -> OfferedSkills:
+        """The skills shown this turn: relevant to the request and within the catalogue budget."""
+        if self._skill_catalogue is None:
+            return OfferedSkills(skills=tuple(skills))
+        message = next((e.data for e in reversed(events) if e.type == "user_message"), {})
+        budget = int(self._chat_role().context_window * self._settings.skill_catalogue_share)
+        return await self._skill_catalogue.offer(
+            skills, str(message.get("text", "")), budget, always=str(message.get("skill") or "")
+        )
+
     def _step_options(
-        self, events: Sequence[EventRecord], tools: list[ToolSpec], skills: list[SkillSummary], last_step: bool
+        self, events: Sequence[EventRecord], tools: list[ToolSpec], offered: OfferedSkills, last_step: bool
     ) -> tuple[Catalogue, dict[str, Any]]:
         """The catalogue shown in the system prompt (the same every step, so the prompt's prefix
         stays cacheable) and this step's schema, narrowed to what the model may do now."""
+        skills = offered.skills
         actions = list(TURN_ENDING_ACTIONS)
         if self._peers is not None:
-            actions += ["call_tool", "use_skill", "remember", "recall"]
+            # use_skill only when a skill is offered: a small model is not shown an action it cannot take.
+            actions += ["call_tool", *(["use_skill"] if skills else []), "remember", "recall"]
         catalogue = Catalogue(
             tools=tuple((tool.name, tool.description) for tool in tools),
             skills=tuple((s.name, s.description) for s in skills),
             actions=tuple(actions),
+            skills_left_out=offered.left_out,
         )
         skill = active_skill(events)
         offered_tools = tools
-        if skill is not None and skill.get("allowed_tools"):
-            allowed = set(skill["allowed_tools"])
-            offered_tools = [tool for tool in tools if tool.name in allowed]
+        if skill is not None and self._peers is not None:
+            # A skill in use may open its files (read_skill_file); allowed-tools never narrows the tools.
+            actions.append("read_skill_file")
         if last_step:
             # The last step may only answer, so every turn ends with a reply.
             step_actions = list(TURN_ENDING_ACTIONS)
         elif skill is not None and offered_tools and self._skill_needs_tool_calls(skill, events):
-            # The skill asks to look before answering: this step may only call its tools.
+            # The skill asks to look before answering: this step may only call tools, its
+            # pre-approved ones where they exist here.
             step_actions = ["call_tool"]
+            pre_approved = set(skill.get("pre_approved_tools") or ())
+            offered_tools = [tool for tool in tools if tool.name in pre_approved] or tools
         else:
             step_actions = [action for action in actions if action != "call_tool" or offered_tools]
         schema = self._schema.for_step(
@@ -280,18 +304,20 @@ class RuntimeLoop:
             return "rest"
         assert self._peers is not None, "only respond/finish are offered without peers"
         if action == "call_tool":
-            skill = active_skill(events)
             tool = str(directive.fields["tool"])
-            allowed = skill.get("allowed_tools") if skill else None
             call_id = uuid.uuid4().hex[:12]
             arguments = dict(directive.fields.get("arguments") or {})
             await self._store.append_event(task_id, "tool_call", {"call_id": call_id, "tool": tool, "arguments": arguments})
-            if skill is not None and allowed and tool not in allowed:
-                await self._tool_result(task_id, call_id, tool, ok=False, error=f"skill {skill['skill']} may not use {tool}")
-                return "continue"
             return await self._execute(task_id, call_id, tool, arguments)
         if action == "use_skill":
             await self._use_skill(task_id, str(directive.fields["skill"]))
+            return "continue"
+        if action == "read_skill_file":
+            data = await read_file_event(
+                self._peers, str(directive.fields["skill"]), str(directive.fields["path"]),
+                int(directive.fields.get("part", 1)), self._skill_body_budget(), self._count_tokens(),
+            )
+            await self._store.append_event(task_id, "skill_used", data)
             return "continue"
         if action == "remember":
             await self._remember(task_id, str(directive.fields["text"]), kind="fact")
@@ -302,20 +328,17 @@ class RuntimeLoop:
         raise DirectiveError(f"unknown action {action}")
 
     async def _use_skill(self, task_id: str, name: str) -> None:
-        """Loads a skill's body into the task (progressive disclosure: only now, only on use)."""
+        """Loads a skill's body into the task (progressive disclosure: only now, only on use),
+        the first part of it when it is over the body budget (skill_use.py)."""
         assert self._peers is not None
-        try:
-            skill = await self._peers.get_skill(name)
-        except PeerError as exc:
-            await self._store.append_event(task_id, "skill_used", {"skill": name, "error": exc.message})
-            return
-        data: dict[str, Any] = {"skill": name, "body": skill.body, "allowed_tools": list(skill.allowed_tools)}
-        if MIN_TOOL_CALLS_KEY in skill.metadata:
-            try:
-                data["min_tool_calls"] = max(0, int(skill.metadata[MIN_TOOL_CALLS_KEY]))
-            except ValueError:
-                log.warning("skill %s: %s is not a number", name, MIN_TOOL_CALLS_KEY)
+        data = await skill_event(self._peers, name, self._skill_body_budget(), self._count_tokens())
         await self._store.append_event(task_id, "skill_used", data)
+
+    def _skill_body_budget(self) -> int:
+        return max(200, int(self._chat_role().context_window * self._settings.skill_body_share))
+
+    def _count_tokens(self) -> Callable[[str], Awaitable[int]] | None:
+        return self._skill_catalogue.count if self._skill_catalogue is not None else None
 
     async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
         assert self._peers is not None

@@ -209,6 +209,24 @@ class ModelClient:
             return f"the model server for role {role!r} at {config.endpoint} is unreachable: {exc!r}"
         return ""
 
+    async def count_tokens(self, role: str, text: str) -> int:
+        """Tokens of `text` with the role's own tokenizer (llama-server's `/tokenize`, beside its
+        `/v1`); Unavailable when the server has no such endpoint or cannot be reached."""
+        config = self._role(role)
+        root = config.endpoint.rstrip("/").removesuffix("/v1")
+        try:
+            response = await self._http.post(
+                f"{root}/tokenize",
+                json={"content": text, "add_special": False},
+                headers=self._headers(config),
+                timeout=min(config.timeout_seconds, 10.0),
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"tokenizer of role {role!r} is unreachable: {exc!r}") from exc
+        if response.status_code != 200:
+            raise Unavailable(f"tokenizer of role {role!r} answered HTTP {response.status_code}")
+        return len(response.json()["tokens"])
+
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], str]:
         """Embeds `texts` with the `embedding` role; FAILED_PRECONDITION when none is configured."""
         config = self._config.role("embedding")

@@ -95,6 +95,10 @@ class SkillSummary:
     allowed_tools: tuple[str, ...] = ()
     body: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # `allowed_tools` as DuckLM tool names (the skills service maps Claude Code's names).
+    pre_approved_tools: tuple[str, ...] = ()
+    # The skill's other files (relative paths), for `read_skill_file`.
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Peers(Protocol):
     async def deny_approval(self, approval_id: str, reason: str) -> None: ...
     async def list_skills(self) -> list[SkillSummary]: ...
     async def get_skill(self, name: str) -> SkillSummary: ...
+    async def read_skill_file(self, name: str, path: str) -> bytes: ...
     async def remember(self, task_id: str, text: str, kind: str) -> str: ...
     async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]: ...
     async def record_experience(self, experience: dict[str, Any]) -> str: ...
@@ -286,7 +291,11 @@ class GrpcPeers:
             "skills", "skills", self._skills.ListSkills, skills_pb2.ListSkillsRequest(page_size=500)
         )
         return [
-            SkillSummary(name=s.name, description=s.description, allowed_tools=tuple(s.allowed_tools)) for s in reply.skills
+            SkillSummary(
+                name=s.name, description=s.description, allowed_tools=tuple(s.allowed_tools),
+                pre_approved_tools=tuple(s.pre_approved_tools),
+            )
+            for s in reply.skills
         ]
 
     async def get_skill(self, name: str) -> SkillSummary:
@@ -295,8 +304,18 @@ class GrpcPeers:
         )
         return SkillSummary(
             name=skill.name, description=skill.description, allowed_tools=tuple(skill.allowed_tools), body=skill.body,
-            metadata=dict(skill.metadata),
+            metadata=dict(skill.metadata), pre_approved_tools=tuple(skill.pre_approved_tools), files=tuple(skill.files),
         )
+
+    async def read_skill_file(self, name: str, path: str) -> bytes:
+        """One file inside the skill's folder, confined there by the skills service."""
+        try:
+            reply = await self._skills.GetSkillFile(
+                skills_pb2.GetSkillFileRequest(name=name, path=path), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _peer_error("skills", exc) from exc
+        return bytes(reply.content)
 
     async def remember(self, task_id: str, text: str, kind: str) -> str:
         """Stores in the task's own scope: only a person promotes a memory to long-term."""

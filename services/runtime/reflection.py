@@ -1,8 +1,10 @@
 """Reflection: asks the model (role `reasoning`, else `chat`) whether a reusable skill emerges
 from finished tasks, and if so proposes it to the skills service as a SKILL.md draft.
 
-The draft goes into the proposals area, never straight into the registry: a human promotes it.
-Every run, with or without a proposal, is recorded in the runtime's database.
+The model sees each task's steps as the log holds them (tool calls with their arguments and
+outcomes, skills used), and the proposal cites exactly those events as its evidence. The draft
+goes into the proposals area, never straight into the registry: a human promotes it. Every run,
+with or without a proposal, is recorded in the runtime's database.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from jsonschema import Draft202012Validator
 
 from services.runtime.model_client import ChatModel
 from services.runtime.peers import Peers
-from services.runtime.store import TaskStore
+from services.runtime.store import EventRecord, TaskStore
 
 __all__ = ["REFLECTION_SCHEMA", "Reflection", "reflect", "render_skill_md"]
 
@@ -47,10 +49,16 @@ REFLECTION_SCHEMA: dict[str, Any] = {
 }
 
 _INSTRUCTION = (
-    "You review finished tasks of an AI assistant. If the same kind of task will come again and a short "
-    "list of steps would help, propose a skill: a lowercase-hyphenated name, a one-sentence description of "
-    "when to use it, and the steps. Otherwise answer decision none with the reason. Reply with JSON only."
+    "You review finished tasks of an AI assistant. Each task lists its goal and the steps it took "
+    "(tool calls with arguments and results). If the task succeeded with tool calls and the same kind "
+    "of task will come again, propose a skill: a lowercase-hyphenated name, a one-sentence description "
+    "of when to use it, and the steps, naming the tools and arguments that worked. Otherwise answer "
+    "decision none with the reason. Reply with JSON only."
 )
+# Steps of one task shown to the model, and characters of one step's arguments or result.
+STEPS_SHOWN = 12
+STEP_CHARS = 160
+EVIDENCE_TYPES = ("tool_call", "tool_result", "skill_used")
 
 
 @dataclass
@@ -66,12 +74,42 @@ def render_skill_md(name: str, description: str, steps: list[str]) -> str:
     return f"---\nname: {name}\ndescription: {front}\n---\n# {name}\n\n{description}\n\n## Steps\n{body}\n"
 
 
-def _describe(experience: dict[str, Any]) -> str:
-    return (
-        f"- goal: {experience.get('goal', '')}\n  outcome: {experience.get('outcome', '')}\n"
-        f"  tools: {', '.join(experience.get('tools_used', [])) or 'none'}\n"
-        f"  answer: {str(experience.get('final_answer', ''))[:300]}"
-    )
+def _describe(experience: dict[str, Any], steps: list[EventRecord]) -> str:
+    lines = [
+        f"- goal: {experience.get('goal', '')}",
+        f"  outcome: {experience.get('outcome', '')}",
+        "  steps:" if steps else "  steps: none (answered without tools)",
+    ]
+    lines += [f"    {number}. {_step(event)}" for number, event in enumerate(steps[:STEPS_SHOWN], start=1)]
+    lines.append(f"  answer: {str(experience.get('final_answer', ''))[:300]}")
+    return "\n".join(lines)
+
+
+def _step(event: EventRecord) -> str:
+    data = event.data
+    if event.type == "tool_call":
+        return f"call {data.get('tool')} {json.dumps(data.get('arguments', {}), ensure_ascii=False)[:STEP_CHARS]}"
+    if event.type == "tool_result":
+        if data.get("ok"):
+            return f"{data.get('tool')} ok: {json.dumps(data.get('result', {}), ensure_ascii=False)[:STEP_CHARS]}"
+        return f"{data.get('tool')} failed: {str(data.get('error', ''))[:STEP_CHARS]}"
+    return f"used skill {data.get('skill')}" + (f" (file {data['file']})" if data.get("file") else "")
+
+
+async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventRecord]:
+    """The evidence events of the experience's turn: from its user message to its last event."""
+    task_id = str(experience.get("task_id", ""))
+    if not task_id:
+        return []
+    # An experience's id is "task_id:seq of its user message" (experience.py).
+    start = str(experience.get("id", "")).rpartition(":")[2]
+    first = int(start) if start.isdigit() else 0
+    last = int(experience.get("last_event_seq") or 0)  # int64 arrives as a JSON string
+    events = await store.list_events(task_id, limit=100_000)
+    return [
+        e for e in events
+        if e.type in EVIDENCE_TYPES and e.seq >= first and (not last or e.seq <= last) and not e.data.get("error")
+    ]
 
 
 async def reflect(models: ChatModel, peers: Peers, store: TaskStore, experience_ids: list[str]) -> Reflection:
@@ -81,9 +119,11 @@ async def reflect(models: ChatModel, peers: Peers, store: TaskStore, experience_
         await store.record_reflection(experience_ids, result.outcome, "", "")
         return result
     role = "reasoning" if models.config.role("reasoning") is not None else "chat"
+    steps = [await _steps(store, experience) for experience in experiences]
+    described = "\n".join(_describe(experience, shown) for experience, shown in zip(experiences, steps, strict=True))
     call = await models.chat(
         role,
-        [{"role": "system", "content": _INSTRUCTION}, {"role": "user", "content": "\n".join(map(_describe, experiences))}],
+        [{"role": "system", "content": _INSTRUCTION}, {"role": "user", "content": described}],
         json_schema=REFLECTION_SCHEMA,
     )
     ids = [str(e["id"]) for e in experiences]
@@ -97,11 +137,8 @@ async def reflect(models: ChatModel, peers: Peers, store: TaskStore, experience_
     elif answer["decision"] == "none":
         result = Reflection(proposal_id="", outcome=f"no skill: {answer['reason']}")
     else:
-        refs = []
-        for experience in experiences:
-            task_id = str(experience.get("task_id", ""))
-            if task_id:
-                refs += [f"{task_id}:{e.seq}" for e in await store.list_events(task_id, limit=100_000) if e.type == "directive"]
+        # The evidence is what the model was shown: each step's event in the task's log.
+        refs = [f"{e.task_id}:{e.seq}" for shown in steps for e in shown[:STEPS_SHOWN]]
         proposal_id = await peers.propose_skill(
             render_skill_md(answer["name"], answer["description"], list(answer["steps"])),
             ids,

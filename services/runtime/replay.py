@@ -100,7 +100,8 @@ class RecordedPeers:
         calls = {e.data["call_id"]: e.data["tool"] for e in events if e.type == "tool_call"}
         self._tool_names = sorted(set(calls.values()))
         self._results: deque[dict[str, Any]] = deque(e.data for e in events if e.type == "tool_result")
-        self._skills = {e.data["skill"]: e.data for e in events if e.type == "skill_used"}
+        self._skills = {e.data["skill"]: e.data for e in events if e.type == "skill_used" and not e.data.get("file")}
+        self._files = {(e.data["skill"], e.data["file"]): e.data for e in events if e.type == "skill_used" and e.data.get("file")}
         self._recalls = deque(e.data for e in events if e.type == "memory_recalled")
         self._stored = deque(e.data for e in events if e.type == "memory_stored")
 
@@ -131,6 +132,12 @@ class RecordedPeers:
         if data is None or data.get("error"):
             raise PeerError("skills", "NOT_FOUND", str((data or {}).get("error", f"no skill {name}")))
         return SkillSummary(name=name, description="", allowed_tools=tuple(data.get("allowed_tools", ())), body=str(data.get("body", "")))
+
+    async def read_skill_file(self, name: str, path: str) -> bytes:
+        data = self._files.get((name, path))
+        if data is None or data.get("error"):
+            raise PeerError("skills", "NOT_FOUND", str((data or {}).get("error", f"no file {path} recorded")))
+        return str(data.get("body", "")).encode()
 
     async def remember(self, task_id: str, text: str, kind: str) -> str:
         data = self._stored.popleft() if self._stored else {}

@@ -24,6 +24,7 @@ from services.runtime.peers import GrpcPeers, PeerError
 from services.runtime.reflection import reflect
 from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
+from services.runtime.skill_catalogue import SkillCatalogue
 from services.runtime.states import REST_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskRecord, TaskStore
 
@@ -237,7 +238,10 @@ async def create_server(settings: Settings) -> GrpcServer:
             memory_address=settings.memory_address,
             wait_seconds=settings.peer_wait_seconds,
         )
-    loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions))
+    # Skills offered by relevance within a token budget, counted with the chat model's tokenizer.
+    catalogue = SkillCatalogue(lambda text: models.count_tokens("chat", text))
+    loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions),
+                       skill_catalogue=catalogue)
     runner = TaskRunner(store, loop, approval_poll_seconds=settings.approval_poll_seconds)
     if peers is not None and settings.reflect_after_task:
         reflecting_peers = peers

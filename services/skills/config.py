@@ -23,6 +23,9 @@ class Settings(BaseModel):
     rescan_interval: float = Field(default=0.5, ge=0)
     # The largest skill file GetSkillFile hands out (gRPC's default message limit is 4 MiB).
     max_file_bytes: int = Field(default=1024 * 1024, gt=0, le=3 * 1024 * 1024)
+    # Judge skills by the spec alone: extra front-matter keys and a name that differs from the
+    # folder reject the skill instead of loading it with a warning.
+    strict: bool = False
 
     @model_validator(mode="after")
     def _proposals_apart_from_skills(self) -> Settings:

@@ -1,6 +1,10 @@
 """Reads one skill folder on disk: its SKILL.md (judged by `validation`), the list of its files,
 and one of those files, confined to the folder.
 
+The spec lets a skill folder hold any files (`scripts/`, `references/` and `assets/` are only
+conventions), so every regular file inside the folder may be listed and read, except hidden ones
+(a name starting with "."), which belong to version control and editors, not to the skill.
+
 Everything here blocks on the filesystem; async callers run it in `asyncio.to_thread`. Nothing
 here may return bytes from outside the skill's own folder, whatever links or `..` a path holds.
 """
@@ -14,6 +18,7 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.skills.validation import Problem, SkillDocument, parse_skill_md
 
 __all__ = [
+    "MAX_LISTED_FILES",
     "MAX_SKILL_MD_BYTES",
     "RESOURCE_FOLDERS",
     "SKILL_FILE",
@@ -23,13 +28,16 @@ __all__ = [
 ]
 
 SKILL_FILE = "SKILL.md"
-# The optional folders of the Agent Skills format; GetSkillFile serves files only from these.
+# The optional folders the Agent Skills format names (a convention: any file may be served).
 RESOURCE_FOLDERS = ("scripts", "references", "assets")
 MAX_SKILL_MD_BYTES = 256 * 1024
+# A folder with more files than this (a vendored repository) is listed only in part.
+MAX_LISTED_FILES = 500
 
 
-def load_skill_folder(folder: Path) -> tuple[SkillDocument | None, list[Problem]]:
-    """Reads and validates `folder`/SKILL.md; the name must equal the folder's name."""
+def load_skill_folder(folder: Path, *, strict: bool = False) -> tuple[SkillDocument | None, list[Problem]]:
+    """Reads and validates `folder`/SKILL.md; the name must equal the folder's name (lenient
+    mode loads it under the folder's name, with a warning)."""
     if not folder.is_dir():
         return None, [Problem(SKILL_FILE, f"{folder} is not a folder")]
     skill_md = folder / SKILL_FILE
@@ -50,29 +58,33 @@ def load_skill_folder(folder: Path) -> tuple[SkillDocument | None, list[Problem]
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, [Problem(SKILL_FILE, f"is not UTF-8 text (bad byte at offset {exc.start})")]
-    return parse_skill_md(text, folder.name)
+    return parse_skill_md(text, folder.name, strict=strict)
 
 
 def list_skill_files(folder: Path) -> list[str]:
-    """Relative POSIX paths of the regular files under scripts/, references/ and assets/ that
-    stay inside the folder (links that lead out are left out), sorted."""
+    """Relative POSIX paths of the regular, non-hidden files in the folder other than SKILL.md
+    that stay inside it (links that lead out are left out), sorted; at most MAX_LISTED_FILES."""
     root = folder.resolve()
     found: list[str] = []
-    for sub in RESOURCE_FOLDERS:
-        base = folder / sub
-        if not base.is_dir() or not _inside(base.resolve(), root):
-            continue
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            for filename in filenames:
-                path = Path(dirpath) / filename
-                if path.is_file() and _inside(path.resolve(), root):
-                    found.append(path.relative_to(folder).as_posix())
+    # followlinks=False: a linked folder is not walked (its files could lie anywhere).
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        for filename in sorted(filenames):
+            if filename.startswith("."):
+                continue
+            path = Path(dirpath) / filename
+            relative = path.relative_to(folder).as_posix()
+            if relative == SKILL_FILE:
+                continue
+            if path.is_file() and _inside(path.resolve(), root):
+                found.append(relative)
+                if len(found) >= MAX_LISTED_FILES:
+                    return sorted(found)
     return sorted(found)
 
 
 def read_skill_file(folder: Path, relative_path: str, *, max_bytes: int) -> bytes:
-    """The bytes of `relative_path` (under scripts/, references/ or assets/) inside `folder`."""
+    """The bytes of `relative_path`, any non-hidden file inside `folder` (SKILL.md included)."""
     parts = _checked_parts(relative_path)
     target = folder.joinpath(*parts)
     resolved = target.resolve()
@@ -105,12 +117,10 @@ def _checked_parts(relative_path: str) -> list[str]:
     parts = [part for part in pure.parts if part != "."]
     if ".." in parts:
         raise InvalidArgument(f"path {relative_path!r} must not contain '..'")
-    if len(parts) < 2 or parts[0] not in RESOURCE_FOLDERS:
-        raise InvalidArgument(
-            f"path {relative_path!r} must name a file under "
-            + ", ".join(f"{sub}/" for sub in RESOURCE_FOLDERS)
-            + " (the SKILL.md body comes from GetSkill)"
-        )
+    if not parts:
+        raise InvalidArgument(f"path {relative_path!r} names the skill folder itself, not a file")
+    if any(part.startswith(".") for part in parts):
+        raise InvalidArgument(f"path {relative_path!r} names a hidden file; skills serve only visible files")
     return parts
 
 

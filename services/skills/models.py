@@ -44,6 +44,8 @@ class Experience:
     completion_tokens: int = 0
     final_answer: str = ""
     skills_used: tuple[str, ...] = ()
+    # The task's last event this experience covers (0: not recorded).
+    last_event_seq: int = 0
     id: str = ""
     create_time: datetime | None = None
 

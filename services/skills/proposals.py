@@ -3,8 +3,10 @@ the skills folder until a reviewer promotes them.
 
 A draft is validated when it arrives; an invalid one is kept with its problems (INVALID) and
 can only be rejected. Each draft is stored as a row and as `<proposals_dir>/<id>/SKILL.md` for a
-reviewer to read; that area is never scanned as skills. Promotion validates again and writes the
-skill folder atomically (build a hidden temporary folder in the skills folder, then rename it).
+reviewer to read; that area is never scanned as skills. Every event ref must fall within a
+recorded experience of its task. Promotion validates again, records the proposal id and its
+evidence in the skill's `metadata`, and writes the skill folder atomically (build a hidden
+temporary folder in the skills folder, then rename it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from services.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import utc_now
@@ -26,9 +30,9 @@ from services.skills.folders import MAX_SKILL_MD_BYTES, SKILL_FILE
 from services.skills.models import Proposal, ProposalState
 from services.skills.registry import SkillRegistry
 from services.skills.store import SkillsStore
-from services.skills.validation import Problem, declared_name, parse_skill_md
+from services.skills.validation import Problem, declared_name, parse_skill_md, split_front_matter
 
-__all__ = ["ProposalDraft", "ProposalReview"]
+__all__ = ["ProposalDraft", "ProposalReview", "with_provenance"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,10 @@ class ProposalReview:
         missing = await self._store.missing_experiences(draft.experience_ids)
         if missing:
             raise InvalidArgument("unknown experience ids: " + ", ".join(missing))
+        await self._check_refs_exist(draft.event_refs)
         # No folder yet: the skill's folder will be named after the skill, so that rule holds.
-        document, problems = parse_skill_md(draft.skill_md, folder_name=None)
+        # Strict: a draft written for DuckLM has no reason to stray from the spec.
+        document, problems = parse_skill_md(draft.skill_md, folder_name=None, strict=True)
         proposal = Proposal(
             id=uuid.uuid4().hex,
             name=document.name if document else declared_name(draft.skill_md),
@@ -75,6 +81,18 @@ class ProposalReview:
         await asyncio.to_thread(_write_draft, self._proposals_dir / proposal.id, proposal.skill_md)
         await self._store.insert_proposal(proposal)
         return proposal
+
+    async def _check_refs_exist(self, refs: Sequence[str]) -> None:
+        """Each "task_id:seq" must name a task with a recorded experience and a seq inside it."""
+        for ref in dict.fromkeys(refs):
+            task_id, _, seq = ref.rpartition(":")
+            last = await self._store.last_event_seq(task_id)
+            if last is None:
+                raise InvalidArgument(f"event ref {ref!r}: no experience of task {task_id!r} is recorded")
+            if int(seq) < 1 or (last and int(seq) > last):
+                raise InvalidArgument(
+                    f"event ref {ref!r}: task {task_id!r} has no event {seq} (its experiences end at {last})"
+                )
 
     async def get(self, proposal_id: str) -> Proposal:
         if not proposal_id:
@@ -99,7 +117,7 @@ class ProposalReview:
         async with self._decide_lock:
             proposal = await self.get(proposal_id)
             _require_pending(proposal)
-            document, problems = parse_skill_md(proposal.skill_md, folder_name=None)
+            document, problems = parse_skill_md(proposal.skill_md, folder_name=None, strict=True)
             if document is None:
                 # The rules changed since it arrived: record why it can no longer be promoted.
                 await self._store.save_decision(
@@ -111,8 +129,9 @@ class ProposalReview:
                     reason="PROPOSAL_INVALID",
                 )
             skills_dir = self._registry.skills_dir
+            installed = with_provenance(proposal.skill_md, proposal)
             # Installing writes files: off the event loop.
-            target = await asyncio.to_thread(_install_skill, skills_dir, document.name, proposal.skill_md)
+            target = await asyncio.to_thread(_install_skill, skills_dir, document.name, installed)
             promoted = dataclasses.replace(
                 proposal, state=ProposalState.PROMOTED, decided_by=decided_by, decide_time=utc_now()
             )
@@ -154,6 +173,31 @@ class ProposalReview:
                     f"proposal {proposal_id} was decided meanwhile", reason="PROPOSAL_DECIDED"
                 )
             return rejected
+
+
+# Metadata keys a promoted skill carries back to its review record and evidence.
+PROPOSAL_KEY = "ducklm-proposal-id"
+EVIDENCE_KEY = "ducklm-evidence"
+EXPERIENCES_KEY = "ducklm-experiences"
+# Evidence kept in metadata; the proposal record holds all of it.
+EVIDENCE_REFS_KEPT = 50
+
+
+def with_provenance(skill_md: str, proposal: Proposal) -> str:
+    """`skill_md` with the proposal's id, event refs and experience ids added to its `metadata`
+    (space-separated, as metadata values are strings); the body is kept byte for byte."""
+    split = split_front_matter(skill_md)
+    assert split is not None, "only a validated SKILL.md is promoted"
+    front, body = split
+    data = yaml.safe_load(front)  # validated already: a mapping
+    metadata = dict(data.get("metadata") or {})
+    metadata[PROPOSAL_KEY] = proposal.id
+    if proposal.event_refs:
+        metadata[EVIDENCE_KEY] = " ".join(proposal.event_refs[:EVIDENCE_REFS_KEPT])
+    if proposal.experience_ids:
+        metadata[EXPERIENCES_KEY] = " ".join(proposal.experience_ids)
+    data["metadata"] = metadata
+    return "---\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000) + "---\n\n" + body
 
 
 def _require_pending(proposal: Proposal) -> None:

@@ -4,7 +4,8 @@ Each request first asks `_refresh`: at most once per `rescan_interval` it takes 
 fingerprint of the folder (every skill folder's and SKILL.md's mtime, size and inode) and, only
 if that changed, re-reads every skill. A skill that fails validation is reported with its
 problems and never served, not even in part. Folders whose names start with "." are skipped
-(promotion builds its temporary folder under such a name).
+(promotion builds its temporary folder under such a name). Lenient loading (the default) serves a
+skill with warnings (validation.py says what it lets through); `strict` rejects those too.
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ class Snapshot:
 
 class SkillRegistry:
     def __init__(
-        self, skills_dir: Path, *, rescan_interval: float = 0.5, max_file_bytes: int = 1 << 20
+        self,
+        skills_dir: Path,
+        *,
+        rescan_interval: float = 0.5,
+        max_file_bytes: int = 1 << 20,
+        strict: bool = False,
     ) -> None:
         self.skills_dir = skills_dir
+        self.strict = strict
         self._interval = rescan_interval
         self._max_file_bytes = max_file_bytes
         self._lock = asyncio.Lock()
@@ -96,16 +103,20 @@ class SkillRegistry:
             read_skill_file, skill.folder, relative_path, max_bytes=self._max_file_bytes
         )
 
-    async def validate_folder(self, folder_name: str) -> list[Problem]:
-        """Validates the folder `folder_name` of the skills directory, even one the registry
-        skips as invalid."""
+    async def validate_folder(
+        self, folder_name: str, *, strict: bool | None = None
+    ) -> tuple[list[Problem], list[Problem]]:
+        """(problems, warnings) of the folder `folder_name` of the skills directory, even one the
+        registry skips as invalid; `strict` None judges as the registry does."""
         if not folder_name or folder_name in (".", "..") or "/" in folder_name or "\x00" in folder_name:
             raise InvalidArgument(f"{folder_name!r} is not a folder name in the skills directory")
+        folder = self.skills_dir / folder_name
+        judge_strictly = self.strict if strict is None else strict
         # Reading SKILL.md blocks: off the event loop.
-        problems = await asyncio.to_thread(_validate_existing, self.skills_dir / folder_name)
-        if problems is None:
+        found = await asyncio.to_thread(_validate_existing, folder, judge_strictly)
+        if found is None:
             raise NotFound(f"the skills directory has no folder {folder_name!r}")
-        return problems
+        return found
 
     async def _refresh(self) -> None:
         if time.monotonic() - self._checked_at < self._interval:
@@ -118,7 +129,7 @@ class SkillRegistry:
             self._checked_at = time.monotonic()
             if fingerprint == self._fingerprint:
                 return
-            self._snapshot = await asyncio.to_thread(_scan, self.skills_dir)
+            self._snapshot = await asyncio.to_thread(_scan, self.skills_dir, self.strict)
             self._fingerprint = fingerprint
             log.info(
                 "skills folder %s: %d skills, %d invalid",
@@ -136,10 +147,11 @@ def _check_requested_name(name: str) -> None:
         raise InvalidArgument(f"{name!r} is not a skill name: {problems[0].message}")
 
 
-def _validate_existing(folder: Path) -> list[Problem] | None:
+def _validate_existing(folder: Path, strict: bool) -> tuple[list[Problem], list[Problem]] | None:
     if not folder.is_dir():
         return None
-    return load_skill_folder(folder)[1]
+    document, problems = load_skill_folder(folder, strict=strict)
+    return problems, list(document.warnings) if document is not None else []
 
 
 def _skill_folders(skills_dir: Path) -> list[os.DirEntry[str]]:
@@ -171,7 +183,7 @@ def _fingerprint(skills_dir: Path) -> Hashable:
     return (skills_dir.is_dir(), tuple(items))
 
 
-def _scan(skills_dir: Path) -> Snapshot:
+def _scan(skills_dir: Path, strict: bool) -> Snapshot:
     if not skills_dir.is_dir():
         log.warning("skills folder %s does not exist; no skills loaded", skills_dir)
         return Snapshot()
@@ -181,9 +193,15 @@ def _scan(skills_dir: Path) -> Snapshot:
         if not entry.is_dir():
             continue
         folder = Path(entry.path)
-        document, problems = load_skill_folder(folder)
+        document, problems = load_skill_folder(folder, strict=strict)
         if document is None:
             invalid.append(InvalidSkill(source=entry.name, problems=tuple(problems)))
-        else:
-            skills[document.name] = LoadedSkill(document=document, folder=folder)
+            continue
+        if document.warnings:
+            log.warning(
+                "skill %s loaded with warnings: %s",
+                entry.name,
+                "; ".join(f"{warning.field}: {warning.message}" for warning in document.warnings),
+            )
+        skills[document.name] = LoadedSkill(document=document, folder=folder)
     return Snapshot(skills=skills, invalid=tuple(invalid))

@@ -90,14 +90,19 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
             if len(request.skill_md.encode()) > MAX_SKILL_MD_BYTES:
                 raise InvalidArgument(f"skill_md is larger than {MAX_SKILL_MD_BYTES} bytes")
             label = request.folder_name or "skill_md"
-            _, problems = parse_skill_md(request.skill_md, request.folder_name or None)
+            document, problems = parse_skill_md(
+                request.skill_md, request.folder_name or None, strict=request.strict
+            )
+            warnings = list(document.warnings) if document is not None else []
         elif source == "name":
             label = request.name
-            problems = await self._registry.validate_folder(request.name)
+            problems, warnings = await self._registry.validate_folder(request.name, strict=request.strict)
         else:
             raise InvalidArgument("give either skill_md (a SKILL.md text) or name (a skill folder)")
         return skills_pb2.ValidateSkillResponse(
-            valid=not problems, problems=[_problem(label, problem) for problem in problems]
+            valid=not problems,
+            problems=[_problem(label, problem) for problem in problems],
+            warnings=[_problem(label, warning) for warning in warnings],
         )
 
     @grpc_errors
@@ -162,6 +167,7 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
             completion_tokens=given.completion_tokens,
             final_answer=given.final_answer,
             skills_used=tuple(given.skills_used),
+            last_event_seq=given.last_event_seq,
         )
         return _experience(await self._experiences.record(experience))
 
@@ -183,7 +189,10 @@ async def create_server(settings: Settings) -> GrpcServer:
     """Opens the database, builds the registry over the skills folder, and starts serving."""
     store = await SkillsStore.open(settings.database)
     registry = SkillRegistry(
-        settings.skills_dir, rescan_interval=settings.rescan_interval, max_file_bytes=settings.max_file_bytes
+        settings.skills_dir,
+        rescan_interval=settings.rescan_interval,
+        max_file_bytes=settings.max_file_bytes,
+        strict=settings.strict,
     )
     servicer = SkillsServicer(
         registry, ExperienceLog(store), ProposalReview(store, registry, settings.proposals_dir)
@@ -214,6 +223,8 @@ def _skill(
         allowed_tools=list(document.allowed_tools),
         body=document.body if with_body else "",
         files=files or [],
+        pre_approved_tools=list(document.pre_approved_tools),
+        warnings=[_problem(document.name, warning) for warning in document.warnings],
     )
 
 
@@ -255,4 +266,5 @@ def _experience(experience: Experience) -> skills_pb2.Experience:
         final_answer=experience.final_answer,
         create_time=to_timestamp(experience.create_time),
         skills_used=list(experience.skills_used),
+        last_event_seq=experience.last_event_seq,
     )

@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS experiences (
     completion_tokens INTEGER NOT NULL,
     final_answer TEXT NOT NULL,
     skills_used TEXT NOT NULL,
-    create_time TEXT NOT NULL
+    create_time TEXT NOT NULL,
+    last_event_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS experiences_by_task ON experiences (task_id);
 CREATE INDEX IF NOT EXISTS experiences_by_outcome ON experiences (outcome);
@@ -66,7 +67,14 @@ class SkillsStore:
 
     @classmethod
     async def open(cls, path: Path | str) -> SkillsStore:
-        return cls(await open_database(path, SCHEMA))
+        db = await open_database(path, SCHEMA)
+        # Databases made before experiences kept their last event's seq gain the column.
+        async with db.execute("PRAGMA table_info(experiences)") as cursor:
+            columns = {row[1] for row in await cursor.fetchall()}
+        if "last_event_seq" not in columns:
+            await db.execute("ALTER TABLE experiences ADD COLUMN last_event_seq INTEGER NOT NULL DEFAULT 0")
+            await db.commit()
+        return cls(db)
 
     async def close(self) -> None:
         await self._db.close()
@@ -80,8 +88,8 @@ class SkillsStore:
             raise ValueError("an experience is stored only with its outcome and create_time")
         cursor = await self._db.execute(
             "INSERT INTO experiences (id, task_id, goal, outcome, steps, tools_used, errors,"
-            " duration_seconds, prompt_tokens, completion_tokens, final_answer, skills_used, create_time)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            " duration_seconds, prompt_tokens, completion_tokens, final_answer, skills_used, create_time,"
+            " last_event_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (
                 experience.id,
                 experience.task_id,
@@ -96,6 +104,7 @@ class SkillsStore:
                 experience.final_answer,
                 json.dumps(list(experience.skills_used)),
                 created.isoformat(),
+                experience.last_event_seq,
             ),
         )
         await self._db.commit()
@@ -115,6 +124,16 @@ class SkillsStore:
                 if await cursor.fetchone() is None:
                     missing.append(experience_id)
         return missing
+
+    async def last_event_seq(self, task_id: str) -> int | None:
+        """The highest event seq any experience of `task_id` covers (0 when none recorded it),
+        or None when the task has no experience."""
+        async with self._db.execute(
+            "SELECT COUNT(*), COALESCE(MAX(last_event_seq), 0) FROM experiences WHERE task_id = ?", (task_id,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return None if row[0] == 0 else int(row[1])
 
     async def list_experiences(self, where: ExperienceFilter, offset: int, limit: int) -> list[Experience]:
         clauses: list[str] = []
@@ -212,6 +231,7 @@ def _experience(row: aiosqlite.Row) -> Experience:
         final_answer=row["final_answer"],
         skills_used=tuple(json.loads(row["skills_used"])),
         create_time=datetime.fromisoformat(row["create_time"]),
+        last_event_seq=row["last_event_seq"],
     )
 
 

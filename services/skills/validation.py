@@ -3,6 +3,12 @@
 A SKILL.md is YAML front matter between two `---` lines, then a Markdown body. The registry, the
 ValidateSkill RPC, the `validate` CLI and proposal promotion all use `parse_skill_md`, so a skill
 is judged by one set of rules everywhere. This module must never read files or log.
+
+Two modes. Strict: every rule of the Agent Skills spec is an error. Lenient (the default): what
+other agents add on top of the spec loads with a warning instead — front-matter keys outside the
+spec (Claude Code's `argument-hint`, `disable-model-invocation`…) are kept aside and ignored, and
+a skill whose `name` differs from its folder loads under the folder's name. What the spec truly
+forbids (a bad name, a missing or over-long description, malformed YAML) is an error in both.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from services.skills.tool_names import map_allowed_tools, split_allowed_tools
+
 __all__ = [
     "COMPATIBILITY_MAX",
     "DESCRIPTION_MAX",
@@ -22,6 +30,7 @@ __all__ = [
     "check_name",
     "declared_name",
     "parse_skill_md",
+    "split_front_matter",
 ]
 
 NAME_MAX = 64
@@ -49,8 +58,14 @@ class SkillDocument:
     license: str = ""
     compatibility: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
-    # Empty means the skill does not restrict tools.
+    # As written in `allowed-tools`: tools the spec calls pre-approved while the skill is in use.
     allowed_tools: tuple[str, ...] = ()
+    # `allowed_tools` mapped to DuckLM tool names (tool_names.py).
+    pre_approved_tools: tuple[str, ...] = ()
+    # Front-matter keys outside the spec (lenient mode), their values as YAML text.
+    extra_fields: dict[str, str] = field(default_factory=dict)
+    # What lenient mode let through, and names in `allowed-tools` that map to no DuckLM tool.
+    warnings: tuple[Problem, ...] = ()
 
 
 class _DuplicateKey(Exception):
@@ -73,11 +88,14 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def parse_skill_md(text: str, folder_name: str | None = None) -> tuple[SkillDocument | None, list[Problem]]:
+def parse_skill_md(
+    text: str, folder_name: str | None = None, *, strict: bool = False
+) -> tuple[SkillDocument | None, list[Problem]]:
     """Parses `text`; returns the document and no problems, or None and every problem found.
+    Warnings (lenient mode) travel in `SkillDocument.warnings`.
 
-    `folder_name` is the folder the skill lives in (the name must equal it); None skips that
-    rule, for drafts that have no folder yet.
+    `folder_name` is the folder the skill lives in (the name must equal it, or in lenient mode
+    the skill takes the folder's name); None skips that rule, for drafts that have no folder yet.
     """
     split = _split_front_matter(text)
     if isinstance(split, Problem):
@@ -97,8 +115,12 @@ def parse_skill_md(text: str, folder_name: str | None = None) -> tuple[SkillDocu
         return None, [Problem("frontmatter", f"must be a YAML mapping of fields, but it is {kind}")]
 
     problems: list[Problem] = []
+    warnings: list[Problem] = []
+    extra_fields: dict[str, str] = {}
     for key in data:
-        if key not in KNOWN_FIELDS:
+        if key in KNOWN_FIELDS:
+            continue
+        if strict or not isinstance(key, str):
             problems.append(
                 Problem(
                     str(key),
@@ -106,20 +128,37 @@ def parse_skill_md(text: str, folder_name: str | None = None) -> tuple[SkillDocu
                     "put extra information under `metadata`",
                 )
             )
+        else:
+            extra_fields[key] = _yaml_text(data[key])
+            warnings.append(
+                Problem(key, "is not an Agent Skills field; kept and ignored (strict mode rejects it)")
+            )
     # No length limit here: check_name reports the length along with the other name rules.
     name = _required_text(data, "name", None, problems)
     if name is not None:
         name_problems = check_name(name)
         problems.extend(name_problems)
         if not name_problems and folder_name is not None and name != folder_name:
-            problems.append(
-                Problem("name", f"is {name!r} but the skill's folder is {folder_name!r}; they must be equal")
-            )
+            message = f"is {name!r} but the skill's folder is {folder_name!r}"
+            if strict or check_name(folder_name):
+                problems.append(Problem("name", message + "; they must be equal"))
+            else:
+                warnings.append(Problem("name", message + f"; loaded as {folder_name!r}"))
+                name = folder_name
     description = _required_text(data, "description", DESCRIPTION_MAX, problems)
     license_ = _optional_text(data, "license", None, problems)
     compatibility = _optional_text(data, "compatibility", COMPATIBILITY_MAX, problems)
     metadata = _metadata(data, problems)
     allowed_tools = _allowed_tools(data, problems)
+    mapping = map_allowed_tools(allowed_tools)
+    if mapping.unknown:
+        warnings.append(
+            Problem(
+                "allowed-tools",
+                "names no DuckLM tool for " + ", ".join(repr(name) for name in mapping.unknown)
+                + "; those are ignored (see docs/skills.md for the names DuckLM maps)",
+            )
+        )
     if problems or name is None or description is None:
         return None, problems
     document = SkillDocument(
@@ -130,6 +169,9 @@ def parse_skill_md(text: str, folder_name: str | None = None) -> tuple[SkillDocu
         compatibility=compatibility or "",
         metadata=metadata,
         allowed_tools=allowed_tools,
+        pre_approved_tools=mapping.tools,
+        extra_fields=extra_fields,
+        warnings=tuple(warnings),
     )
     return document, []
 
@@ -166,6 +208,12 @@ def declared_name(text: str) -> str:
         return ""
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) else ""
+
+
+def split_front_matter(text: str) -> tuple[str, str] | None:
+    """(front-matter YAML, body) of a SKILL.md text, or None when it has no closed front matter."""
+    split = _split_front_matter(text)
+    return None if isinstance(split, Problem) else split
 
 
 def _split_front_matter(text: str) -> tuple[str, str] | Problem:
@@ -247,7 +295,7 @@ def _allowed_tools(data: dict[Any, Any], problems: list[Problem]) -> tuple[str, 
         return ()
     value = data["allowed-tools"]
     if isinstance(value, str):
-        tools = value.split()
+        tools = split_allowed_tools(value)
     elif isinstance(value, list):
         if not all(isinstance(item, str) for item in value):
             bad = next(item for item in value if not isinstance(item, str))
@@ -256,8 +304,8 @@ def _allowed_tools(data: dict[Any, Any], problems: list[Problem]) -> tuple[str, 
             )
             return ()
         tools = [item.strip() for item in value]
-        if any(not tool or any(ch.isspace() for ch in tool) for tool in tools):
-            problems.append(Problem("allowed-tools", "list items must be single tool names without spaces"))
+        if any(not tool for tool in tools):
+            problems.append(Problem("allowed-tools", "list items must not be empty"))
             return ()
     else:
         problems.append(
@@ -271,6 +319,12 @@ def _allowed_tools(data: dict[Any, Any], problems: list[Problem]) -> tuple[str, 
         problems.append(Problem("allowed-tools", "must name at least one tool when given"))
         return ()
     return tuple(dict.fromkeys(tools))
+
+
+def _yaml_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True).strip().removesuffix("...").strip()
 
 
 def _kind(value: Any) -> str:

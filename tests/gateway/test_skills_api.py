@@ -39,7 +39,14 @@ async def test_validate_reports_every_problem(api: httpx.AsyncClient) -> None:
             "/v1/skills/validate", json={"skill_md": skill_md("quacker"), "folder_name": "quacker"}
         )
     ).json()
-    assert good == {"valid": True, "problems": []}
+    assert good == {"valid": True, "problems": [], "warnings": []}
+    extra = (
+        await api.post(
+            "/v1/skills/validate",
+            json={"skill_md": skill_md("quacker").replace("---\n", "---\nargument-hint: x\n", 1), "strict": True},
+        )
+    ).json()
+    assert extra["valid"] is False and [p["field"] for p in extra["problems"]] == ["argument-hint"]
     bad = (await api.post("/v1/skills/validate", json={"skill_md": "---\nname: Bad Name\n---\nbody"})).json()
     assert bad["valid"] is False
     assert {problem["field"] for problem in bad["problems"]} >= {"name", "description"}

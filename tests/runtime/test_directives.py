@@ -16,7 +16,7 @@ STEP = SCHEMA.for_step(["respond", "finish"])
 
 
 def test_the_schema_file_declares_every_action() -> None:
-    assert SCHEMA.actions == ["respond", "finish", "call_tool", "use_skill", "remember", "recall"]
+    assert SCHEMA.actions == ["respond", "finish", "call_tool", "use_skill", "read_skill_file", "remember", "recall"]
 
 
 def test_a_valid_directive_parses_with_its_raw_text() -> None:

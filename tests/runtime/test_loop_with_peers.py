@@ -229,7 +229,7 @@ async def test_long_tasks_are_compacted_explicitly(
             task_id = ""
             for turn in range(4):
                 scripted_model.script([{"summary": "The user sent long messages."}, {"action": "respond", "message": f"ok {turn}"}])
-                reply = await stub.Chat(runtime_pb2.ChatRequest(message="word " * 150, task_id=task_id))
+                reply = await stub.Chat(runtime_pb2.ChatRequest(message="word " * 190, task_id=task_id))
                 task_id = reply.task.id
                 assert reply.task.status == common_pb2.TASK_STATUS_COMPLETED, reply.task.error
             events = await events_of(stub, task_id)

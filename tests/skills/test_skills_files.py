@@ -36,7 +36,7 @@ async def test_get_skill_file_gives_the_file_only_when_asked(skills_service: Any
     assert reply.content.startswith(b"#!/bin/sh")
 
 
-async def test_paths_that_leave_the_skill_or_its_resource_folders_are_refused(
+async def test_paths_that_leave_the_skill_folder_or_name_no_file_are_refused(
     skills_service: Any, rpc_error: Any
 ) -> None:
     stub = skills_service.stub
@@ -44,7 +44,8 @@ async def test_paths_that_leave_the_skill_or_its_resource_folders_are_refused(
         "../minimal/SKILL.md": grpc.StatusCode.INVALID_ARGUMENT,
         "references/../../minimal/SKILL.md": grpc.StatusCode.INVALID_ARGUMENT,
         "/etc/passwd": grpc.StatusCode.INVALID_ARGUMENT,
-        "SKILL.md": grpc.StatusCode.INVALID_ARGUMENT,
+        ".": grpc.StatusCode.INVALID_ARGUMENT,
+        ".git/config": grpc.StatusCode.INVALID_ARGUMENT,
         "references": grpc.StatusCode.INVALID_ARGUMENT,
         "references/deep": grpc.StatusCode.INVALID_ARGUMENT,
         "references\\guide.md": grpc.StatusCode.INVALID_ARGUMENT,

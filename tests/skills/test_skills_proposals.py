@@ -106,7 +106,9 @@ async def test_promotion_installs_the_skill_atomically(
     )
     assert promoted.state == PROMOTED and promoted.decided_by == "ana"
     assert promoted.decide_time.seconds >= proposal.create_time.seconds
-    assert (skills_dir / "summarize-repo" / "SKILL.md").read_text() == text
+    installed = (skills_dir / "summarize-repo" / "SKILL.md").read_text()
+    assert installed.endswith("---\n\n1. Call list_dir.\n")
+    assert f"ducklm-proposal-id: {proposal.id}" in installed
     assert [path.name for path in skills_dir.iterdir() if path.name.startswith(".")] == []
     assert "summarize-repo" in await _skill_names(stub)
     skill = await stub.GetSkill(skills_pb2.GetSkillRequest(name="summarize-repo"))
@@ -159,7 +161,9 @@ async def test_promotion_validates_again(
     proposal = await _propose(stub, skill_text("judged-twice"))
     assert proposal.state == PENDING
 
-    def stricter_rules(text: str, folder_name: str | None = None) -> tuple[None, list[Problem]]:
+    def stricter_rules(
+        text: str, folder_name: str | None = None, *, strict: bool = False
+    ) -> tuple[None, list[Problem]]:
         return None, [Problem("description", "is too vague under the new rules")]
 
     monkeypatch.setattr(proposals_module, "parse_skill_md", stricter_rules)

@@ -60,10 +60,8 @@ async def test_skill_that_turns_invalid_is_dropped_whole_and_reported(
     (skills_dir / "minimal" / "SKILL.md").write_text("---\nname: minimal\nauthor: me\n---\nBody\n")
     reply = await stub.ListSkills(skills_pb2.ListSkillsRequest())
     assert "minimal" not in [skill.name for skill in reply.skills]
-    assert {(p.source, p.field) for p in reply.invalid_skills} == {
-        ("minimal", "author"),
-        ("minimal", "description"),
-    }
+    # Lenient loading lets the extra key through; the missing description still rejects it.
+    assert {(p.source, p.field) for p in reply.invalid_skills} == {("minimal", "description")}
     error = await rpc_error(
         stub.GetSkill(skills_pb2.GetSkillRequest(name="minimal")), grpc.StatusCode.NOT_FOUND
     )

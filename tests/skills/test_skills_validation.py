@@ -1,7 +1,8 @@
 """The Agent Skills format rules, checked against the corpus in tests/skills/corpus.
 
 corpus/valid/<name>/ are valid skills. corpus/invalid/<case>/ holds one skill folder and an
-expected.json listing every problem it must produce, as [field, part of the message], in order.
+expected.json listing every problem it must produce in strict mode, as [field, part of the
+message], in order. Lenient mode (the default) is tested in test_skills_lenient.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def test_valid_corpus_skill_loads_with_no_problems(folder: Path) -> None:
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda path: path.name)
 def test_invalid_corpus_skill_reports_exactly_its_problems(case: Path) -> None:
-    document, problems = load_skill_folder(_case_folder(case))
+    document, problems = load_skill_folder(_case_folder(case), strict=True)
     expected = _expected(case)
     assert document is None, "an invalid skill must never be half-loaded"
     assert [problem.field for problem in problems] == [field for field, _ in expected]
@@ -112,7 +113,10 @@ def test_body_may_be_empty() -> None:
 def test_without_a_folder_the_name_need_not_match_anything() -> None:
     text = "---\nname: drafted\ndescription: A draft.\n---\nBody\n"
     assert parse_skill_md(text, folder_name=None)[1] == []
-    assert parse_skill_md(text, folder_name="elsewhere")[1][0].field == "name"
+    assert parse_skill_md(text, folder_name="elsewhere", strict=True)[1][0].field == "name"
+    lenient, problems = parse_skill_md(text, folder_name="elsewhere")
+    assert problems == [] and lenient is not None and lenient.name == "elsewhere"
+    assert [warning.field for warning in lenient.warnings] == ["name"]
 
 
 def test_name_rules_each_report_their_own_problem() -> None:
@@ -147,8 +151,12 @@ async def test_validate_rpc_checks_text_and_folders(skills_service: Any, rpc_err
     assert [(p.source, p.field) for p in reply.problems] == [("a--b", "name")]
 
     good = (CORPUS / "valid" / "minimal" / "SKILL.md").read_text()
-    reply = await stub.ValidateSkill(skills_pb2.ValidateSkillRequest(skill_md=good, folder_name="other"))
+    reply = await stub.ValidateSkill(
+        skills_pb2.ValidateSkillRequest(skill_md=good, folder_name="other", strict=True)
+    )
     assert [p.field for p in reply.problems] == ["name"]
+    reply = await stub.ValidateSkill(skills_pb2.ValidateSkillRequest(skill_md=good, folder_name="other"))
+    assert reply.valid and [p.field for p in reply.warnings] == ["name"]
     reply = await stub.ValidateSkill(skills_pb2.ValidateSkillRequest(skill_md=good))
     assert reply.valid and not reply.problems
 

@@ -37,6 +37,8 @@ class ValidateBody(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     # With skill_md: the folder name the skill's `name` must equal.
     folder_name: str = Field(default="", max_length=200)
+    # Judge by the spec alone: extra front-matter keys and a name/folder mismatch are problems.
+    strict: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> ValidateBody:
@@ -100,13 +102,17 @@ async def validate_skill(request: Request) -> Response:
     body = await read_body(request, ValidateBody)
     backends = backends_of(request)
     message = (
-        skills_pb2.ValidateSkillRequest(skill_md=body.skill_md, folder_name=body.folder_name)
+        skills_pb2.ValidateSkillRequest(skill_md=body.skill_md, folder_name=body.folder_name, strict=body.strict)
         if body.skill_md is not None
-        else skills_pb2.ValidateSkillRequest(name=body.name)
+        else skills_pb2.ValidateSkillRequest(name=body.name, strict=body.strict)
     )
     reply = await call("skills", backends.skills.ValidateSkill(message, timeout=backends.timeout))
     return JSONResponse(
-        {"valid": reply.valid, "problems": [problem_json(problem) for problem in reply.problems]}
+        {
+            "valid": reply.valid,
+            "problems": [problem_json(problem) for problem in reply.problems],
+            "warnings": [problem_json(warning) for warning in reply.warnings],
+        }
     )
 
 

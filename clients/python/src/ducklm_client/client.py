@@ -237,19 +237,21 @@ class AsyncClient:
         )
 
     async def validate_skill(
-        self, *, skill_md: str | None = None, folder_name: str = "", name: str | None = None
+        self, *, skill_md: str | None = None, folder_name: str = "", name: str | None = None, strict: bool = False
     ) -> Validation:
         """Validates a SKILL.md text (`folder_name`: the folder it would live in) or a skill
-        already on the server (`name`)."""
+        already on the server (`name`); `strict` judges by the Agent Skills spec alone."""
         if (skill_md is None) == (name is None):
             raise ValueError("pass either skill_md (with folder_name) or name")
         if name is not None:
-            request = skills_pb2.ValidateSkillRequest(name=name)
+            request = skills_pb2.ValidateSkillRequest(name=name, strict=strict)
         else:
-            request = skills_pb2.ValidateSkillRequest(skill_md=skill_md, folder_name=folder_name)
+            request = skills_pb2.ValidateSkillRequest(skill_md=skill_md, folder_name=folder_name, strict=strict)
         response = await self._transport.unary("skills", "ValidateSkill", request)
         return Validation(
-            valid=response.valid, problems=[convert.problem(item) for item in response.problems]
+            valid=response.valid,
+            problems=[convert.problem(item) for item in response.problems],
+            warnings=[convert.problem(item) for item in response.warnings],
         )
 
     async def list_proposals(self, *, state: str | None = None, limit: int = 100) -> list[Proposal]:

@@ -154,6 +154,8 @@ class SkillList:
 class Validation:
     valid: bool
     problems: list[SkillProblem]
+    # Let through by lenient validation (extra front-matter keys, unmapped tool names…).
+    warnings: list[SkillProblem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

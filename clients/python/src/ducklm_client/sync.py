@@ -153,9 +153,11 @@ class Client:
         return self._run(self._client.get_skill(name))
 
     def validate_skill(
-        self, *, skill_md: str | None = None, folder_name: str = "", name: str | None = None
+        self, *, skill_md: str | None = None, folder_name: str = "", name: str | None = None, strict: bool = False
     ) -> Validation:
-        return self._run(self._client.validate_skill(skill_md=skill_md, folder_name=folder_name, name=name))
+        return self._run(
+            self._client.validate_skill(skill_md=skill_md, folder_name=folder_name, name=name, strict=strict)
+        )
 
     def list_proposals(self, *, state: str | None = None, limit: int = 100) -> list[Proposal]:
         return self._run(self._client.list_proposals(state=state, limit=limit))

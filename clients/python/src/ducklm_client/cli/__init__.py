@@ -147,6 +147,9 @@ def _add_skills(parser: argparse.ArgumentParser) -> None:
     validate.add_argument(
         "--name", action="store_true", help="TARGET names a skill in the server's skills folder"
     )
+    validate.add_argument(
+        "--strict", action="store_true", help="the spec alone: extra front-matter keys and name/folder mismatches fail"
+    )
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(run=commands.skills_validate)
     proposals = sub.add_parser("proposals", help="skill proposals from reflection")

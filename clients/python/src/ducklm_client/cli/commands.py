@@ -164,17 +164,21 @@ def skills_validate(args: argparse.Namespace, client: Client, out: TextIO) -> in
     """Validates a SKILL.md (or a skill folder) on this machine, or a skill on the server by name.
     Exit code 0 when valid, 1 with every problem listed when not."""
     if args.name:
-        result = client.validate_skill(name=args.target)
+        result = client.validate_skill(name=args.target, strict=args.strict)
         label = args.target
     else:
         path = Path(args.target)
         skill_file = path / "SKILL.md" if path.is_dir() else path
         text = skill_file.read_text(encoding="utf-8")
-        result = client.validate_skill(skill_md=text, folder_name=skill_file.resolve().parent.name)
+        result = client.validate_skill(
+            skill_md=text, folder_name=skill_file.resolve().parent.name, strict=args.strict
+        )
         label = str(skill_file)
     if args.json:
         print_json(result, out)
-    elif result.valid:
+        return 0 if result.valid else 1
+    out.writelines(f"{label}: warning: {warning}\n" for warning in result.warnings)
+    if result.valid:
         out.write(f"{label}: valid\n")
     else:
         out.write(f"{label}: {len(result.problems)} problem(s)\n")

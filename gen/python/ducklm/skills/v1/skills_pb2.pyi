@@ -35,7 +35,7 @@ OUTCOME_FAILED: Outcome
 OUTCOME_CANCELLED: Outcome
 
 class Skill(_message.Message):
-    __slots__ = ("name", "description", "license", "compatibility", "metadata", "allowed_tools", "body", "files")
+    __slots__ = ("name", "description", "license", "compatibility", "metadata", "allowed_tools", "body", "files", "pre_approved_tools", "warnings")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,8 @@ class Skill(_message.Message):
     ALLOWED_TOOLS_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
+    PRE_APPROVED_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     license: str
@@ -59,7 +61,9 @@ class Skill(_message.Message):
     allowed_tools: _containers.RepeatedScalarFieldContainer[str]
     body: str
     files: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., compatibility: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., allowed_tools: _Optional[_Iterable[str]] = ..., body: _Optional[str] = ..., files: _Optional[_Iterable[str]] = ...) -> None: ...
+    pre_approved_tools: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedCompositeFieldContainer[SkillProblem]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., license: _Optional[str] = ..., compatibility: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., allowed_tools: _Optional[_Iterable[str]] = ..., body: _Optional[str] = ..., files: _Optional[_Iterable[str]] = ..., pre_approved_tools: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[_Union[SkillProblem, _Mapping]]] = ...) -> None: ...
 
 class ListSkillsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
@@ -110,22 +114,26 @@ class GetSkillFileResponse(_message.Message):
     def __init__(self, content: _Optional[bytes] = ...) -> None: ...
 
 class ValidateSkillRequest(_message.Message):
-    __slots__ = ("skill_md", "name", "folder_name")
+    __slots__ = ("skill_md", "name", "folder_name", "strict")
     SKILL_MD_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     FOLDER_NAME_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
     skill_md: str
     name: str
     folder_name: str
-    def __init__(self, skill_md: _Optional[str] = ..., name: _Optional[str] = ..., folder_name: _Optional[str] = ...) -> None: ...
+    strict: bool
+    def __init__(self, skill_md: _Optional[str] = ..., name: _Optional[str] = ..., folder_name: _Optional[str] = ..., strict: _Optional[bool] = ...) -> None: ...
 
 class ValidateSkillResponse(_message.Message):
-    __slots__ = ("valid", "problems")
+    __slots__ = ("valid", "problems", "warnings")
     VALID_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     problems: _containers.RepeatedCompositeFieldContainer[SkillProblem]
-    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[SkillProblem, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedCompositeFieldContainer[SkillProblem]
+    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[SkillProblem, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[SkillProblem, _Mapping]]] = ...) -> None: ...
 
 class SkillProposal(_message.Message):
     __slots__ = ("id", "name", "skill_md", "state", "problems", "experience_ids", "event_refs", "rationale", "create_time", "decide_time", "decided_by", "reason")
@@ -210,7 +218,7 @@ class RejectProposalRequest(_message.Message):
     def __init__(self, proposal_id: _Optional[str] = ..., decided_by: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Experience(_message.Message):
-    __slots__ = ("id", "task_id", "goal", "outcome", "steps", "tools_used", "errors", "duration_seconds", "prompt_tokens", "completion_tokens", "final_answer", "create_time", "skills_used")
+    __slots__ = ("id", "task_id", "goal", "outcome", "steps", "tools_used", "errors", "duration_seconds", "prompt_tokens", "completion_tokens", "final_answer", "create_time", "skills_used", "last_event_seq")
     ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     GOAL_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +232,7 @@ class Experience(_message.Message):
     FINAL_ANSWER_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SKILLS_USED_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
     id: str
     task_id: str
     goal: str
@@ -237,7 +246,8 @@ class Experience(_message.Message):
     final_answer: str
     create_time: _timestamp_pb2.Timestamp
     skills_used: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., goal: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., steps: _Optional[int] = ..., tools_used: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[str]] = ..., duration_seconds: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., final_answer: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., skills_used: _Optional[_Iterable[str]] = ...) -> None: ...
+    last_event_seq: int
+    def __init__(self, id: _Optional[str] = ..., task_id: _Optional[str] = ..., goal: _Optional[str] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., steps: _Optional[int] = ..., tools_used: _Optional[_Iterable[str]] = ..., errors: _Optional[_Iterable[str]] = ..., duration_seconds: _Optional[float] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., final_answer: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., skills_used: _Optional[_Iterable[str]] = ..., last_event_seq: _Optional[int] = ...) -> None: ...
 
 class RecordExperienceRequest(_message.Message):
     __slots__ = ("experience",)

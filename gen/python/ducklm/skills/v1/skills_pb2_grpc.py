@@ -108,7 +108,7 @@ class SkillsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSkillFile(self, request, context):
-        """Reads one file of a skill's scripts/, references/ or assets/.
+        """Reads one file inside a skill's folder (any visible file the folder holds, SKILL.md included).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
