@@ -145,6 +145,25 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         return task_to_proto(await self._runner.cancel(request.task_id, request.reason))
 
     @grpc_errors
+    async def UpdateTask(self, request: runtime_pb2.UpdateTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+        title = " ".join(request.title.split())
+        if not title or len(title) > 200:
+            raise InvalidArgument("title must be 1 to 200 characters")
+        return task_to_proto(await self._store.rename_task(request.task_id, title))
+
+    @grpc_errors
+    async def DeleteTask(
+        self, request: runtime_pb2.DeleteTaskRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.DeleteTaskResponse:
+        task = await self._store.get_task(request.task_id)
+        if task.status is TaskStatus.WAITING_APPROVAL:
+            task = await self._runner.cancel(task.id, "deleted")
+        if task.status in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            raise FailedPrecondition(f"task {task.id} is {task.status.value}; cancel it before deleting it")
+        await self._store.delete_task(task.id)
+        return runtime_pb2.DeleteTaskResponse()
+
+    @grpc_errors
     async def ListTaskEvents(
         self, request: runtime_pb2.ListTaskEventsRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.ListTaskEventsResponse:

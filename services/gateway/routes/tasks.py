@@ -1,5 +1,5 @@
-"""Chat and tasks: POST /v1/chat (JSON or streamed), list / get / cancel tasks, and a task's
-events (paged JSON, or Server-Sent Events that follow the task live)."""
+"""Chat and tasks: POST /v1/chat (JSON or streamed), list / get / rename / delete / cancel tasks,
+and a task's events (paged JSON, or Server-Sent Events that follow the task live)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ class ChatBody(Body):
     skill: str = Field(default="", max_length=64, pattern=r"^([a-z0-9]+(-[a-z0-9]+)*)?$")
     # Answer with Server-Sent Events (the task's events as they happen) instead of one JSON.
     stream: bool = False
+
+
+class RenameBody(Body):
+    title: str = Field(min_length=1, max_length=200)
 
 
 class CancelBody(Body):
@@ -159,6 +163,30 @@ async def get_task(request: Request) -> Response:
     return JSONResponse(task_json(task))
 
 
+async def rename_task(request: Request) -> Response:
+    body = await read_body(request, RenameBody)
+    backends = backends_of(request)
+    task = await call(
+        "runtime",
+        backends.runtime.UpdateTask(
+            runtime_pb2.UpdateTaskRequest(task_id=request.path_params["task_id"], title=body.title),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(task_json(task))
+
+
+async def delete_task(request: Request) -> Response:
+    backends = backends_of(request)
+    await call(
+        "runtime",
+        backends.runtime.DeleteTask(
+            runtime_pb2.DeleteTaskRequest(task_id=request.path_params["task_id"]), timeout=backends.timeout
+        ),
+    )
+    return Response(status_code=204)
+
+
 async def cancel_task(request: Request) -> Response:
     body = await read_body(request, CancelBody, allow_empty=True)
     backends = backends_of(request)
@@ -218,6 +246,8 @@ routes = [
     Route("/v1/chat", chat, methods=["POST"]),
     Route("/v1/tasks", list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", rename_task, methods=["PATCH"]),
+    Route("/v1/tasks/{task_id}", delete_task, methods=["DELETE"]),
     Route("/v1/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
     Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
 ]

@@ -26,7 +26,7 @@ from ducklm.common.v1 import common_pb2 as ducklm_dot_common_dot_v1_dot_common__
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ucklm/runtime/v1/runtime.proto\x12\x11\x64ucklm.runtime.v1\x1a\x1d\x64ucklm/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\x12\r\n\x05title\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_reply\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\r\n\x05steps\x18\x08 \x01(\x05\x12+\n\x05usage\x18\t \x01(\x0b\x32\x1c.ducklm.common.v1.ModelUsage\x12\x1b\n\x13pending_approval_id\x18\n \x01(\t\">\n\x0b\x43hatRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05skill\x18\x03 \x01(\t\"D\n\x0c\x43hatResponse\x12%\n\x04task\x18\x01 \x01(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\r\n\x05reply\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"g\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\"T\n\x11ListTasksResponse\x12&\n\x05tasks\x18\x01 \x03(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"O\n\x15ListTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x16ListTaskEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.ducklm.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x17StreamTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"$\n\x11ReplayTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"K\n\x12ReplayTaskResponse\x12\x12\n\ndirectives\x18\x01 \x03(\t\x12\x0f\n\x07matches\x18\x02 \x01(\x08\x12\x10\n\x08mismatch\x18\x03 \x01(\t\"(\n\x0eReflectRequest\x12\x16\n\x0e\x65xperience_ids\x18\x01 \x03(\t\"7\n\x0fReflectResponse\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"c\n\rEmbedResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.ducklm.runtime.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x32\xfd\x05\n\x0eRuntimeService\x12G\n\x04\x43hat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x1f.ducklm.runtime.v1.ChatResponse\x12G\n\nStreamChat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12\x45\n\x07GetTask\x12!.ducklm.runtime.v1.GetTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12V\n\tListTasks\x12#.ducklm.runtime.v1.ListTasksRequest\x1a$.ducklm.runtime.v1.ListTasksResponse\x12K\n\nCancelTask\x12$.ducklm.runtime.v1.CancelTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12\x65\n\x0eListTaskEvents\x12(.ducklm.runtime.v1.ListTaskEventsRequest\x1a).ducklm.runtime.v1.ListTaskEventsResponse\x12Y\n\x10StreamTaskEvents\x12*.ducklm.runtime.v1.StreamTaskEventsRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12Y\n\nReplayTask\x12$.ducklm.runtime.v1.ReplayTaskRequest\x1a%.ducklm.runtime.v1.ReplayTaskResponse\x12P\n\x07Reflect\x12!.ducklm.runtime.v1.ReflectRequest\x1a\".ducklm.runtime.v1.ReflectResponse2^\n\x10\x45mbeddingService\x12J\n\x05\x45mbed\x12\x1f.ducklm.runtime.v1.EmbedRequest\x1a .ducklm.runtime.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ucklm/runtime/v1/runtime.proto\x12\x11\x64ucklm.runtime.v1\x1a\x1d\x64ucklm/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\x12\r\n\x05title\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_reply\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\r\n\x05steps\x18\x08 \x01(\x05\x12+\n\x05usage\x18\t \x01(\x0b\x32\x1c.ducklm.common.v1.ModelUsage\x12\x1b\n\x13pending_approval_id\x18\n \x01(\t\">\n\x0b\x43hatRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05skill\x18\x03 \x01(\t\"D\n\x0c\x43hatResponse\x12%\n\x04task\x18\x01 \x01(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\r\n\x05reply\x18\x02 \x01(\t\"3\n\x11UpdateTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"$\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"g\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\"T\n\x11ListTasksResponse\x12&\n\x05tasks\x18\x01 \x03(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"O\n\x15ListTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x16ListTaskEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.ducklm.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x17StreamTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"$\n\x11ReplayTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"K\n\x12ReplayTaskResponse\x12\x12\n\ndirectives\x18\x01 \x03(\t\x12\x0f\n\x07matches\x18\x02 \x01(\x08\x12\x10\n\x08mismatch\x18\x03 \x01(\t\"(\n\x0eReflectRequest\x12\x16\n\x0e\x65xperience_ids\x18\x01 \x03(\t\"7\n\x0fReflectResponse\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"c\n\rEmbedResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.ducklm.runtime.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x32\xa5\x07\n\x0eRuntimeService\x12G\n\x04\x43hat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x1f.ducklm.runtime.v1.ChatResponse\x12G\n\nStreamChat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12\x45\n\x07GetTask\x12!.ducklm.runtime.v1.GetTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12V\n\tListTasks\x12#.ducklm.runtime.v1.ListTasksRequest\x1a$.ducklm.runtime.v1.ListTasksResponse\x12K\n\nCancelTask\x12$.ducklm.runtime.v1.CancelTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12K\n\nUpdateTask\x12$.ducklm.runtime.v1.UpdateTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12Y\n\nDeleteTask\x12$.ducklm.runtime.v1.DeleteTaskRequest\x1a%.ducklm.runtime.v1.DeleteTaskResponse\x12\x65\n\x0eListTaskEvents\x12(.ducklm.runtime.v1.ListTaskEventsRequest\x1a).ducklm.runtime.v1.ListTaskEventsResponse\x12Y\n\x10StreamTaskEvents\x12*.ducklm.runtime.v1.StreamTaskEventsRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12Y\n\nReplayTask\x12$.ducklm.runtime.v1.ReplayTaskRequest\x1a%.ducklm.runtime.v1.ReplayTaskResponse\x12P\n\x07Reflect\x12!.ducklm.runtime.v1.ReflectRequest\x1a\".ducklm.runtime.v1.ReflectResponse2^\n\x10\x45mbeddingService\x12J\n\x05\x45mbed\x12\x1f.ducklm.runtime.v1.EmbedRequest\x1a .ducklm.runtime.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,36 +39,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATREQUEST']._serialized_end=484
   _globals['_CHATRESPONSE']._serialized_start=486
   _globals['_CHATRESPONSE']._serialized_end=554
-  _globals['_GETTASKREQUEST']._serialized_start=556
-  _globals['_GETTASKREQUEST']._serialized_end=589
-  _globals['_LISTTASKSREQUEST']._serialized_start=591
-  _globals['_LISTTASKSREQUEST']._serialized_end=694
-  _globals['_LISTTASKSRESPONSE']._serialized_start=696
-  _globals['_LISTTASKSRESPONSE']._serialized_end=780
-  _globals['_CANCELTASKREQUEST']._serialized_start=782
-  _globals['_CANCELTASKREQUEST']._serialized_end=834
-  _globals['_LISTTASKEVENTSREQUEST']._serialized_start=836
-  _globals['_LISTTASKEVENTSREQUEST']._serialized_end=915
-  _globals['_LISTTASKEVENTSRESPONSE']._serialized_start=917
-  _globals['_LISTTASKEVENTSRESPONSE']._serialized_end=1007
-  _globals['_STREAMTASKEVENTSREQUEST']._serialized_start=1009
-  _globals['_STREAMTASKEVENTSREQUEST']._serialized_end=1086
-  _globals['_REPLAYTASKREQUEST']._serialized_start=1088
-  _globals['_REPLAYTASKREQUEST']._serialized_end=1124
-  _globals['_REPLAYTASKRESPONSE']._serialized_start=1126
-  _globals['_REPLAYTASKRESPONSE']._serialized_end=1201
-  _globals['_REFLECTREQUEST']._serialized_start=1203
-  _globals['_REFLECTREQUEST']._serialized_end=1243
-  _globals['_REFLECTRESPONSE']._serialized_start=1245
-  _globals['_REFLECTRESPONSE']._serialized_end=1300
-  _globals['_EMBEDREQUEST']._serialized_start=1302
-  _globals['_EMBEDREQUEST']._serialized_end=1331
-  _globals['_EMBEDDING']._serialized_start=1333
-  _globals['_EMBEDDING']._serialized_end=1360
-  _globals['_EMBEDRESPONSE']._serialized_start=1362
-  _globals['_EMBEDRESPONSE']._serialized_end=1461
-  _globals['_RUNTIMESERVICE']._serialized_start=1464
-  _globals['_RUNTIMESERVICE']._serialized_end=2229
-  _globals['_EMBEDDINGSERVICE']._serialized_start=2231
-  _globals['_EMBEDDINGSERVICE']._serialized_end=2325
+  _globals['_UPDATETASKREQUEST']._serialized_start=556
+  _globals['_UPDATETASKREQUEST']._serialized_end=607
+  _globals['_DELETETASKREQUEST']._serialized_start=609
+  _globals['_DELETETASKREQUEST']._serialized_end=645
+  _globals['_DELETETASKRESPONSE']._serialized_start=647
+  _globals['_DELETETASKRESPONSE']._serialized_end=667
+  _globals['_GETTASKREQUEST']._serialized_start=669
+  _globals['_GETTASKREQUEST']._serialized_end=702
+  _globals['_LISTTASKSREQUEST']._serialized_start=704
+  _globals['_LISTTASKSREQUEST']._serialized_end=807
+  _globals['_LISTTASKSRESPONSE']._serialized_start=809
+  _globals['_LISTTASKSRESPONSE']._serialized_end=893
+  _globals['_CANCELTASKREQUEST']._serialized_start=895
+  _globals['_CANCELTASKREQUEST']._serialized_end=947
+  _globals['_LISTTASKEVENTSREQUEST']._serialized_start=949
+  _globals['_LISTTASKEVENTSREQUEST']._serialized_end=1028
+  _globals['_LISTTASKEVENTSRESPONSE']._serialized_start=1030
+  _globals['_LISTTASKEVENTSRESPONSE']._serialized_end=1120
+  _globals['_STREAMTASKEVENTSREQUEST']._serialized_start=1122
+  _globals['_STREAMTASKEVENTSREQUEST']._serialized_end=1199
+  _globals['_REPLAYTASKREQUEST']._serialized_start=1201
+  _globals['_REPLAYTASKREQUEST']._serialized_end=1237
+  _globals['_REPLAYTASKRESPONSE']._serialized_start=1239
+  _globals['_REPLAYTASKRESPONSE']._serialized_end=1314
+  _globals['_REFLECTREQUEST']._serialized_start=1316
+  _globals['_REFLECTREQUEST']._serialized_end=1356
+  _globals['_REFLECTRESPONSE']._serialized_start=1358
+  _globals['_REFLECTRESPONSE']._serialized_end=1413
+  _globals['_EMBEDREQUEST']._serialized_start=1415
+  _globals['_EMBEDREQUEST']._serialized_end=1444
+  _globals['_EMBEDDING']._serialized_start=1446
+  _globals['_EMBEDDING']._serialized_end=1473
+  _globals['_EMBEDRESPONSE']._serialized_start=1475
+  _globals['_EMBEDRESPONSE']._serialized_end=1574
+  _globals['_RUNTIMESERVICE']._serialized_start=1577
+  _globals['_RUNTIMESERVICE']._serialized_end=2510
+  _globals['_EMBEDDINGSERVICE']._serialized_start=2512
+  _globals['_EMBEDDINGSERVICE']._serialized_end=2606
 # @@protoc_insertion_point(module_scope)

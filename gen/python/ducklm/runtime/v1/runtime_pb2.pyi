@@ -52,6 +52,24 @@ class ChatResponse(_message.Message):
     reply: str
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., reply: _Optional[str] = ...) -> None: ...
 
+class UpdateTaskRequest(_message.Message):
+    __slots__ = ("task_id", "title")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    title: str
+    def __init__(self, task_id: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
+
+class DeleteTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTaskResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class GetTaskRequest(_message.Message):
     __slots__ = ("task_id",)
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
