@@ -7,7 +7,12 @@ turns and system instructions folded in as a transcript), or, with the DuckLM ex
 approval, the completion waits too (approve it in WebChat or via /v1/approvals) until the task
 completes, fails, is cancelled, or `chat_timeout_seconds` passes. Streaming sends the reply as
 it is written (`model_token` deltas), in chat.completion.chunk events ending with [DONE].
-Client-side function calling is not offered: DuckLM runs its own tools, so `tools` is ignored.
+
+Every parameter is either honoured or refused with a 400 that names it: DuckLM runs its own
+tools and sets sampling per model (config/models.yaml), so client `tools` and sampling options
+are refused, never silently ignored. Once a task exists, no error answer uses a status the
+official clients retry by themselves (408, 409, 429, 5xx) — a retry would run the task again —
+and each carries `x-should-retry: false`.
 """
 
 from __future__ import annotations
@@ -79,9 +84,22 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+# Why each OpenAI parameter DuckLM does not honour is refused (the 400 says it).
+_REFUSED = {
+    "tools": "DuckLM runs its own tools (config/tools.yaml); client-side functions are not offered to the model",
+    "tool_choice": "DuckLM runs its own tools; client-side functions are not offered to the model",
+    "functions": "DuckLM runs its own tools; client-side functions are not offered to the model",
+    "function_call": "DuckLM runs its own tools; client-side functions are not offered to the model",
+    "parallel_tool_calls": "DuckLM runs its own tools; client-side functions are not offered to the model",
+    "response_format": "only {\"type\": \"text\"} is supported",
+}
+_SAMPLING = (
+    "is set per model by DuckLM's runtime (config/models.yaml), not per request"
+)
+
+
 class CompletionBody(BaseModel):
-    # OpenAI clients send many optional parameters (temperature, max_tokens, tools...): DuckLM's
-    # runtime owns those decisions, so unknown fields are accepted and ignored.
+    # Every field not declared here is refused by `refuse_unsupported` with a 400 naming it.
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1, max_length=200)
@@ -91,11 +109,38 @@ class CompletionBody(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     # DuckLM extension: continue this task with the last user message.
     task_id: str | None = Field(default=None, max_length=128)
+    # Accepted as what they are: an end-user id and metadata are not used by DuckLM.
+    user: str | None = Field(default=None, max_length=256)
+    response_format: dict[str, Any] | None = None
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+
+    def refuse_unsupported(self) -> None:
+        """A 400 naming the first parameter DuckLM would otherwise have to ignore."""
+        if self.tools:
+            raise ApiError(400, "INVALID_ARGUMENT", f"tools: {_REFUSED['tools']}")
+        if self.tool_choice not in (None, "none", "auto"):
+            raise ApiError(400, "INVALID_ARGUMENT", f"tool_choice: {_REFUSED['tool_choice']}")
+        if self.response_format is not None and self.response_format.get("type") != "text":
+            kind = self.response_format.get("type")
+            raise ApiError(
+                400, "INVALID_ARGUMENT", f"response_format: type {kind!r} is not supported; {_REFUSED['response_format']}"
+            )
+        for name in sorted(self.model_extra or {}):
+            why = _REFUSED.get(name, _SAMPLING if name in _SAMPLING_PARAMETERS else "is not supported by DuckLM")
+            raise ApiError(400, "INVALID_ARGUMENT", f"{name} {why}" if not name in _REFUSED else f"{name}: {why}")
+
+
+_SAMPLING_PARAMETERS = {
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "frequency_penalty", "presence_penalty",
+    "seed", "stop", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort", "verbosity",
+}
 
 
 def task_message(messages: list[CompletionMessage], continuing: bool) -> str:
-    """The user message for the task: the last message, with earlier ones folded in as a
-    transcript when the task is new (oldest turns dropped first if it grows too long)."""
+    """The user message for the task: the last user message first (the task's title is its
+    start), then the client's instructions and the earlier turns as context when the task is new
+    (oldest turns dropped first if it grows too long)."""
     last = messages[-1]
     if last.role != "user":
         raise ApiError(400, "INVALID_ARGUMENT", "messages: the last message must have the role 'user'")
@@ -110,14 +155,14 @@ def task_message(messages: list[CompletionMessage], continuing: bool) -> str:
         for m in messages[:-1]
         if m.role not in ("system", "developer")
     ]
-    head = "Instructions:\n" + "\n".join(filter(None, instructions)) + "\n\n" if any(instructions) else ""
-    tail = "Message:\n" + question
+    head = question + "\n\n"
+    rules = "Instructions:\n" + "\n".join(filter(None, instructions)) + "\n\n" if any(instructions) else ""
     while transcript:
         middle = "Conversation so far:\n" + "\n".join(transcript) + "\n\n"
-        if len(head) + len(middle) + len(tail) <= MAX_MESSAGE_CHARS:
-            return head + middle + tail
+        if len(head) + len(rules) + len(middle) <= MAX_MESSAGE_CHARS:
+            return (head + rules + middle).rstrip()
         transcript.pop(0)
-    return (head + tail)[-MAX_MESSAGE_CHARS:] if len(head + tail) > MAX_MESSAGE_CHARS else head + tail
+    return (head + rules).rstrip()[:MAX_MESSAGE_CHARS]
 
 
 @dataclass
@@ -139,7 +184,7 @@ class Turn:
     first_seq: int = 0
     _deadline: float = 0.0
     _streamed: str = ""  # reply deltas of the model call in progress
-    _streams: list[grpc.aio.UnaryStreamCall] = field(default_factory=list)
+    _streams: list[grpc.aio.UnaryStreamCall[Any, Any]] = field(default_factory=list)
 
     async def start(self, message: runtime_pb2.ChatRequest) -> common_pb2.Event | None:
         self._deadline = asyncio.get_running_loop().time() + self.backends.settings.chat_timeout_seconds
@@ -172,7 +217,7 @@ class Turn:
                 yield delta
             stream.cancel()
 
-    async def _follow(self, stream: grpc.aio.UnaryStreamCall) -> AsyncIterator[str | None]:
+    async def _follow(self, stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterator[str | None]:
         async for event in with_heartbeats(read_stream(stream), self.backends.settings.heartbeat_seconds):
             if self._expired():
                 return
@@ -229,14 +274,18 @@ class Turn:
         """Why the turn gave no answer, as the error a client should see; None when it answered."""
         if self.status == "completed":
             return None
+        # 422, not 409/5xx: the official clients retry those, and a retry would run the task again.
         if self.status == "cancelled":
-            return ApiError(409, "CANCELLED", f"task {self.task_id} was cancelled")
+            return ApiError(422, "CANCELLED", f"task {self.task_id} was cancelled")
         if self.status == "failed":
             return ApiError(
-                502, "TASK_FAILED", f"task {self.task_id} failed: {self.error or 'no reason given'}"
+                422, "TASK_FAILED", f"task {self.task_id} failed: {self.error or 'no reason given'}"
             )
         return ApiError(
-            504, "DEADLINE_EXCEEDED", f"task {self.task_id} did not come to rest in time ({self.status})"
+            422,
+            "DEADLINE_EXCEEDED",
+            f"task {self.task_id} did not come to rest in time ({self.status}); follow it at "
+            f"/v1/tasks/{self.task_id}/events or continue it with task_id",
         )
 
     def usage(self) -> dict[str, int]:
@@ -256,14 +305,27 @@ async def _collect(turn: Turn, first: common_pb2.Event | None) -> None:
         pass
 
 
+_NO_RETRY = {"x-should-retry": "false"}
+
+
+def _not_retried(status: int, body: dict[str, Any]) -> JSONResponse:
+    """An error answer for a task that exists: never a status the official clients retry."""
+    retried = status in (408, 409, 429) or status >= 500
+    return JSONResponse(body, status_code=422 if retried else status, headers=_NO_RETRY)
+
+
 async def _answer(request: Request, turn: Turn, first: common_pb2.Event | None) -> Response:
     try:
         await call("runtime", unless_disconnected(request, _collect(turn, first)))
+    except BackendError as exc:
+        body = exc.body()
+        body["error"]["message"] = f"task {turn.task_id}: {body['error']['message']}"
+        return _not_retried(exc.status, body)
     finally:
         turn.close()
     problem = turn.failure()
     if problem is not None:
-        raise problem
+        return _not_retried(problem.status, error_body(problem.code, problem.message))
     return JSONResponse(
         {
             "id": _completion_id(turn),
@@ -331,6 +393,7 @@ async def _chunks(turn: Turn, first: common_pb2.Event | None, include_usage: boo
 
 async def chat_completions(request: Request) -> Response:
     body = await read_body(request, CompletionBody)
+    body.refuse_unsupported()
     message = runtime_pb2.ChatRequest(
         message=task_message(body.messages, bool(body.task_id)), task_id=body.task_id or ""
     )

@@ -4,6 +4,7 @@ and a task's events (paged JSON, or Server-Sent Events that follow the task live
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -52,7 +53,7 @@ def wants_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def read_stream(stream: grpc.aio.UnaryStreamCall) -> AsyncIterator[common_pb2.Event]:
+async def read_stream(stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterator[common_pb2.Event]:
     """A gRPC response stream read with read() (a stream is read one way only, never mixed)."""
     while True:
         item = await stream.read()
@@ -66,7 +67,7 @@ def event_message(event: common_pb2.Event) -> str:
     return sse(body, event=body["type"], event_id=event.seq or None)
 
 
-async def first_event(service: str, stream: grpc.aio.UnaryStreamCall) -> common_pb2.Event | None:
+async def first_event(service: str, stream: grpc.aio.UnaryStreamCall[Any, Any]) -> common_pb2.Event | None:
     """Waits for a stream's first event, so a bad request (unknown task, empty message) gets its
     proper HTTP status instead of a 200 followed by an error event. None: the stream was empty."""
     try:
@@ -78,7 +79,7 @@ async def first_event(service: str, stream: grpc.aio.UnaryStreamCall) -> common_
 
 
 def _event_body(
-    backends: Backends, first: common_pb2.Event | None, stream: grpc.aio.UnaryStreamCall, service: str
+    backends: Backends, first: common_pb2.Event | None, stream: grpc.aio.UnaryStreamCall[Any, Any], service: str
 ) -> AsyncIterator[str]:
     async def body() -> AsyncIterator[str]:
         try:
@@ -96,7 +97,7 @@ def _event_body(
 
 
 async def event_stream_response(
-    request: Request, service: str, open_stream: Callable[[], grpc.aio.UnaryStreamCall]
+    request: Request, service: str, open_stream: Callable[[], grpc.aio.UnaryStreamCall[Any, Any]]
 ) -> Response:
     """The events of the stream `open_stream()` starts, as Server-Sent Events. The stream is only
     started within the gateway's cap on open streams (past it: a 503, and no call at all)."""
