@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 
 from services.common.metrics import HttpMetricsMiddleware
 from services.gateway import auth
+from services.gateway.access_log import AccessLogMiddleware
 from services.gateway.backends import Backends
 from services.gateway.config import Settings
 from services.gateway.errors import EXCEPTION_HANDLERS
@@ -47,6 +48,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             *memory.routes,
         ],
         middleware=[
+            Middleware(AccessLogMiddleware),
             Middleware(HttpMetricsMiddleware),
             Middleware(pages.SecurityHeadersMiddleware),
             Middleware(auth.TokenAuthMiddleware, token=settings.token),
