@@ -23,7 +23,7 @@ deps: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing DuckLM's Python packages into $(VENV) (a few minutes the first time)…"
-	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt | grep -E '^(Collecting|Successfully)' || true
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e clients/python
 	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ducklm.pth"
 	@touch $(STAMP)
