@@ -183,7 +183,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
             request.task_id or None, _message(request), await self._skill(request)
         )
         # The turn's loop has been scheduled but has not run yet: subscribing now misses nothing.
-        async for event in self._follow(task.id, after_seq=user_seq - 1, follow=False):
+        # A new task's stream starts at its task_created event, a continued one at the message.
+        after_seq = user_seq - 1 if request.task_id else 0
+        async for event in self._follow(task.id, after_seq=after_seq, follow=False):
             yield event
 
     @grpc_errors
