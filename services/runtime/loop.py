@@ -163,7 +163,7 @@ class RuntimeLoop:
             step_actions = [action for action in actions if action != "call_tool" or offered_tools]
         schema = self._schema.for_step(
             step_actions,
-            max_text_chars=self._settings.max_reply_chars,
+            max_text_chars=self._settings.max_reply_chars or self._chat_role().reply_chars(),
             tools=[(tool.name, tool.arguments_schema) for tool in offered_tools],
             skills=[s.name for s in skills],
         )

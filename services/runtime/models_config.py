@@ -27,10 +27,20 @@ class RoleConfig(BaseModel):
     api_key: str = ""
     context_window: int = Field(default=8192, gt=0)
     max_tokens: int = Field(default=256, gt=0)
+    # Longest reply (characters) this model may write in one directive; default: what max_tokens
+    # leaves room for once the directive's JSON is written (see `reply_chars`).
+    max_reply_chars: int | None = Field(default=None, gt=0)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     timeout_seconds: float = Field(default=120.0, gt=0)
     # Extra request fields passed through as they are (e.g. llama-server's `repeat_penalty`).
     extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+    def reply_chars(self) -> int:
+        if self.max_reply_chars is not None:
+            return self.max_reply_chars
+        # About three characters per token, less ~100 tokens for the directive's JSON around it.
+        return max(200, (self.max_tokens - 100) * 3)
 
 
 class ServerConfig(BaseModel):
