@@ -20,9 +20,9 @@ from playwright.async_api import Page, async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.common.config import repo_root  # noqa: E402
-from tests.gateway.conftest import CHROMIUM_FLAGS, chromium_path, scripted_stack  # noqa: E402
-from tests.scripted_model import ScriptedModel  # noqa: E402
+from services.common.config import repo_root
+from tests.gateway.conftest import CHROMIUM_FLAGS, chromium_path, scripted_stack
+from tests.scripted_model import ScriptedModel
 
 IMAGES = repo_root() / "docs" / "images"
 LABEL = """
