@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from services.runtime.client_functions import client_tools, merge_tools, reply_schema
 from services.runtime.compaction import summarise
 from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
@@ -57,7 +58,7 @@ class RuntimeLoop:
         events = await self._events(task_id)
         # The catalogue is read once per turn: the same for every step, so the prompt's prefix
         # stays cacheable; skills added on disk show up from the next turn.
-        tools = await self._tools()
+        tools = merge_tools(await self._tools(), client_tools(events))
         skills = await self._peers.list_skills() if self._peers is not None else []
         if await self._settle_pending_call(task_id, events, tools) == "rest":
             return
@@ -166,6 +167,7 @@ class RuntimeLoop:
             max_text_chars=self._settings.max_reply_chars or self._chat_role().reply_chars(),
             tools=[(tool.name, tool.arguments_schema) for tool in offered_tools],
             skills=[s.name for s in skills],
+            reply_schema=reply_schema(events),
         )
         return catalogue, schema
 
@@ -190,6 +192,12 @@ class RuntimeLoop:
             allowed = skill.get("allowed_tools") if skill else None
             call_id = uuid.uuid4().hex[:12]
             arguments = dict(directive.fields.get("arguments") or {})
+            if tool in {spec.name for spec in client_tools(events)}:
+                # The client runs its own functions: the turn ends here, its result comes as the next message.
+                data = {"call_id": call_id, "tool": tool, "arguments": arguments, "client": True}
+                await self._store.append_event(task_id, "tool_call", data)
+                await self._store.complete_turn(task_id, "", final=False, reason="client_function_call")
+                return "rest"
             await self._store.append_event(task_id, "tool_call", {"call_id": call_id, "tool": tool, "arguments": arguments})
             if skill is not None and allowed and tool not in allowed:
                 await self._tool_result(task_id, call_id, tool, ok=False, error=f"skill {skill['skill']} may not use {tool}")
@@ -257,6 +265,8 @@ class RuntimeLoop:
         if not calls:
             return "continue"
         call = calls[-1].data
+        if call.get("client"):
+            return "continue"  # the client ran it; its result is in the user's message
         call_id = str(call["call_id"])
         if any(e.type == "tool_result" and e.data.get("call_id") == call_id for e in events):
             return "continue"

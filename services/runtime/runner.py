@@ -39,7 +39,9 @@ class TaskRunner:
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
-    async def send_message(self, task_id: str | None, message: str, skill: str = "") -> tuple[TaskRecord, int]:
+    async def send_message(
+        self, task_id: str | None, message: str, skill: str = "", extras: dict[str, Any] | None = None
+    ) -> tuple[TaskRecord, int]:
         """Opens a task (or reopens `task_id`), records the message and starts the loop.
         Returns the task and the seq of the user-message event."""
         if task_id:
@@ -51,7 +53,8 @@ class TaskRunner:
         else:
             task = await self._store.create_task(message)
             await self._store.append_event(task.id, "task_created", {"message": message})
-        data: dict[str, str] = {"text": message}
+        # extras: what a client adds to this turn (client_functions.py), recorded with the message.
+        data: dict[str, Any] = {"text": message, **(extras or {})}
         if skill:
             data["skill"] = skill
         user_event = await self._store.append_event(task.id, "user_message", data)

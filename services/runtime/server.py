@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -11,8 +12,9 @@ from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, grpc_errors
 from services.common.paging import next_page_token, page_bounds
-from services.common.protos import to_struct, to_timestamp
+from services.common.protos import from_struct, to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.runtime.client_functions import check_functions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop
@@ -68,6 +70,21 @@ def _message(request: runtime_pb2.ChatRequest) -> str:
     return message
 
 
+def _extras(request: runtime_pb2.ChatRequest) -> dict[str, Any]:
+    """What the client adds to the turn: its own functions and a schema for the answer."""
+    extras: dict[str, Any] = {}
+    if request.client_functions:
+        extras["client_functions"] = check_functions(
+            [
+                {"name": f.name, "description": f.description, "parameters": from_struct(f.parameters)}
+                for f in request.client_functions
+            ]
+        )
+    if request.HasField("reply_schema"):
+        extras["reply_schema"] = from_struct(request.reply_schema)
+    return extras
+
+
 def _status_filter(value: int) -> TaskStatus | None:
     if value == common_pb2.TASK_STATUS_UNSPECIFIED:
         return None
@@ -119,7 +136,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
-        task, _ = await self._runner.send_message(request.task_id or None, _message(request), await self._skill(request))
+        task, _ = await self._runner.send_message(
+            request.task_id or None, _message(request), await self._skill(request), _extras(request)
+        )
         await self._runner.wait(task.id)
         task = await self._store.get_task(task.id)
         reply = task.last_reply if task.status is TaskStatus.COMPLETED else ""
@@ -180,7 +199,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Event]:
         task, user_seq = await self._runner.send_message(
-            request.task_id or None, _message(request), await self._skill(request)
+            request.task_id or None, _message(request), await self._skill(request), _extras(request)
         )
         # The turn's loop has been scheduled but has not run yet: subscribing now misses nothing.
         # A new task's stream starts at its task_created event, a continued one at the message.

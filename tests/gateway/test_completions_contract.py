@@ -1,5 +1,6 @@
 """What the official `openai` client must never be surprised by: a parameter DuckLM does not
-honour is a 400 naming it; a cancelled task is not run again by the client's own retries (it
+honour is a 400 naming it (client `tools` and `response_format` are honoured:
+test_completions_tools.py); a cancelled task is not run again by the client's own retries (it
 retries 408, 409, 429 and 5xx); a task opened by a completion is titled by its last user message."""
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ async def retrying_client(gateway_stack: GatewayStack) -> AsyncIterator[openai.A
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]}, "tools"),
+        ({"tools": [{"type": "retrieval"}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "no spaces allowed"}}]}, "tools"),
         ({"tool_choice": "required"}, "tool_choice"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
+        ({"functions": [{"name": "f"}]}, "functions"),
         ({"temperature": 0.3}, "temperature"),
         ({"max_tokens": 20}, "max_tokens"),
         ({"logprobs": True}, "logprobs"),

@@ -8,42 +8,46 @@ approval, the completion waits too (approve it in WebChat or via /v1/approvals) 
 completes, fails, is cancelled, or `chat_timeout_seconds` passes. Streaming sends the reply as
 it is written (`model_token` deltas), in chat.completion.chunk events ending with [DONE].
 
-Every parameter is either honoured or refused with a 400 that names it: DuckLM runs its own
-tools and sets sampling per model (config/models.yaml), so client `tools` and sampling options
-are refused, never silently ignored. Once a task exists, no error answer uses a status the
+Client `tools` are offered to the model and come back as `tool_calls`; `response_format`
+constrains the answer (routes/client_tools.py). Every other parameter is either honoured or
+refused with a 400 that names it: DuckLM sets sampling per model (config/models.yaml), so
+sampling options are refused, never silently ignored. Once a task exists, no error answer uses a status the
 official clients retry by themselves (408, 409, 429, 5xx) — a retry would run the task again —
 and each carries `x-should-retry: false`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2
-from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.gateway.backends import Backends
+from services.common.protos import to_struct
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call, error_body
 from services.gateway.inputs import read_body
-from services.gateway.routes.tasks import MAX_MESSAGE_CHARS, backends_of, first_event, read_stream
-from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment, with_heartbeats
+from services.gateway.routes.client_tools import (
+    FunctionTool,
+    client_functions,
+    reply_schema,
+    tool_results,
+)
+from services.gateway.routes.completion_turn import Turn
+from services.gateway.routes.tasks import MAX_MESSAGE_CHARS, backends_of
+from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment
 
 __all__ = ["MODEL_ID", "routes", "task_message"]
 
 MODEL_ID = "ducklm"
 _CREATED = int(time.time())
-_TYPE = common_pb2.EventType
 
 
 class ContentPart(BaseModel):
@@ -86,12 +90,8 @@ class StreamOptions(BaseModel):
 
 # Why each OpenAI parameter DuckLM does not honour is refused (the 400 says it).
 _REFUSED = {
-    "tools": "DuckLM runs its own tools (config/tools.yaml); client-side functions are not offered to the model",
-    "tool_choice": "DuckLM runs its own tools; client-side functions are not offered to the model",
-    "functions": "DuckLM runs its own tools; client-side functions are not offered to the model",
-    "function_call": "DuckLM runs its own tools; client-side functions are not offered to the model",
-    "parallel_tool_calls": "DuckLM runs its own tools; client-side functions are not offered to the model",
-    "response_format": "only {\"type\": \"text\"} is supported",
+    "functions": "the legacy function-calling parameters are not supported; use tools",
+    "function_call": "the legacy function-calling parameters are not supported; use tool_choice",
 }
 _SAMPLING = (
     "is set per model by DuckLM's runtime (config/models.yaml), not per request"
@@ -109,26 +109,19 @@ class CompletionBody(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     # DuckLM extension: continue this task with the last user message.
     task_id: str | None = Field(default=None, max_length=128)
-    # Accepted as what they are: an end-user id and metadata are not used by DuckLM.
+    # Accepted as what they are: an end-user id is not used by DuckLM.
     user: str | None = Field(default=None, max_length=256)
     response_format: dict[str, Any] | None = None
-    tools: list[Any] | None = None
+    tools: list[FunctionTool] | None = Field(default=None, max_length=32)
     tool_choice: Any = None
+    # At most one call per step either way: accepted, with nothing to change.
+    parallel_tool_calls: bool | None = None
 
     def refuse_unsupported(self) -> None:
         """A 400 naming the first parameter DuckLM would otherwise have to ignore."""
-        if self.tools:
-            raise ApiError(400, "INVALID_ARGUMENT", f"tools: {_REFUSED['tools']}")
-        if self.tool_choice not in (None, "none", "auto"):
-            raise ApiError(400, "INVALID_ARGUMENT", f"tool_choice: {_REFUSED['tool_choice']}")
-        if self.response_format is not None and self.response_format.get("type") != "text":
-            kind = self.response_format.get("type")
-            raise ApiError(
-                400, "INVALID_ARGUMENT", f"response_format: type {kind!r} is not supported; {_REFUSED['response_format']}"
-            )
         for name in sorted(self.model_extra or {}):
             why = _REFUSED.get(name, _SAMPLING if name in _SAMPLING_PARAMETERS else "is not supported by DuckLM")
-            raise ApiError(400, "INVALID_ARGUMENT", f"{name} {why}" if not name in _REFUSED else f"{name}: {why}")
+            raise ApiError(400, "INVALID_ARGUMENT", f"{name}: {why}" if name in _REFUSED else f"{name} {why}")
 
 
 _SAMPLING_PARAMETERS = {
@@ -163,137 +156,6 @@ def task_message(messages: list[CompletionMessage], continuing: bool) -> str:
             return (head + rules + middle).rstrip()
         transcript.pop(0)
     return (head + rules).rstrip()[:MAX_MESSAGE_CHARS]
-
-
-@dataclass
-class Turn:
-    """Follows one task turn over gRPC, through approvals, until the task completes or fails.
-
-    Keeps what a completion needs: the reply, its streamed deltas, token usage and the outcome.
-    """
-
-    backends: Backends
-    task_id: str = ""
-    status: str = "running"
-    reply: str = ""
-    error: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    last_seq: int = 0
-    waiting_on: str = ""
-    first_seq: int = 0
-    _deadline: float = 0.0
-    _streamed: str = ""  # reply deltas of the model call in progress
-    _streams: list[grpc.aio.UnaryStreamCall[Any, Any]] = field(default_factory=list)
-
-    async def start(self, message: runtime_pb2.ChatRequest) -> common_pb2.Event | None:
-        self._deadline = asyncio.get_running_loop().time() + self.backends.settings.chat_timeout_seconds
-        stream = self.backends.runtime.StreamChat(
-            message, timeout=self.backends.settings.chat_timeout_seconds
-        )
-        self._streams.append(stream)
-        first = await first_event("runtime", stream)
-        if first is not None:
-            self.task_id, self.first_seq = first.task_id, first.seq
-        return first
-
-    async def deltas(self, first: common_pb2.Event | None) -> AsyncIterator[str | None]:
-        """Reply text as it is written; None while nothing happens (for keep-alives). Ends when
-        the task completes, fails or is cancelled, or at the deadline (status then unchanged)."""
-        if first is not None:
-            for piece in self._see(first):
-                yield piece
-        async for delta in self._follow(self._streams[0]):
-            yield delta
-        while self.status == "waiting_approval" and not self._expired():
-            # The task waits for a human; follow it until it moves on and comes to rest again.
-            stream = self.backends.runtime.StreamTaskEvents(
-                runtime_pb2.StreamTaskEventsRequest(
-                    task_id=self.task_id, after_seq=self.last_seq, follow=True
-                )
-            )
-            self._streams.append(stream)
-            async for delta in self._follow(stream):
-                yield delta
-            stream.cancel()
-
-    async def _follow(self, stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterator[str | None]:
-        async for event in with_heartbeats(read_stream(stream), self.backends.settings.heartbeat_seconds):
-            if self._expired():
-                return
-            if event is None:
-                yield None
-                continue
-            for delta in self._see(event):
-                yield delta
-            if self.status in ("completed", "failed", "cancelled"):
-                return
-
-    def _expired(self) -> bool:
-        return asyncio.get_running_loop().time() > self._deadline
-
-    def _see(self, event: common_pb2.Event) -> list[str]:
-        self.task_id = self.task_id or event.task_id
-        self.last_seq = max(self.last_seq, event.seq)
-        data = json_format.MessageToDict(event.data)
-        if event.type == _TYPE.EVENT_TYPE_MODEL_TOKEN:
-            delta = str(data.get("reply", ""))
-            self._streamed += delta
-            return [delta] if delta else []
-        if event.type == _TYPE.EVENT_TYPE_MODEL_CALL:
-            usage = data.get("usage") or {}
-            self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-            self.completion_tokens += int(usage.get("completion_tokens", 0))
-            return []
-        if event.type == _TYPE.EVENT_TYPE_ASSISTANT_MESSAGE:
-            text, streamed = str(data.get("text", "")), self._streamed
-            self.reply, self._streamed = text, ""
-            # The stored message is authoritative; send whatever the live deltas did not cover.
-            if streamed and text.startswith(streamed):
-                return [text[len(streamed) :]] if len(text) > len(streamed) else []
-            return [text] if not streamed else [("\n\n" + text)]
-        if event.type == _TYPE.EVENT_TYPE_DIRECTIVE and data.get("action") not in ("respond", "finish"):
-            self._streamed = ""  # whatever streamed was not a reply
-            return []
-        if event.type == _TYPE.EVENT_TYPE_ERROR:
-            self.error = str(data.get("message", "")) or self.error
-            self._streamed = ""
-            return []
-        if event.type == _TYPE.EVENT_TYPE_APPROVAL_REQUESTED:
-            self.waiting_on = str(data.get("approval_id", ""))
-            return []
-        if event.type == _TYPE.EVENT_TYPE_STATUS_CHANGED:
-            self.status = str(data.get("to", self.status))
-        return []
-
-    def close(self) -> None:
-        for stream in self._streams:
-            stream.cancel()
-
-    def failure(self) -> ApiError | None:
-        """Why the turn gave no answer, as the error a client should see; None when it answered."""
-        if self.status == "completed":
-            return None
-        # 422, not 409/5xx: the official clients retry those, and a retry would run the task again.
-        if self.status == "cancelled":
-            return ApiError(422, "CANCELLED", f"task {self.task_id} was cancelled")
-        if self.status == "failed":
-            return ApiError(
-                422, "TASK_FAILED", f"task {self.task_id} failed: {self.error or 'no reason given'}"
-            )
-        return ApiError(
-            422,
-            "DEADLINE_EXCEEDED",
-            f"task {self.task_id} did not come to rest in time ({self.status}); follow it at "
-            f"/v1/tasks/{self.task_id}/events or continue it with task_id",
-        )
-
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
 
 
 def _completion_id(turn: Turn) -> str:
@@ -336,8 +198,8 @@ async def _answer(request: Request, turn: Turn, first: common_pb2.Event | None) 
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": turn.reply},
-                    "finish_reason": "stop",
+                    "message": _message(turn),
+                    "finish_reason": "tool_calls" if turn.tool_calls else "stop",
                     "logprobs": None,
                 }
             ],
@@ -345,6 +207,13 @@ async def _answer(request: Request, turn: Turn, first: common_pb2.Event | None) 
             "task_id": turn.task_id,
         }
     )
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    if turn.tool_calls:
+        calls = [{key: value for key, value in call.items() if key != "index"} for call in turn.tool_calls]
+        return {"role": "assistant", "content": None, "tool_calls": calls}
+    return {"role": "assistant", "content": turn.reply}
 
 
 def _chunk(turn: Turn, delta: dict[str, Any], finish: str | None = None) -> str:
@@ -372,6 +241,9 @@ async def _chunks(turn: Turn, first: common_pb2.Event | None, include_usage: boo
         problem = turn.failure()
         if problem is not None:
             yield sse(error_body(problem.code, problem.message))
+        elif turn.tool_calls:
+            yield _chunk(turn, {"tool_calls": turn.tool_calls})
+            yield _chunk(turn, {}, finish="tool_calls")
         else:
             yield _chunk(turn, {}, finish="stop")
             if include_usage:
@@ -391,12 +263,27 @@ async def _chunks(turn: Turn, first: common_pb2.Event | None, include_usage: boo
     yield sse("[DONE]")
 
 
+def _chat_request(body: CompletionBody) -> runtime_pb2.ChatRequest:
+    if body.messages[-1].role == "tool":
+        # The results of the client's functions continue the task that called them.
+        task_id, text = tool_results(body.messages)
+        if body.task_id and body.task_id != task_id:
+            raise ApiError(400, "INVALID_ARGUMENT", f"task_id {body.task_id} is not the task of these tool results")
+    else:
+        task_id, text = body.task_id or "", task_message(body.messages, bool(body.task_id))
+    message = runtime_pb2.ChatRequest(
+        message=text, task_id=task_id, client_functions=client_functions(body.tools, body.tool_choice)
+    )
+    schema = reply_schema(body.response_format)
+    if schema is not None:
+        message.reply_schema.CopyFrom(to_struct(schema))
+    return message
+
+
 async def chat_completions(request: Request) -> Response:
     body = await read_body(request, CompletionBody)
     body.refuse_unsupported()
-    message = runtime_pb2.ChatRequest(
-        message=task_message(body.messages, bool(body.task_id)), task_id=body.task_id or ""
-    )
+    message = _chat_request(body)
     turn = Turn(backends_of(request))
     if not body.stream:
         first = await turn.start(message)
