@@ -219,7 +219,8 @@ export class Conversation {
     this.dropDraft();
     const step = this.step("tool", "⚙", data.tool);
     step.details.dataset.callId = data.call_id;
-    step.summary.querySelector(".state").textContent = "running…";
+    // A client's own function (OpenAI API `tools`): the client runs it, not DuckLM.
+    step.summary.querySelector(".state").textContent = data.client ? "for the client to run" : "running…";
     this.section(step.body, "arguments", data.arguments);
     this.steps.set(data.call_id, step);
     this.add(step.details);
