@@ -39,7 +39,8 @@ async def memory_bench() -> bool:
 
 
 def main() -> int:
-    results = {"runtime_bench.py": run("runtime_bench.py"), "memory_bench.py": asyncio.run(memory_bench()), "webchat_bench.py": run("webchat_bench.py")}
+    results = {"runtime_bench.py": run("runtime_bench.py"), "memory_bench.py": asyncio.run(memory_bench())}
+    results["webchat_bench.py"] = run("webchat_bench.py")
     failed = [name for name, ok in results.items() if not ok]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
