@@ -15,7 +15,7 @@ import pytest
 
 from tests.gateway.conftest import GatewayStack
 
-WEATHER = {
+WEATHER: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -54,28 +54,26 @@ async def test_a_tool_round_trip_continues_the_same_task(
             {"action": "respond", "message": "It is sunny in Paris."},
         ]
     )
-    question = [{"role": "user", "content": f"What is the weather in Paris? ({stream})"}]
+    question: list[Any] = [{"role": "user", "content": f"What is the weather in Paris? ({stream})"}]
     if stream:
-        chunks = [
-            chunk
-            async for chunk in await client.chat.completions.create(
-                model="ducklm", messages=question, tools=[WEATHER], stream=True  # type: ignore[list-item]
-            )
-        ]
+        stream_of = await client.chat.completions.create(model="ducklm", messages=question, tools=[WEATHER], stream=True)
+        chunks = [chunk async for chunk in stream_of]
         calls = [call for chunk in chunks if chunk.choices for call in chunk.choices[0].delta.tool_calls or []]
         finish = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices and chunk.choices[0].finish_reason]
         assert finish == ["tool_calls"]
         assert len(calls) == 1
-        call_id, name, arguments = calls[0].id, calls[0].function.name, calls[0].function.arguments  # type: ignore[union-attr]
+        assert calls[0].function is not None
+        call_id, name, arguments = calls[0].id, calls[0].function.name, calls[0].function.arguments or ""
     else:
         completion = await client.chat.completions.create(
-            model="ducklm", messages=question, tools=[WEATHER]  # type: ignore[list-item]
+            model="ducklm", messages=question, tools=[WEATHER]
         )
         choice = completion.choices[0]
         assert choice.finish_reason == "tool_calls"
         assert choice.message.content is None and choice.message.tool_calls
         call = choice.message.tool_calls[0]
-        call_id, name, arguments = call.id, call.function.name, call.function.arguments  # type: ignore[union-attr]
+        assert call.type == "function"
+        call_id, name, arguments = call.id, call.function.name, call.function.arguments
     assert name == "get_weather" and json.loads(arguments or "{}") == {"city": "Paris"}
     offered = last_schema(gateway_stack)
     assert '"const": "get_weather"' in offered and "The weather now in a city." in offered
@@ -86,7 +84,7 @@ async def test_a_tool_round_trip_continues_the_same_task(
     follow_up = await client.chat.completions.create(
         model="ducklm",
         messages=[
-            *question,  # type: ignore[list-item]
+            *question,
             {
                 "role": "assistant",
                 "content": None,
@@ -96,7 +94,7 @@ async def test_a_tool_round_trip_continues_the_same_task(
             },
             {"role": "tool", "tool_call_id": call_id, "content": '{"sky": "sunny", "celsius": 24}'},
         ],
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
     )
     assert follow_up.choices[0].finish_reason == "stop"
     assert follow_up.choices[0].message.content == "It is sunny in Paris."
@@ -112,10 +110,11 @@ async def test_a_tool_round_trip_continues_the_same_task(
 
 async def test_tool_choice_none_offers_no_function(client: openai.AsyncOpenAI, gateway_stack: GatewayStack) -> None:
     gateway_stack.model.script([{"action": "respond", "message": "No tools needed."}])
+    talk: list[Any] = [{"role": "user", "content": "Just talk"}]
     completion = await client.chat.completions.create(
         model="ducklm",
-        messages=[{"role": "user", "content": "Just talk"}],
-        tools=[WEATHER],  # type: ignore[list-item]
+        messages=talk,
+        tools=[WEATHER],
         tool_choice="none",
     )
     assert completion.choices[0].message.content == "No tools needed."
