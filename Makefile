@@ -28,7 +28,8 @@ deps: $(STAMP)
 # The venv, the Python packages (and the `ducklm` CLI from clients/python), and a .pth that puts the repo and the generated stubs on sys.path.
 $(STAMP): requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@echo "Installing DuckLM's Python packages into $(VENV) (a few minutes the first time)…"
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e clients/python
 	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ducklm.pth"
 	@touch $(STAMP)

@@ -12,6 +12,11 @@ mapfile -t protos < <(find protos -name '*.proto' | sort)
 "$PYTHON" -m grpc_tools.protoc -I protos \
     --python_out="$OUT" --pyi_out="$OUT" --grpc_python_out="$OUT" "${protos[@]}"
 
+# The same files with their comments (source info), for server reflection: `grpcurl describe`
+# then shows each service's, method's and field's documentation (services/common/reflection.py).
+"$PYTHON" -m grpc_tools.protoc -I protos --include_source_info \
+    --descriptor_set_out="$OUT/ducklm/descriptors.binpb" "${protos[@]}"
+
 # Make every generated folder a regular package so imports need no namespace-package magic.
 find "$OUT/ducklm" -type d -exec touch {}/__init__.py \;
 echo "generated stubs for ${#protos[@]} proto files in $OUT"

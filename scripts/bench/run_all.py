@@ -43,6 +43,7 @@ def main() -> int:
     results = {"runtime_bench.py": run("runtime_bench.py"), "memory_bench.py": asyncio.run(memory_bench())}
     results["sandbox_bench.py"] = run("sandbox_bench.py")
     results["skills_bench.py"] = run("skills_bench.py")
+    results["webchat_bench.py"] = run("webchat_bench.py")
     failed = [name for name, ok in results.items() if not ok]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from services.common.auth import GrpcSecurity
 from services.common.config import ConfigError
 from services.common.metrics import GrpcMetricsInterceptor, serve_metrics
+from services.common.reflection import add_reflection
 
 __all__ = ["GrpcServer", "ServiceBinding", "build_server", "serve"]
 
@@ -86,7 +87,8 @@ async def build_server(
     names = tuple(binding.full_name for binding in bindings)
     for binding in bindings:
         binding.add(binding.servicer, server)
-    reflection.enable_server_reflection(
+    # Reflection with the protos' comments, so `grpcurl describe` documents every call.
+    add_reflection(
         (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 
 from services.common.metrics import HttpMetricsMiddleware
 from services.gateway import auth
+from services.gateway.access_log import AccessLogMiddleware
 from services.gateway.backends import Backends
 from services.gateway.config import Settings
 from services.gateway.errors import EXCEPTION_HANDLERS
@@ -49,6 +50,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             *memory.routes,
         ],
         middleware=[
+            Middleware(AccessLogMiddleware),
             Middleware(HttpMetricsMiddleware),
             Middleware(pages.SecurityHeadersMiddleware),
             # Before authentication: a foreign Host or a cross-site request is refused, token or not.

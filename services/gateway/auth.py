@@ -50,6 +50,7 @@ OPEN_PATHS = frozenset(
         "/",
         "/healthz",
         "/openapi.json",
+        "/docs",
         "/favicon.ico",
         "/v1/auth/session",
         "/v1/auth/login",

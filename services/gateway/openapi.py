@@ -178,7 +178,21 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/tasks/{task_id}": {
-            "get": _op("Get a task", _responses(200, "Task", 404, *_BACKEND), tag="tasks", params=[task_id])
+            "get": _op("Get a task", _responses(200, "Task", 404, *_BACKEND), tag="tasks", params=[task_id]),
+            "patch": _op(
+                "Rename a task (its title)",
+                _responses(200, "Task", 404, *_BACKEND),
+                tag="tasks",
+                params=[task_id],
+                body=_body(tasks.RenameBody),
+            ),
+            "delete": _op(
+                "Delete a task and its events (a task waiting for an approval is cancelled first; "
+                "409 while it is running)",
+                _responses(204, None, 404, 409, *_BACKEND),
+                tag="tasks",
+                params=[task_id],
+            ),
         },
         "/v1/tasks/{task_id}/cancel": {
             "post": _op(

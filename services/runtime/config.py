@@ -29,9 +29,9 @@ class Settings(BaseModel):
     max_repairs: int = Field(default=2, ge=0)
     # Most tokens (prompt + completion) one task may spend.
     token_budget: int = Field(default=200_000, gt=0)
-    # Longest reply (in characters) the step schema lets the model write. Keeps a small model's
-    # JSON inside its max_tokens; raise it with a bigger model and a larger max_tokens.
-    max_reply_chars: int = Field(default=400, gt=0)
+    # Longest reply (in characters) the step schema lets the model write, for every model. Unset:
+    # the chat model's own `max_reply_chars` in models.yaml, or what its max_tokens leaves room for.
+    max_reply_chars: int | None = Field(default=None, gt=0)
     # Memories recalled into the context at the start of each turn (0 turns it off).
     recall_top_k: int = Field(default=3, ge=0, le=20)
     # Store each final answer (`finish`) as a memory.

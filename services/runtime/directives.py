@@ -40,7 +40,9 @@ class Directive:
 
     @property
     def message(self) -> str:
-        return str(self.fields.get("message", ""))
+        message = self.fields.get("message", "")
+        # With a reply schema the message is a JSON value; the reply is its JSON text.
+        return message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)
 
 
 class DirectiveSchema:
@@ -67,13 +69,15 @@ class DirectiveSchema:
         max_text_chars: int | None = None,
         tools: Sequence[tuple[str, dict[str, Any]]] = (),
         skills: Sequence[str] = (),
+        reply_schema: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A schema admitting only `actions` (in that order).
 
         `call_tool` becomes one branch per tool in `tools` (name, arguments schema), so the model
         can only name a tool that exists, with arguments of the right shape; `use_skill` admits
         only the names in `skills`. `max_text_chars` caps free-text fields further, so a small
-        model's answer ends well inside its token limit.
+        model's answer ends well inside its token limit. `reply_schema` replaces the answer's
+        free-text `message` of `respond` and `finish` with a JSON value of that schema.
         """
         unknown = [action for action in actions if action not in self._branches]
         if unknown:
@@ -88,6 +92,8 @@ class DirectiveSchema:
                 if not skills:
                     continue
                 branch["properties"]["skill"] = {"enum": list(skills)}
+            if reply_schema is not None and action in ("respond", "finish"):
+                branch["properties"]["message"] = copy.deepcopy(reply_schema)
             branches.append(branch)
         if max_text_chars is not None:
             for branch in branches:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
+from services.runtime.client_functions import client_tools, merge_tools, reply_schema
 from services.runtime.compaction import summarise
 from services.runtime.completion_client import CompletionModel, NativeApiMissing
 from services.runtime.config import Settings
@@ -74,7 +75,7 @@ class RuntimeLoop:
         events = await self._events(task_id)
         # The catalogue is read once per turn: the same for every step, so the prompt's prefix
         # stays cacheable; skills added on disk show up from the next turn.
-        tools = await self._tools()
+        tools = merge_tools(await self._tools(), client_tools(events))
         skills = await self._peers.list_skills() if self._peers is not None else []
         if await self._settle_pending_call(task_id, events, tools) == "rest":
             return
@@ -280,9 +281,10 @@ class RuntimeLoop:
             step_actions = [action for action in actions if action != "call_tool" or offered_tools]
         schema = self._schema.for_step(
             step_actions,
-            max_text_chars=self._settings.max_reply_chars,
+            max_text_chars=self._settings.max_reply_chars or self._chat_role().reply_chars(),
             tools=[(tool.name, tool.arguments_schema) for tool in offered_tools],
             skills=[s.name for s in skills],
+            reply_schema=reply_schema(events),
         )
         return catalogue, schema
 
@@ -307,6 +309,12 @@ class RuntimeLoop:
             tool = str(directive.fields["tool"])
             call_id = uuid.uuid4().hex[:12]
             arguments = dict(directive.fields.get("arguments") or {})
+            if tool in {spec.name for spec in client_tools(events)}:
+                # The client runs its own functions: the turn ends here, its result comes as the next message.
+                data = {"call_id": call_id, "tool": tool, "arguments": arguments, "client": True}
+                await self._store.append_event(task_id, "tool_call", data)
+                await self._store.complete_turn(task_id, "", final=False, reason="client_function_call")
+                return "rest"
             await self._store.append_event(task_id, "tool_call", {"call_id": call_id, "tool": tool, "arguments": arguments})
             return await self._execute(task_id, call_id, tool, arguments)
         if action == "use_skill":
@@ -373,6 +381,8 @@ class RuntimeLoop:
         if not calls:
             return "continue"
         call = calls[-1].data
+        if call.get("client"):
+            return "continue"  # the client ran it; its result is in the user's message
         call_id = str(call["call_id"])
         if any(e.type == "tool_result" and e.data.get("call_id") == call_id for e in events):
             return "continue"

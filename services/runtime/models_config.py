@@ -36,6 +36,9 @@ class RoleConfig(BaseModel):
     api_key: str = ""
     context_window: int = Field(default=8192, gt=0)
     max_tokens: int = Field(default=256, gt=0)
+    # Longest reply (characters) this model may write in one directive; default: what max_tokens
+    # leaves room for once the directive's JSON is written (see `reply_chars`).
+    max_reply_chars: int | None = Field(default=None, gt=0)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     # Longest wait for the next piece of a response (a server that stops sending times out).
     timeout_seconds: float = Field(default=120.0, gt=0)
@@ -55,6 +58,13 @@ class RoleConfig(BaseModel):
     @property
     def output_char_cap(self) -> int:
         return self.max_output_chars or max(16 * self.max_tokens, 4096)
+
+
+    def reply_chars(self) -> int:
+        if self.max_reply_chars is not None:
+            return self.max_reply_chars
+        # About three characters per token, less ~100 tokens for the directive's JSON around it.
+        return max(200, (self.max_tokens - 100) * 3)
 
 
 class ServerConfig(BaseModel):

@@ -40,15 +40,18 @@ class TaskRunner:
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
-    async def send_message(self, task_id: str | None, message: str, skill: str = "",
-                           *, memory: bool = True) -> tuple[TaskRecord, int]:
+    async def send_message(
+        self, task_id: str | None, message: str, skill: str = "", extras: dict[str, Any] | None = None,
+        *, memory: bool = True,
+    ) -> tuple[TaskRecord, int]:
         """Opens a task (or reopens `task_id`), records the message and starts the loop.
         Returns the task and the seq of the user-message event. With `memory` false the turn
         reads and writes no memory (the loop's memory steps read the flag from the event).
+        `extras`: what a client adds to this turn (client_functions.py), recorded with the message.
 
         Reopening is one compare-and-set in the store: of two concurrent messages to a task at
         rest, one wins; the other gets ABORTED ("the task is busy") and is not recorded."""
-        data: dict[str, str | bool] = {"text": message}
+        data: dict[str, Any] = {"text": message, **(extras or {})}
         if skill:
             data["skill"] = skill
         if not memory:

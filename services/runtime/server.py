@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -11,8 +12,9 @@ from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, grpc_errors
 from services.common.paging import next_page_token, page_bounds
-from services.common.protos import to_struct, to_timestamp
+from services.common.protos import from_struct, to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.runtime.client_functions import check_functions
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
@@ -71,6 +73,21 @@ def _message(request: runtime_pb2.ChatRequest) -> str:
     return message
 
 
+def _extras(request: runtime_pb2.ChatRequest) -> dict[str, Any]:
+    """What the client adds to the turn: its own functions and a schema for the answer."""
+    extras: dict[str, Any] = {}
+    if request.client_functions:
+        extras["client_functions"] = check_functions(
+            [
+                {"name": f.name, "description": f.description, "parameters": from_struct(f.parameters)}
+                for f in request.client_functions
+            ]
+        )
+    if request.HasField("reply_schema"):
+        extras["reply_schema"] = from_struct(request.reply_schema)
+    return extras
+
+
 def _status_filter(value: int) -> TaskStatus | None:
     if value == common_pb2.TASK_STATUS_UNSPECIFIED:
         return None
@@ -125,7 +142,8 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
     @grpc_errors
     async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
         task, _ = await self._runner.send_message(
-            request.task_id or None, _message(request), await self._skill(request), memory=not request.without_memory
+            request.task_id or None, _message(request), await self._skill(request), _extras(request),
+            memory=not request.without_memory,
         )
         await self._runner.wait(task.id)
         task = await self._store.get_task(task.id)
@@ -152,6 +170,25 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         return task_to_proto(await self._runner.cancel(request.task_id, request.reason))
 
     @grpc_errors
+    async def UpdateTask(self, request: runtime_pb2.UpdateTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+        title = " ".join(request.title.split())
+        if not title or len(title) > 200:
+            raise InvalidArgument("title must be 1 to 200 characters")
+        return task_to_proto(await self._store.rename_task(request.task_id, title))
+
+    @grpc_errors
+    async def DeleteTask(
+        self, request: runtime_pb2.DeleteTaskRequest, context: grpc.aio.ServicerContext
+    ) -> runtime_pb2.DeleteTaskResponse:
+        task = await self._store.get_task(request.task_id)
+        if task.status is TaskStatus.WAITING_APPROVAL:
+            task = await self._runner.cancel(task.id, "deleted")
+        if task.status in (TaskStatus.PENDING, TaskStatus.RUNNING):
+            raise FailedPrecondition(f"task {task.id} is {task.status.value}; cancel it before deleting it")
+        await self._store.delete_task(task.id)
+        return runtime_pb2.DeleteTaskResponse()
+
+    @grpc_errors
     async def ListTaskEvents(
         self, request: runtime_pb2.ListTaskEventsRequest, context: grpc.aio.ServicerContext
     ) -> runtime_pb2.ListTaskEventsResponse:
@@ -168,10 +205,13 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.Event]:
         task, user_seq = await self._runner.send_message(
-            request.task_id or None, _message(request), await self._skill(request), memory=not request.without_memory
+            request.task_id or None, _message(request), await self._skill(request), _extras(request),
+            memory=not request.without_memory,
         )
         # The turn's loop has been scheduled but has not run yet: subscribing now misses nothing.
-        async for event in self._follow(task.id, after_seq=user_seq - 1, follow=False):
+        # A new task's stream starts at its task_created event, a continued one at the message.
+        after_seq = user_seq - 1 if request.task_id else 0
+        async for event in self._follow(task.id, after_seq=after_seq, follow=False):
             yield event
 
     @grpc_errors

@@ -205,6 +205,22 @@ class TaskStore:
         ) as cursor:
             return [task_from_row(row) for row in await cursor.fetchall()]
 
+    async def rename_task(self, task_id: str, title: str) -> TaskRecord:
+        await self.get_task(task_id)
+        async with self._write_lock:
+            await self._db.execute("UPDATE tasks SET title = ? WHERE id = ?", (title[:200], task_id))
+            await self._db.commit()
+        return await self.get_task(task_id)
+
+    async def delete_task(self, task_id: str) -> None:
+        """Deletes a task and its event log (the caller checks it is at rest)."""
+        await self.get_task(task_id)
+        async with self._write_lock:
+            await self._db.execute("DELETE FROM events WHERE task_id = ?", (task_id,))
+            await self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            await self._db.commit()
+        self._logs.pop(task_id, None)
+
     async def set_status(
         self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
     ) -> TaskRecord:

@@ -218,7 +218,7 @@ async def test_skill_commands(scripted: ScriptedStack, tmp_path: Path) -> None:
 async def test_errors_are_one_clear_line_and_a_nonzero_exit(scripted: ScriptedStack) -> None:
     missing = await ducklm("events", "no-such-task", env=scripted.client_env())
     assert missing.code == 1
-    assert missing.stderr.startswith("ducklm: runtime ListTaskEvents failed with NOT_FOUND")
+    assert missing.stderr.startswith("ducklm: no task id starts with 'no-such-task'")
     assert "Traceback" not in missing.stderr
     nowhere = await ducklm("--runtime", "127.0.0.1:9", "tasks", env=scripted.client_env())
     assert nowhere.code == 1 and "Is the runtime service running at 127.0.0.1:9" in nowhere.stderr

@@ -104,7 +104,8 @@ async def test_every_documented_command_works(scripted: ScriptedStack) -> None:
             if '"follow": true' in command:
                 # -max-time ends the endless stream: grpcurl then reports DeadlineExceeded.
                 assert "EVENT_TYPE_APPROVAL_DECIDED" in output and "EVENT_TYPE_TOOL_RESULT" in output, output
-                assert "DeadlineExceeded" in output, output
+                assert "DeadlineExceeded" in output and code == 68, (code, output)
+                assert "exits with status 68" in DOC.read_text(), "the doc says how the stream ends"
                 continue
             assert code == 0, f"{command}\n{output}"
             check_output(command, output, stack)
@@ -127,12 +128,17 @@ def check_output(command: str, output: str, stack: LocalStack) -> None:
             assert name in output.split(), output
     elif " describe " in command:
         assert "is a service" in output or "is a message" in output or "is an enum" in output, output
+        # The protos' comments come with the descriptors.
+        assert re.search(r"^\s*// \S", output, re.MULTILINE), output
     elif "Health/Check" in command:
         assert json.loads(output) == {"status": "SERVING"}
     elif command.endswith("RuntimeService/Chat"):
         assert json.loads(output)["reply"] == "Hello from the scripted model."
     elif command.endswith("RuntimeService/StreamChat"):
         assert "EVENT_TYPE_MODEL_TOKEN" in output and '"to": "completed"' in output, output
+        # As the doc says: stored opening events first, tokens while the model writes.
+        order = [output.index(kind) for kind in ("TASK_CREATED", "USER_MESSAGE", "MODEL_TOKEN", "ASSISTANT_MESSAGE")]
+        assert order == sorted(order), output
     elif command.endswith("ApprovalsService/Approve"):
         assert json.loads(output)["state"] == "APPROVAL_STATE_APPROVED"
     elif command.endswith("ApprovalsService/Deny"):

@@ -55,7 +55,7 @@ async def test_chat_streams_the_task_events_and_the_reply_token_by_token(
         assert response.headers["content-type"].startswith("text/event-stream")
         events = await collect_sse(response)
     names = [name for name, _ in events]
-    assert names[0] == "user_message" and events[0][1]["task_id"]
+    assert names[:2] == ["task_created", "user_message"] and events[0][1]["task_id"]
     tokens = [data["data"]["reply"] for name, data in events if name == "model_token"]
     assert len([t for t in tokens if t]) > 3, "the reply arrives in several pieces"
     assert "".join(tokens) == text

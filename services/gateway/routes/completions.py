@@ -7,7 +7,13 @@ turns and system instructions folded in as a transcript), or, with the DuckLM ex
 approval, the completion waits too (approve it in WebChat or via /v1/approvals) until the task
 completes, fails, is cancelled, or `chat_timeout_seconds` passes. Streaming sends the reply as
 it is written (`model_token` deltas), in chat.completion.chunk events ending with [DONE].
-Client-side function calling is not offered: DuckLM runs its own tools, so `tools` is ignored.
+
+Client `tools` are offered to the model and come back as `tool_calls`; `response_format`
+constrains the answer (routes/client_tools.py). Every other parameter is either honoured or
+refused with a 400 that names it: DuckLM sets sampling per model (config/models.yaml), so
+sampling options are refused, never silently ignored. Once a task exists, no error answer uses a status the
+official clients retry by themselves (408, 409, 429, 5xx) — a retry would run the task again —
+and each carries `x-should-retry: false`.
 OpenAI clients expect no state between calls, so a completion reads and writes no memory unless
 the request opts in with the DuckLM extension field `memory: true` (then the turn recalls the
 user's long-term memories and its own task's, and what the model remembers stays in that task).
@@ -15,33 +21,36 @@ user's long-term memories and its own task's, and what the model remembers stays
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2
-from google.protobuf import json_format
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.gateway.backends import Backends
+from services.common.protos import to_struct
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call, error_body
 from services.gateway.inputs import read_body
-from services.gateway.routes.tasks import MAX_MESSAGE_CHARS, backends_of, first_event, read_stream
-from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment, with_heartbeats
+from services.gateway.routes.client_tools import (
+    FunctionTool,
+    client_functions,
+    reply_schema,
+    tool_results,
+)
+from services.gateway.routes.completion_turn import Turn
+from services.gateway.routes.tasks import MAX_MESSAGE_CHARS, backends_of
+from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment
 
 __all__ = ["MODEL_ID", "routes", "task_message"]
 
 MODEL_ID = "ducklm"
 _CREATED = int(time.time())
-_TYPE = common_pb2.EventType
 
 
 class ContentPart(BaseModel):
@@ -82,9 +91,18 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+# Why each OpenAI parameter DuckLM does not honour is refused (the 400 says it).
+_REFUSED = {
+    "functions": "the legacy function-calling parameters are not supported; use tools",
+    "function_call": "the legacy function-calling parameters are not supported; use tool_choice",
+}
+_SAMPLING = (
+    "is set per model by DuckLM's runtime (config/models.yaml), not per request"
+)
+
+
 class CompletionBody(BaseModel):
-    # OpenAI clients send many optional parameters (temperature, max_tokens, tools...): DuckLM's
-    # runtime owns those decisions, so unknown fields are accepted and ignored.
+    # Every field not declared here is refused by `refuse_unsupported` with a 400 naming it.
     model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1, max_length=200)
@@ -96,11 +114,31 @@ class CompletionBody(BaseModel):
     task_id: str | None = Field(default=None, max_length=128)
     # DuckLM extension: let this turn use memory (off by default: no state between calls).
     memory: bool = False
+    # Accepted as what they are: an end-user id is not used by DuckLM.
+    user: str | None = Field(default=None, max_length=256)
+    response_format: dict[str, Any] | None = None
+    tools: list[FunctionTool] | None = Field(default=None, max_length=32)
+    tool_choice: Any = None
+    # At most one call per step either way: accepted, with nothing to change.
+    parallel_tool_calls: bool | None = None
+
+    def refuse_unsupported(self) -> None:
+        """A 400 naming the first parameter DuckLM would otherwise have to ignore."""
+        for name in sorted(self.model_extra or {}):
+            why = _REFUSED.get(name, _SAMPLING if name in _SAMPLING_PARAMETERS else "is not supported by DuckLM")
+            raise ApiError(400, "INVALID_ARGUMENT", f"{name}: {why}" if name in _REFUSED else f"{name} {why}")
+
+
+_SAMPLING_PARAMETERS = {
+    "temperature", "top_p", "max_tokens", "max_completion_tokens", "frequency_penalty", "presence_penalty",
+    "seed", "stop", "logit_bias", "logprobs", "top_logprobs", "reasoning_effort", "verbosity",
+}
 
 
 def task_message(messages: list[CompletionMessage], continuing: bool) -> str:
-    """The user message for the task: the last message, with earlier ones folded in as a
-    transcript when the task is new (oldest turns dropped first if it grows too long)."""
+    """The user message for the task: the last user message first (the task's title is its
+    start), then the client's instructions and the earlier turns as context when the task is new
+    (oldest turns dropped first if it grows too long)."""
     last = messages[-1]
     if last.role != "user":
         raise ApiError(400, "INVALID_ARGUMENT", "messages: the last message must have the role 'user'")
@@ -115,141 +153,14 @@ def task_message(messages: list[CompletionMessage], continuing: bool) -> str:
         for m in messages[:-1]
         if m.role not in ("system", "developer")
     ]
-    head = "Instructions:\n" + "\n".join(filter(None, instructions)) + "\n\n" if any(instructions) else ""
-    tail = "Message:\n" + question
+    head = question + "\n\n"
+    rules = "Instructions:\n" + "\n".join(filter(None, instructions)) + "\n\n" if any(instructions) else ""
     while transcript:
         middle = "Conversation so far:\n" + "\n".join(transcript) + "\n\n"
-        if len(head) + len(middle) + len(tail) <= MAX_MESSAGE_CHARS:
-            return head + middle + tail
+        if len(head) + len(rules) + len(middle) <= MAX_MESSAGE_CHARS:
+            return (head + rules + middle).rstrip()
         transcript.pop(0)
-    return (head + tail)[-MAX_MESSAGE_CHARS:] if len(head + tail) > MAX_MESSAGE_CHARS else head + tail
-
-
-@dataclass
-class Turn:
-    """Follows one task turn over gRPC, through approvals, until the task completes or fails.
-
-    Keeps what a completion needs: the reply, its streamed deltas, token usage and the outcome.
-    """
-
-    backends: Backends
-    task_id: str = ""
-    status: str = "running"
-    reply: str = ""
-    error: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    last_seq: int = 0
-    waiting_on: str = ""
-    first_seq: int = 0
-    _deadline: float = 0.0
-    _streamed: str = ""  # reply deltas of the model call in progress
-    _streams: list[grpc.aio.UnaryStreamCall] = field(default_factory=list)
-
-    async def start(self, message: runtime_pb2.ChatRequest) -> common_pb2.Event | None:
-        self._deadline = asyncio.get_running_loop().time() + self.backends.settings.chat_timeout_seconds
-        stream = self.backends.runtime.StreamChat(
-            message, timeout=self.backends.settings.chat_timeout_seconds
-        )
-        self._streams.append(stream)
-        first = await first_event("runtime", stream)
-        if first is not None:
-            self.task_id, self.first_seq = first.task_id, first.seq
-        return first
-
-    async def deltas(self, first: common_pb2.Event | None) -> AsyncIterator[str | None]:
-        """Reply text as it is written; None while nothing happens (for keep-alives). Ends when
-        the task completes, fails or is cancelled, or at the deadline (status then unchanged)."""
-        if first is not None:
-            for piece in self._see(first):
-                yield piece
-        async for delta in self._follow(self._streams[0]):
-            yield delta
-        while self.status == "waiting_approval" and not self._expired():
-            # The task waits for a human; follow it until it moves on and comes to rest again.
-            stream = self.backends.runtime.StreamTaskEvents(
-                runtime_pb2.StreamTaskEventsRequest(
-                    task_id=self.task_id, after_seq=self.last_seq, follow=True
-                )
-            )
-            self._streams.append(stream)
-            async for delta in self._follow(stream):
-                yield delta
-            stream.cancel()
-
-    async def _follow(self, stream: grpc.aio.UnaryStreamCall) -> AsyncIterator[str | None]:
-        async for event in with_heartbeats(read_stream(stream), self.backends.settings.heartbeat_seconds):
-            if self._expired():
-                return
-            if event is None:
-                yield None
-                continue
-            for delta in self._see(event):
-                yield delta
-            if self.status in ("completed", "failed", "cancelled"):
-                return
-
-    def _expired(self) -> bool:
-        return asyncio.get_running_loop().time() > self._deadline
-
-    def _see(self, event: common_pb2.Event) -> list[str]:
-        self.task_id = self.task_id or event.task_id
-        self.last_seq = max(self.last_seq, event.seq)
-        data = json_format.MessageToDict(event.data)
-        if event.type == _TYPE.EVENT_TYPE_MODEL_TOKEN:
-            delta = str(data.get("reply", ""))
-            self._streamed += delta
-            return [delta] if delta else []
-        if event.type == _TYPE.EVENT_TYPE_MODEL_CALL:
-            usage = data.get("usage") or {}
-            self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-            self.completion_tokens += int(usage.get("completion_tokens", 0))
-            return []
-        if event.type == _TYPE.EVENT_TYPE_ASSISTANT_MESSAGE:
-            text, streamed = str(data.get("text", "")), self._streamed
-            self.reply, self._streamed = text, ""
-            # The stored message is authoritative; send whatever the live deltas did not cover.
-            if streamed and text.startswith(streamed):
-                return [text[len(streamed) :]] if len(text) > len(streamed) else []
-            return [text] if not streamed else [("\n\n" + text)]
-        if event.type == _TYPE.EVENT_TYPE_DIRECTIVE and data.get("action") not in ("respond", "finish"):
-            self._streamed = ""  # whatever streamed was not a reply
-            return []
-        if event.type == _TYPE.EVENT_TYPE_ERROR:
-            self.error = str(data.get("message", "")) or self.error
-            self._streamed = ""
-            return []
-        if event.type == _TYPE.EVENT_TYPE_APPROVAL_REQUESTED:
-            self.waiting_on = str(data.get("approval_id", ""))
-            return []
-        if event.type == _TYPE.EVENT_TYPE_STATUS_CHANGED:
-            self.status = str(data.get("to", self.status))
-        return []
-
-    def close(self) -> None:
-        for stream in self._streams:
-            stream.cancel()
-
-    def failure(self) -> ApiError | None:
-        """Why the turn gave no answer, as the error a client should see; None when it answered."""
-        if self.status == "completed":
-            return None
-        if self.status == "cancelled":
-            return ApiError(409, "CANCELLED", f"task {self.task_id} was cancelled")
-        if self.status == "failed":
-            return ApiError(
-                502, "TASK_FAILED", f"task {self.task_id} failed: {self.error or 'no reason given'}"
-            )
-        return ApiError(
-            504, "DEADLINE_EXCEEDED", f"task {self.task_id} did not come to rest in time ({self.status})"
-        )
-
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
+    return (head + rules).rstrip()[:MAX_MESSAGE_CHARS]
 
 
 def _completion_id(turn: Turn) -> str:
@@ -261,14 +172,27 @@ async def _collect(turn: Turn, first: common_pb2.Event | None) -> None:
         pass
 
 
+_NO_RETRY = {"x-should-retry": "false"}
+
+
+def _not_retried(status: int, body: dict[str, Any]) -> JSONResponse:
+    """An error answer for a task that exists: never a status the official clients retry."""
+    retried = status in (408, 409, 429) or status >= 500
+    return JSONResponse(body, status_code=422 if retried else status, headers=_NO_RETRY)
+
+
 async def _answer(request: Request, turn: Turn, first: common_pb2.Event | None) -> Response:
     try:
         await call("runtime", unless_disconnected(request, _collect(turn, first)))
+    except BackendError as exc:
+        body = exc.body()
+        body["error"]["message"] = f"task {turn.task_id}: {body['error']['message']}"
+        return _not_retried(exc.status, body)
     finally:
         turn.close()
     problem = turn.failure()
     if problem is not None:
-        raise problem
+        return _not_retried(problem.status, error_body(problem.code, problem.message))
     return JSONResponse(
         {
             "id": _completion_id(turn),
@@ -279,8 +203,8 @@ async def _answer(request: Request, turn: Turn, first: common_pb2.Event | None) 
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": turn.reply},
-                    "finish_reason": "stop",
+                    "message": _message(turn),
+                    "finish_reason": "tool_calls" if turn.tool_calls else "stop",
                     "logprobs": None,
                 }
             ],
@@ -288,6 +212,13 @@ async def _answer(request: Request, turn: Turn, first: common_pb2.Event | None) 
             "task_id": turn.task_id,
         }
     )
+
+
+def _message(turn: Turn) -> dict[str, Any]:
+    if turn.tool_calls:
+        calls = [{key: value for key, value in call.items() if key != "index"} for call in turn.tool_calls]
+        return {"role": "assistant", "content": None, "tool_calls": calls}
+    return {"role": "assistant", "content": turn.reply}
 
 
 def _chunk(turn: Turn, delta: dict[str, Any], finish: str | None = None) -> str:
@@ -315,6 +246,9 @@ async def _chunks(turn: Turn, first: common_pb2.Event | None, include_usage: boo
         problem = turn.failure()
         if problem is not None:
             yield sse(error_body(problem.code, problem.message))
+        elif turn.tool_calls:
+            yield _chunk(turn, {"tool_calls": turn.tool_calls})
+            yield _chunk(turn, {}, finish="tool_calls")
         else:
             yield _chunk(turn, {}, finish="stop")
             if include_usage:
@@ -334,12 +268,28 @@ async def _chunks(turn: Turn, first: common_pb2.Event | None, include_usage: boo
     yield sse("[DONE]")
 
 
-async def chat_completions(request: Request) -> Response:
-    body = await read_body(request, CompletionBody)
+def _chat_request(body: CompletionBody) -> runtime_pb2.ChatRequest:
+    if body.messages[-1].role == "tool":
+        # The results of the client's functions continue the task that called them.
+        task_id, text = tool_results(body.messages)
+        if body.task_id and body.task_id != task_id:
+            raise ApiError(400, "INVALID_ARGUMENT", f"task_id {body.task_id} is not the task of these tool results")
+    else:
+        task_id, text = body.task_id or "", task_message(body.messages, bool(body.task_id))
     message = runtime_pb2.ChatRequest(
-        message=task_message(body.messages, bool(body.task_id)), task_id=body.task_id or "",
+        message=text, task_id=task_id, client_functions=client_functions(body.tools, body.tool_choice),
         without_memory=not body.memory,
     )
+    schema = reply_schema(body.response_format)
+    if schema is not None:
+        message.reply_schema.CopyFrom(to_struct(schema))
+    return message
+
+
+async def chat_completions(request: Request) -> Response:
+    body = await read_body(request, CompletionBody)
+    body.refuse_unsupported()
+    message = _chat_request(body)
     turn = Turn(backends_of(request))
     if not body.stream:
         first = await turn.start(message)

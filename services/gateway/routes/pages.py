@@ -1,5 +1,5 @@
-"""The WebChat page and its static files, /healthz, /openapi.json, and the security headers
-every response carries.
+"""The WebChat page and its static files, /healthz, /openapi.json and the interactive API page
+/docs (Swagger UI), and the security headers every response carries.
 
 The page's Content-Security-Policy allows scripts and styles from the gateway's own files only
 (no inline script, no other origin): even if some model or tool output were ever inserted as
@@ -58,6 +58,10 @@ async def webchat(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
+async def api_docs(request: Request) -> Response:
+    return FileResponse(STATIC / "docs.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
 async def healthz(request: Request) -> Response:
     report = await backends_of(request).health()
     healthy = all(status == "serving" for status in report.values())
@@ -78,6 +82,7 @@ routes: list[BaseRoute] = [
     Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", api_docs, methods=["GET"]),
     # The gateway's own Prometheus metrics (HTTP requests by route and status, latencies).
     Mount("/metrics", app=make_asgi_app()),
 ]

@@ -1,9 +1,10 @@
-"""Chat and tasks: POST /v1/chat (JSON or streamed), list / get / cancel tasks, and a task's
-events (paged JSON, or Server-Sent Events that follow the task live)."""
+"""Chat and tasks: POST /v1/chat (JSON or streamed), list / get / rename / delete / cancel tasks,
+and a task's events (paged JSON, or Server-Sent Events that follow the task live)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -35,6 +36,10 @@ class ChatBody(Body):
     stream: bool = False
 
 
+class RenameBody(Body):
+    title: str = Field(min_length=1, max_length=200)
+
+
 class CancelBody(Body):
     reason: str = Field(default="", max_length=2000)
 
@@ -48,7 +53,7 @@ def wants_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def read_stream(stream: grpc.aio.UnaryStreamCall) -> AsyncIterator[common_pb2.Event]:
+async def read_stream(stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterator[common_pb2.Event]:
     """A gRPC response stream read with read() (a stream is read one way only, never mixed)."""
     while True:
         item = await stream.read()
@@ -62,7 +67,7 @@ def event_message(event: common_pb2.Event) -> str:
     return sse(body, event=body["type"], event_id=event.seq or None)
 
 
-async def first_event(service: str, stream: grpc.aio.UnaryStreamCall) -> common_pb2.Event | None:
+async def first_event(service: str, stream: grpc.aio.UnaryStreamCall[Any, Any]) -> common_pb2.Event | None:
     """Waits for a stream's first event, so a bad request (unknown task, empty message) gets its
     proper HTTP status instead of a 200 followed by an error event. None: the stream was empty."""
     try:
@@ -74,7 +79,7 @@ async def first_event(service: str, stream: grpc.aio.UnaryStreamCall) -> common_
 
 
 def _event_body(
-    backends: Backends, first: common_pb2.Event | None, stream: grpc.aio.UnaryStreamCall, service: str
+    backends: Backends, first: common_pb2.Event | None, stream: grpc.aio.UnaryStreamCall[Any, Any], service: str
 ) -> AsyncIterator[str]:
     async def body() -> AsyncIterator[str]:
         try:
@@ -92,7 +97,7 @@ def _event_body(
 
 
 async def event_stream_response(
-    request: Request, service: str, open_stream: Callable[[], grpc.aio.UnaryStreamCall]
+    request: Request, service: str, open_stream: Callable[[], grpc.aio.UnaryStreamCall[Any, Any]]
 ) -> Response:
     """The events of the stream `open_stream()` starts, as Server-Sent Events. The stream is only
     started within the gateway's cap on open streams (past it: a 503, and no call at all)."""
@@ -159,6 +164,30 @@ async def get_task(request: Request) -> Response:
     return JSONResponse(task_json(task))
 
 
+async def rename_task(request: Request) -> Response:
+    body = await read_body(request, RenameBody)
+    backends = backends_of(request)
+    task = await call(
+        "runtime",
+        backends.runtime.UpdateTask(
+            runtime_pb2.UpdateTaskRequest(task_id=request.path_params["task_id"], title=body.title),
+            timeout=backends.timeout,
+        ),
+    )
+    return JSONResponse(task_json(task))
+
+
+async def delete_task(request: Request) -> Response:
+    backends = backends_of(request)
+    await call(
+        "runtime",
+        backends.runtime.DeleteTask(
+            runtime_pb2.DeleteTaskRequest(task_id=request.path_params["task_id"]), timeout=backends.timeout
+        ),
+    )
+    return Response(status_code=204)
+
+
 async def cancel_task(request: Request) -> Response:
     body = await read_body(request, CancelBody, allow_empty=True)
     backends = backends_of(request)
@@ -218,6 +247,8 @@ routes = [
     Route("/v1/chat", chat, methods=["POST"]),
     Route("/v1/tasks", list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", rename_task, methods=["PATCH"]),
+    Route("/v1/tasks/{task_id}", delete_task, methods=["DELETE"]),
     Route("/v1/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
     Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
 ]

@@ -1,10 +1,12 @@
 // The conversation view: renders a task's events as they arrive — messages, the reply streamed
 // token by token, each step (tool calls with arguments and results, memory, skills) folded by
-// default, approval cards, status and errors. Model and tool text is only ever set as text or
-// through renderMarkdown (which builds nodes, never HTML).
+// default, approval cards, status and errors. Each reply carries copy / regenerate actions and
+// its figures (model, tokens, time to first token, duration, from the turn's model_call events);
+// each user message can be edited and sent again. Model and tool text is only ever set as text or
+// through renderMarkdown (sanitised DOM nodes, never an HTML string).
 
 import { api } from "./api.js";
-import { renderMarkdown } from "./markdown.js";
+import { copyButton, renderMarkdown } from "./markdown.js";
 
 const RESTING = new Set(["completed", "failed", "cancelled", "waiting_approval"]);
 
@@ -15,6 +17,29 @@ function el(tag, className, text) {
   return node;
 }
 
+function seconds(ms) {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+// "SmolLM2 · 42 tokens · first token 180 ms · 2.4 s" for the model calls of one turn.
+export function replyStats(calls, durationMs) {
+  if (!calls.length) return "";
+  const last = calls[calls.length - 1];
+  const tokens = calls.reduce((sum, call) => sum + ((call.usage || {}).completion_tokens || 0), 0);
+  const parts = [last.model || "model", `${tokens} token${tokens === 1 ? "" : "s"}`];
+  if (typeof last.first_token_ms === "number") parts.push(`first token ${seconds(last.first_token_ms)}`);
+  if (durationMs > 0) parts.push(seconds(durationMs));
+  if (calls.length > 1) parts.push(`${calls.length} model calls`);
+  return parts.join(" · ");
+}
+
+function smallButton(label, className, onClick) {
+  const node = el("button", `${className} secondary small`, label);
+  node.type = "button";
+  node.addEventListener("click", onClick);
+  return node;
+}
+
 function pretty(value) {
   if (value === undefined || value === null) return "";
   if (typeof value === "string") return value;
@@ -22,10 +47,12 @@ function pretty(value) {
 }
 
 export class Conversation {
-  constructor(log, { onStatus, onApprovalChange }) {
+  constructor(log, { onStatus, onApprovalChange, onResend, onChange }) {
     this.log = log;
     this.onStatus = onStatus;
     this.onApprovalChange = onApprovalChange;
+    this.onResend = onResend; // (text) => sends text as the next message of this chat
+    this.onChange = onChange || (() => {}); // the log gained or lost its first entries
     this.reset();
   }
 
@@ -37,6 +64,12 @@ export class Conversation {
     this.steps = new Map(); // call_id -> step element
     this.cards = new Map(); // approval_id -> approval card
     this.draft = null; // the assistant bubble being streamed
+    this.turn = { text: "", start: null, calls: [] }; // the turn being shown: its message and model calls
+    this.onChange();
+  }
+
+  isEmpty() {
+    return this.log.childElementCount === 0;
   }
 
   scroll() {
@@ -44,13 +77,64 @@ export class Conversation {
   }
 
   add(node) {
+    const first = this.isEmpty();
     this.log.append(node);
     this.scroll();
+    if (first) this.onChange();
     return node;
   }
 
+  // The user's message, with an Edit action that opens it in place and sends the edited text.
   userMessage(text) {
-    return this.add(el("div", "msg user", text));
+    const wrap = el("div", "turn user-turn");
+    const bubble = el("div", "msg user", text);
+    const actions = el("div", "msg-actions");
+    actions.append(smallButton("Edit", "edit", () => this.edit(wrap, bubble, text)));
+    wrap.append(bubble, actions);
+    return this.add(wrap);
+  }
+
+  edit(wrap, bubble, text) {
+    if (wrap.querySelector(".editor")) return;
+    const editor = el("form", "editor");
+    const area = el("textarea");
+    area.value = text;
+    area.setAttribute("aria-label", "Edit your message");
+    const save = el("button", "save", "Send edited");
+    save.type = "submit";
+    const cancel = smallButton("Cancel", "cancel", () => close());
+    const row = el("div", "msg-actions");
+    row.append(save, cancel);
+    editor.append(area, row);
+    const close = () => {
+      editor.remove();
+      bubble.hidden = false;
+    };
+    editor.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const edited = area.value.trim();
+      if (!edited) return;
+      close();
+      this.onResend(edited);
+    });
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        editor.requestSubmit();
+      } else if (event.key === "Escape") close();
+    });
+    bubble.hidden = true;
+    wrap.append(editor);
+    area.focus();
+  }
+
+  // Removes the bubble of a message that never reached the runtime (the send failed).
+  dropPendingUser() {
+    if (!this.pendingUserText) return;
+    const last = [...this.log.querySelectorAll(".user-turn")].pop();
+    if (last && !last.dataset.seq) last.remove();
+    this.pendingUserText = null;
+    this.onChange();
   }
 
   notice(kind, text) {
@@ -78,13 +162,20 @@ export class Conversation {
     if (handler) handler.call(this, data, event);
   }
 
-  on_user_message(data) {
+  on_user_message(data, event) {
+    this.turn = { text: data.text, start: event.create_time, calls: [] };
     // The page shows the user's own message as soon as it is sent.
     if (this.pendingUserText === data.text) {
       this.pendingUserText = null;
+      const last = [...this.log.querySelectorAll(".user-turn")].pop();
+      if (last) last.dataset.seq = String(event.seq);
       return;
     }
-    this.userMessage(data.text);
+    this.userMessage(data.text).dataset.seq = String(event.seq);
+  }
+
+  on_model_call(data) {
+    if (!data.purpose) this.turn.calls.push(data);
   }
 
   on_model_token(data) {
@@ -107,11 +198,20 @@ export class Conversation {
     this.draft = null;
   }
 
-  on_assistant_message(data) {
+  on_assistant_message(data, event) {
     const bubble = this.draft || this.add(el("div", "msg assistant"));
     this.draft = null;
     bubble.classList.remove("streaming");
     bubble.replaceChildren(renderMarkdown(data.text));
+    const turn = this.turn;
+    const duration = turn.start && event.create_time ? Date.parse(event.create_time) - Date.parse(turn.start) : 0;
+    const footer = el("div", "msg-actions reply-actions");
+    const asked = turn.text;
+    footer.append(copyButton("Copy", data.text, "copy-reply"));
+    if (asked) footer.append(smallButton("Regenerate", "regenerate", () => this.onResend(asked)));
+    const stats = replyStats(turn.calls, duration);
+    if (stats) footer.append(el("span", "stats", stats));
+    bubble.after(footer);
     this.scroll();
   }
 
@@ -119,7 +219,8 @@ export class Conversation {
     this.dropDraft();
     const step = this.step("tool", "⚙", data.tool);
     step.details.dataset.callId = data.call_id;
-    step.summary.querySelector(".state").textContent = "running…";
+    // A client's own function (OpenAI API `tools`): the client runs it, not DuckLM.
+    step.summary.querySelector(".state").textContent = data.client ? "for the client to run" : "running…";
     this.section(step.body, "arguments", data.arguments);
     this.steps.set(data.call_id, step);
     this.add(step.details);

@@ -1,142 +1,133 @@
-// A small Markdown renderer that cannot run anything.
-//
-// It builds DOM nodes with createElement and textContent only (text never reaches the HTML
-// parser), so any HTML in model or tool output ("<script>", "<img onerror=…>") is shown as the
-// text it is. Links are kept only for http(s) and mailto URLs. Supported: paragraphs, # headings, - / 1. lists, > quotes,
-// ``` fenced code, `code`, **bold**, *italic*, [text](url) and bare http(s) URLs.
+// Markdown for model, skill and memory text: parsed by `marked` (GitHub-flavoured: tables, fenced
+// code), code highlighted by highlight.js, and the result passed through DOMPurify, which returns
+// DOM nodes (never an HTML string the page would insert). Raw HTML in the text is shown as text,
+// links keep only http(s) and mailto URLs, and images are not loaded. The libraries are vendored
+// under static/vendor/ by scripts/vendor_static.sh.
+
+import { Marked } from "./vendor/marked/marked.esm.js";
+import hljs from "./vendor/highlight/core.min.js";
+import bash from "./vendor/highlight/languages/bash.min.js";
+import c from "./vendor/highlight/languages/c.min.js";
+import cpp from "./vendor/highlight/languages/cpp.min.js";
+import css from "./vendor/highlight/languages/css.min.js";
+import diff from "./vendor/highlight/languages/diff.min.js";
+import go from "./vendor/highlight/languages/go.min.js";
+import ini from "./vendor/highlight/languages/ini.min.js";
+import java from "./vendor/highlight/languages/java.min.js";
+import javascript from "./vendor/highlight/languages/javascript.min.js";
+import json from "./vendor/highlight/languages/json.min.js";
+import markdown from "./vendor/highlight/languages/markdown.min.js";
+import python from "./vendor/highlight/languages/python.min.js";
+import rust from "./vendor/highlight/languages/rust.min.js";
+import shell from "./vendor/highlight/languages/shell.min.js";
+import sql from "./vendor/highlight/languages/sql.min.js";
+import typescript from "./vendor/highlight/languages/typescript.min.js";
+import xml from "./vendor/highlight/languages/xml.min.js";
+import yaml from "./vendor/highlight/languages/yaml.min.js";
+
+const LANGUAGES = { bash, c, cpp, css, diff, go, ini, java, javascript, json, markdown, python, rust, shell, sql, typescript, xml, yaml };
+for (const [name, grammar] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, grammar);
 
 const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
-const INLINE =
-  /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)|\*\*(?=\S)([\s\S]*?\S)\*\*|\*(?=[^\s*])([^*]*?[^\s*])\*|\[([^\]\n]+)\]\(([^)\s]+)\)|(https?:\/\/[^\s<>()]*[^\s<>().,;:!?'"])/g;
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+const escape = (text) => String(text).replace(/[&<>"']/g, (char) => ESCAPES[char]);
 
-function el(tag, className) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  return node;
-}
-
-export function safeLink(text, url) {
-  let parsed;
+function safeUrl(href) {
   try {
-    parsed = new URL(url, window.location.href);
+    const url = new URL(href, window.location.href);
+    return SAFE_PROTOCOLS.has(url.protocol) ? url.href : null;
   } catch {
-    return document.createTextNode(text === url ? url : `[${text}](${url})`);
+    return null;
   }
-  if (!SAFE_PROTOCOLS.has(parsed.protocol)) {
-    return document.createTextNode(text === url ? url : `[${text}](${url})`);
-  }
-  const link = el("a");
-  link.href = parsed.href;
-  link.textContent = text;
-  link.rel = "noopener noreferrer nofollow";
-  link.target = "_blank";
-  return link;
 }
 
-function appendInline(parent, text) {
-  let last = 0;
-  for (const match of text.matchAll(INLINE)) {
-    if (match.index > last) parent.append(document.createTextNode(text.slice(last, match.index)));
-    const [, ticks, code, bold, italic, linkText, linkUrl, bare] = match;
-    if (ticks) {
-      const node = el("code");
-      node.textContent = code;
-      parent.append(node);
-    } else if (bold !== undefined) {
-      const node = el("strong");
-      appendInline(node, bold);
-      parent.append(node);
-    } else if (italic !== undefined) {
-      const node = el("em");
-      appendInline(node, italic);
-      parent.append(node);
-    } else if (linkText !== undefined) {
-      parent.append(safeLink(linkText, linkUrl));
-    } else if (bare !== undefined) {
-      parent.append(safeLink(bare, bare));
-    }
-    last = match.index + match[0].length;
-  }
-  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+const marked = new Marked({
+  gfm: true,
+  breaks: false,
+  renderer: {
+    // Raw HTML in model output is text to show, not markup.
+    html({ text }) {
+      return escape(text);
+    },
+    link({ href, title, tokens }) {
+      const label = this.parser.parseInline(tokens);
+      const url = safeUrl(href);
+      if (!url) return `${label} (${escape(href)})`;
+      const titled = title ? ` title="${escape(title)}"` : "";
+      return `<a href="${escape(url)}"${titled} rel="noopener noreferrer nofollow" target="_blank">${label}</a>`;
+    },
+    image({ text, href }) {
+      return escape(text || href);
+    },
+    code({ text, lang }) {
+      const language = (lang || "").trim().split(/\s+/)[0].toLowerCase();
+      const known = language && hljs.getLanguage(language);
+      const body = known ? hljs.highlight(text, { language, ignoreIllegals: true }).value : escape(text);
+      const label = language ? ` data-language="${escape(language)}"` : "";
+      return `<pre${label}><code class="hljs${known ? ` language-${escape(language)}` : ""}">${body}</code></pre>`;
+    },
+  },
+});
+
+const PURIFY = {
+  RETURN_DOM_FRAGMENT: true,
+  FORBID_TAGS: ["img", "style", "form", "input", "button", "textarea", "select", "svg", "math", "iframe"],
+  FORBID_ATTR: ["style"],
+  ADD_ATTR: ["target"],
+};
+
+function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement("textarea");
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  document.execCommand("copy");
+  area.remove();
+  return Promise.resolve();
 }
 
-const FENCE = /^\s*(```|~~~)\s*([\w+-]*)\s*$/;
-const HEADING = /^(#{1,6})\s+(.*)$/;
-const BULLET = /^\s*[-*+]\s+(.*)$/;
-const NUMBERED = /^\s*(\d{1,9})[.)]\s+(.*)$/;
-const QUOTE = /^\s*>\s?(.*)$/;
+export function copyButton(label, text, className = "copy") {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = `${className} secondary small`;
+  button.textContent = label;
+  button.addEventListener("click", async () => {
+    try {
+      await copyText(typeof text === "function" ? text() : text);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed";
+    }
+    setTimeout(() => (button.textContent = label), 1500);
+  });
+  return button;
+}
 
-// Returns a DocumentFragment for `text` (a string from the model, a tool or a skill).
-export function renderMarkdown(text) {
-  const fragment = document.createDocumentFragment();
-  const lines = String(text ?? "").replace(/\r\n?/g, "\n").split("\n");
-  let index = 0;
-  while (index < lines.length) {
-    const line = lines[index];
-    const fence = line.match(FENCE);
-    if (fence) {
-      const body = [];
-      index += 1;
-      while (index < lines.length && !lines[index].trim().startsWith(fence[1])) body.push(lines[index++]);
-      index += 1; // the closing fence (or the end)
-      const pre = el("pre");
-      const code = el("code");
-      if (fence[2]) code.dataset.language = fence[2];
-      code.textContent = body.join("\n");
-      pre.append(code);
-      fragment.append(pre);
-      continue;
-    }
-    if (!line.trim()) {
-      index += 1;
-      continue;
-    }
-    const heading = line.match(HEADING);
-    if (heading) {
-      const node = el(`h${Math.min(heading[1].length + 2, 6)}`);
-      appendInline(node, heading[2]);
-      fragment.append(node);
-      index += 1;
-      continue;
-    }
-    if (BULLET.test(line) || NUMBERED.test(line)) {
-      const ordered = !BULLET.test(line);
-      const list = el(ordered ? "ol" : "ul");
-      if (ordered) list.start = Number(line.match(NUMBERED)[1]);
-      while (index < lines.length) {
-        const item = lines[index].match(ordered ? NUMBERED : BULLET);
-        if (!item) break;
-        const li = el("li");
-        appendInline(li, ordered ? item[2] : item[1]);
-        list.append(li);
-        index += 1;
-      }
-      fragment.append(list);
-      continue;
-    }
-    if (QUOTE.test(line)) {
-      const quote = el("blockquote");
-      const body = [];
-      while (index < lines.length && QUOTE.test(lines[index])) body.push(lines[index++].match(QUOTE)[1]);
-      quote.append(renderMarkdown(body.join("\n")));
-      fragment.append(quote);
-      continue;
-    }
-    const paragraph = [];
-    while (
-      index < lines.length &&
-      lines[index].trim() &&
-      !FENCE.test(lines[index]) &&
-      !HEADING.test(lines[index]) &&
-      !BULLET.test(lines[index]) &&
-      !NUMBERED.test(lines[index]) &&
-      !QUOTE.test(lines[index])
-    ) {
-      paragraph.push(lines[index++]);
-    }
-    const node = el("p");
-    appendInline(node, paragraph.join("\n"));
-    fragment.append(node);
+// Frames each code block with its language and a copy button, and lets wide tables scroll.
+function decorate(fragment) {
+  for (const pre of fragment.querySelectorAll("pre")) {
+    const frame = document.createElement("div");
+    frame.className = "code-block";
+    const head = document.createElement("div");
+    head.className = "code-head";
+    const language = document.createElement("span");
+    language.textContent = pre.dataset.language || "text";
+    const code = pre.querySelector("code");
+    head.append(language, copyButton("Copy", () => (code || pre).textContent));
+    pre.replaceWith(frame);
+    frame.append(head, pre);
+  }
+  for (const table of fragment.querySelectorAll("table")) {
+    const wrap = document.createElement("div");
+    wrap.className = "table-wrap";
+    table.replaceWith(wrap);
+    wrap.append(table);
   }
   return fragment;
+}
+
+export function renderMarkdown(text) {
+  const html = marked.parse(String(text ?? ""), { async: false });
+  return decorate(window.DOMPurify.sanitize(html, PURIFY));
 }

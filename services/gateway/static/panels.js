@@ -1,4 +1,5 @@
-// The sidebar: past chats, pending approvals (from every chat), skills and skill proposals
+// The sidebar: past chats (searched, renamed, deleted), pending approvals (exactly what
+// GET /v1/approvals lists, from every chat and client), skills and skill proposals
 // (promote / reject), and memory (search, forget, remember). Text from skills, proposals and
 // memories is set as text or through renderMarkdown, never as HTML.
 
@@ -29,8 +30,9 @@ function when(time) {
 }
 
 export class Panels {
-  constructor({ onOpenTask, onDecided, onError }) {
+  constructor({ onOpenTask, onDeleted, onDecided, onError }) {
     this.onOpenTask = onOpenTask;
+    this.onDeleted = onDeleted;
     this.onDecided = onDecided;
     this.onError = onError;
     this.openTaskId = null;
@@ -39,6 +41,7 @@ export class Panels {
       tab.addEventListener("click", () => this.show(tab.dataset.panel));
     }
     $("more-tasks").addEventListener("click", () => this.refreshTasks(true));
+    $("task-search").addEventListener("input", () => this.refreshTasks());
     $("memory-search").addEventListener("submit", (event) => {
       event.preventDefault();
       this.searchMemory();
@@ -73,45 +76,120 @@ export class Panels {
 
   // --- chats ---------------------------------------------------------------------------------
 
+  // Newest chats first; while searching, the titles of the latest 500 that contain the words.
   async refreshTasks(more = false) {
+    const query = $("task-search").value.trim().toLowerCase();
     try {
       const token = more ? this.nextTasks : "";
-      const page = await api("GET", `/v1/tasks?page_size=30&page_token=${encodeURIComponent(token)}`);
+      const size = query ? 500 : 30;
+      const page = await api("GET", `/v1/tasks?page_size=${size}&page_token=${encodeURIComponent(token)}`);
+      if (query !== $("task-search").value.trim().toLowerCase()) return; // typed on meanwhile
       const list = $("task-list");
       if (!more) list.replaceChildren();
-      for (const task of page.tasks) {
-        const item = el("li");
-        item.dataset.taskId = task.id;
-        item.classList.toggle("open", task.id === this.openTaskId);
-        const open = el("button", "task");
-        open.type = "button";
-        open.append(el("span", "task-title", task.title || "(untitled)"));
-        const meta = el("span", "task-meta");
-        meta.append(el("span", `chip ${task.status}`, task.status.replace("_", " ")), el("span", "", when(task.update_time)));
-        open.append(meta);
-        open.addEventListener("click", () => this.onOpenTask(task.id));
-        item.append(open);
-        list.append(item);
-      }
-      this.nextTasks = page.next_page_token;
-      $("more-tasks").hidden = !page.next_page_token;
+      const words = query.split(/\s+/).filter(Boolean);
+      const found = page.tasks.filter((task) => words.every((word) => (task.title || "").toLowerCase().includes(word)));
+      for (const task of found) list.append(this.taskItem(task));
+      this.nextTasks = query ? "" : page.next_page_token;
+      $("more-tasks").hidden = !this.nextTasks;
+      $("task-none").hidden = list.childElementCount > 0 || !query;
     } catch (err) {
       this.onError(err);
     }
   }
 
+  taskItem(task) {
+    const item = el("li");
+    item.dataset.taskId = task.id;
+    item.classList.toggle("open", task.id === this.openTaskId);
+    const open = el("button", "task");
+    open.type = "button";
+    open.title = task.title || "";
+    open.append(el("span", "task-title", (task.title || "(untitled)").replace(/\s+/g, " ")));
+    const meta = el("span", "task-meta");
+    meta.append(el("span", `chip ${task.status}`, task.status.replace("_", " ")), el("span", "", when(task.update_time)));
+    open.append(meta);
+    open.addEventListener("click", () => this.onOpenTask(task.id));
+    const actions = el("span", "task-actions");
+    const remove = button("Delete", "delete link", async () => {
+      // A second click confirms: a chat and its history are gone for good.
+      if (!remove.dataset.armed) {
+        remove.dataset.armed = "1";
+        remove.textContent = "Delete?";
+        setTimeout(() => {
+          delete remove.dataset.armed;
+          remove.textContent = "Delete";
+        }, 4000);
+        return;
+      }
+      try {
+        await api("DELETE", `/v1/tasks/${encodeURIComponent(task.id)}`);
+        item.remove();
+        this.onDeleted(task.id);
+      } catch (err) {
+        this.onError(err);
+      }
+    });
+    actions.append(button("Rename", "rename link", () => this.rename(item, open, task)), remove);
+    item.append(open, actions);
+    return item;
+  }
+
+  rename(item, open, task) {
+    if (item.querySelector("form")) return;
+    const form = el("form", "rename-form inline-form");
+    const field = el("input");
+    field.value = task.title || "";
+    field.maxLength = 200;
+    field.setAttribute("aria-label", "New title");
+    const save = el("button", "", "Save");
+    save.type = "submit";
+    form.append(field, save);
+    const close = () => {
+      form.remove();
+      open.hidden = false;
+    };
+    field.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const title = field.value.trim();
+      if (!title) {
+        field.setCustomValidity("A title cannot be empty.");
+        field.reportValidity();
+        return;
+      }
+      try {
+        const renamed = await api("PATCH", `/v1/tasks/${encodeURIComponent(task.id)}`, { title });
+        task.title = renamed.title;
+        open.querySelector(".task-title").textContent = renamed.title;
+        open.title = renamed.title;
+        close();
+      } catch (err) {
+        this.onError(err);
+      }
+    });
+    field.addEventListener("input", () => field.setCustomValidity(""));
+    open.hidden = true;
+    item.prepend(form);
+    field.focus();
+    field.select();
+  }
+
   // --- approvals ----------------------------------------------------------------------------
 
-  // Approvals some task is waiting on now (an approval of a cancelled task waits for nobody).
+  // Every pending approval, exactly as GET /v1/approvals lists them (cancelling a task denies
+  // its approval, so none here waits for nobody).
   async refreshApprovals() {
     if (document.hidden) return;
     try {
-      const [pending, waiting] = await Promise.all([
-        api("GET", "/v1/approvals?state=pending&page_size=500"),
-        api("GET", "/v1/tasks?status=waiting_approval&page_size=500"),
-      ]);
-      const awaited = new Set(waiting.tasks.map((task) => task.pending_approval_id));
-      const approvals = pending.approvals.filter((approval) => awaited.has(approval.id));
+      const approvals = [];
+      let token = "";
+      do {
+        const page = await api("GET", `/v1/approvals?state=pending&page_size=500&page_token=${encodeURIComponent(token)}`);
+        approvals.push(...page.approvals);
+        token = page.next_page_token;
+      } while (token);
       const count = $("approval-count");
       count.textContent = String(approvals.length);
       count.hidden = approvals.length === 0;
@@ -145,7 +223,7 @@ export class Panels {
       button("Approve", "approve", () => decide("approve", { scope: "once", decided_by: "webchat" })),
       button("For this task", "approve-task secondary", () => decide("approve", { scope: "task", decided_by: "webchat" })),
       button("Deny", "deny danger", () => decide("deny", { decided_by: "webchat" })),
-      button("Open chat", "link", () => this.onOpenTask(approval.task_id)),
+      ...(approval.task_id ? [button("Open chat", "link", () => this.onOpenTask(approval.task_id))] : []),
     );
     if (approval.pattern) {
       // A run_command approval can also allow its pattern (spelled out here) for the task.

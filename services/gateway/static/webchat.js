@@ -1,9 +1,12 @@
-// WebChat: wires the page together — the composer, the live streams, the sidebar panels, login
-// and the health indicator. No build step; ES modules served by the gateway.
+// WebChat: wires the page together — the composer, the live streams, the sidebar panels (a drawer
+// on narrow screens), the welcome screen, the theme, login and the health indicator. No build
+// step; ES modules served by the gateway.
 
 import { ApiError, api, stream, whenUnauthorized } from "./api.js";
+import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { Panels } from "./panels.js";
+import { setUpTheme } from "./theme.js";
 
 const $ = (id) => document.getElementById(id);
 const input = $("input");
@@ -42,6 +45,10 @@ function showStatus(status) {
 }
 
 const conversation = new Conversation($("log"), {
+  onResend: (text) => sendMessage({ text, skill: "" }),
+  onChange: () => {
+    $("welcome").hidden = $("log").childElementCount > 0;
+  },
   onStatus: (status) => {
     showStatus(status);
     if (status !== "running") panels.refreshTasks();
@@ -54,7 +61,13 @@ const conversation = new Conversation($("log"), {
 });
 
 const panels = new Panels({
-  onOpenTask: (taskId) => openTask(taskId),
+  onOpenTask: (taskId) => {
+    closeDrawer();
+    openTask(taskId);
+  },
+  onDeleted: (taskId) => {
+    if (taskId === conversation.taskId) newChat();
+  },
   onDecided: (approval) => {
     if (approval.task_id === conversation.taskId) follow(conversation.taskId);
   },
@@ -69,18 +82,25 @@ function stopLive() {
 // Reads a stream of task events into the conversation; with `untilRest`, stops at the first
 // status change that brings the task to rest.
 async function read(events, untilRest) {
-  for await (const { event, data } of events) {
-    if (event === "error") {
-      const error = data.error || {};
-      showError(new ApiError(0, error.code || "ERROR", error.message || "the stream failed", error.service));
-      continue;
-    }
-    conversation.render(data);
-    if (untilRest && data.type === "status_changed" && conversation.isResting()) return;
+  for await (const item of events) {
+    if (handle(item) && untilRest && conversation.isResting()) return;
   }
 }
 
-async function sendMessage(text) {
+// Shows one Server-Sent Event; true when it was a status change.
+function handle({ event, data }) {
+  if (event === "error") {
+    const error = data.error || {};
+    showError(new ApiError(0, error.code || "ERROR", error.message || "the stream failed", error.service));
+    return false;
+  }
+  conversation.render(data);
+  return data.type === "status_changed";
+}
+
+// Sends one message (with a skill, when the box named one) and reads its events. Resolves true
+// once the gateway accepted it: a refused send leaves the text in the box and nothing in the log.
+async function sendMessage({ text, skill }) {
   clearError();
   stopLive();
   const controller = (live = new AbortController());
@@ -89,12 +109,21 @@ async function sendMessage(text) {
   conversation.userMessage(text);
   showStatus("running");
   const body = { message: text, stream: true };
+  if (skill) body.skill = skill;
   if (conversation.taskId) body.task_id = conversation.taskId;
+  let accepted = false;
   try {
-    await read(stream("POST", "/v1/chat", body, { signal: controller.signal }), false);
+    const events = stream("POST", "/v1/chat", body, { signal: controller.signal });
+    const first = await events.next(); // a refusal (400, 503…) throws here, before any event
+    accepted = true;
+    if (!first.done) {
+      handle(first.value);
+      await read(events, false);
+    }
   } catch (err) {
     showError(err);
-    showStatus(conversation.status || "failed");
+    if (!accepted) conversation.dropPendingUser();
+    showStatus(conversation.status || (accepted ? "failed" : "ready"));
   } finally {
     if (live === controller) live = null;
     send.disabled = false;
@@ -102,6 +131,7 @@ async function sendMessage(text) {
     panels.markOpen(conversation.taskId);
     panels.refreshTasks();
   }
+  return accepted;
 }
 
 // Follows a task that is working (or about to, after an approval) until it rests again.
@@ -154,20 +184,44 @@ function newChat() {
   input.focus();
 }
 
-$("composer").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const text = input.value.trim();
-  if (!text || send.disabled) return;
-  input.value = "";
-  sendMessage(text);
+new Composer({
+  form: $("composer"),
+  input,
+  hint: $("composer-hint"),
+  completions: $("skill-completions"),
+  onSend: (message) => sendMessage(message),
 });
-input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
+for (const example of document.querySelectorAll("#examples .example")) {
+  example.addEventListener("click", () => {
+    input.value = example.textContent;
     $("composer").requestSubmit();
-  }
+  });
+}
+$("new-chat").addEventListener("click", () => {
+  closeDrawer();
+  newChat();
 });
-$("new-chat").addEventListener("click", newChat);
+
+// --- the sidebar as a drawer on narrow screens -------------------------------------------------
+
+function openDrawer() {
+  $("app").classList.add("drawer-open");
+  $("scrim").hidden = false;
+  $("menu").setAttribute("aria-expanded", "true");
+}
+
+function closeDrawer() {
+  $("app").classList.remove("drawer-open");
+  $("scrim").hidden = true;
+  $("menu").setAttribute("aria-expanded", "false");
+}
+
+$("menu").addEventListener("click", () => ($("app").classList.contains("drawer-open") ? closeDrawer() : openDrawer()));
+$("scrim").addEventListener("click", closeDrawer);
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") closeDrawer();
+});
+setUpTheme($("theme"));
 stop.addEventListener("click", async () => {
   if (!conversation.taskId) return;
   stop.disabled = true;

@@ -2,6 +2,7 @@
 
     ducklm up                          start everything (the same as `make run`)
     ducklm chat ["MESSAGE"]            talk; replies stream; approvals are asked y/n
+                                       (-s INSTRUCTIONS, -c to continue the latest chat)
     ducklm tasks | events TASK | replay TASK | cancel TASK
     ducklm approvals | approve ID | deny ID
     ducklm skills list|show|validate|proposals|promote|reject
@@ -10,6 +11,7 @@
     ducklm doctor [--json]             check models, services and this machine; a fix per failure
 
 Addresses come from DUCKLM_RUNTIME_ADDRESS, DUCKLM_TOOLS_ADDRESS, ... or --runtime, --tools, ...
+Task and approval ids may be shortened to any unique prefix. NO_COLOR=1 turns colour off.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import TextIO
 from ducklm_client.cli import commands
 from ducklm_client.cli.chat import ChatSession
 from ducklm_client.cli.doctor import doctor
+from ducklm_client.cli.ids import resolve_approval, resolve_task
+from ducklm_client.cli.style import Style
 from ducklm_client.cli.up import up
 from ducklm_client.config import SERVICES, Connection
 from ducklm_client.errors import DuckLMError
@@ -33,6 +37,7 @@ from ducklm_client.sync import Client
 __all__ = ["build_parser", "main"]
 
 Command = Callable[[argparse.Namespace, Client, TextIO], int]
+MODEL_NAME = "ducklm"
 BY_HELP = "who decides (default: your user name); approvals record the approver credential instead"
 
 
@@ -56,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="talk to DuckLM (interactive without MESSAGE)")
     chat.add_argument("message", nargs="?", help="send one message and exit after the reply")
-    chat.add_argument("--task", default="", help="continue this task")
+    chat.add_argument("--task", default="", help="continue this task (an id or a unique prefix)")
+    chat.add_argument("-c", "--continue", dest="continue_latest", action="store_true", help="continue the latest chat")
+    chat.add_argument("-s", "--system", default="", help="instructions for the chat, sent with the first message")
+    chat.add_argument(
+        "-m", "--model", default=MODEL_NAME, help="the model: DuckLM picks its own per role (config/models.yaml)"
+    )
     chat.add_argument("--skill", default="", help="load this skill for the first message")
     chat.add_argument("--by", default=_default_user(), help=BY_HELP)
 
@@ -222,6 +232,32 @@ def _ask(question: str) -> str | None:
         return None
 
 
+def _chat(args: argparse.Namespace, client: Client, out: TextIO, err: TextIO) -> int:
+    if args.model != MODEL_NAME:
+        raise ValueError(
+            f"-m {args.model}: DuckLM chooses its model per role in config/models.yaml "
+            f"(the `chat` role); -m takes only {MODEL_NAME!r}"
+        )
+    task_id = args.task
+    if args.continue_latest and not task_id:
+        latest = client.list_tasks(limit=1)
+        if not latest:
+            raise ValueError("-c: there is no chat to continue yet")
+        task_id = latest[0].id
+    session = ChatSession(
+        client,
+        out,
+        err,
+        _ask,
+        decided_by=args.by,
+        task_id=task_id,
+        out_style=Style.for_stream(out),
+        err_style=Style.for_stream(err),
+        instructions=args.system,
+    )
+    return session.run(args.message, skill=args.skill)
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -245,9 +281,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
             approver_via="cli",
         )
         with Client(connection) as client:
+            # Every id argument may be a unique prefix of the id.
+            if getattr(args, "task", None):
+                args.task = resolve_task(client, args.task)
+            if getattr(args, "approval", None):
+                args.approval = resolve_approval(client, args.approval)
             if args.command == "chat":
-                session = ChatSession(client, out, err, _ask, decided_by=args.by, task_id=args.task)
-                return session.run(args.message, skill=args.skill)
+                return _chat(args, client, out, err)
             run: Command = args.run
             return run(args, client, out)
     except DuckLMError as exc:

@@ -2,7 +2,9 @@
 the assistant wants to run a gated tool, the terminal asks y/n and the answer is sent as an
 approval (or denial) before the conversation goes on.
 
-Tool calls, errors and notes go to stderr, the assistant's words to stdout.
+Tool calls, errors and notes go to stderr, the assistant's words to stdout. On a terminal, a
+status line (spinner, what DuckLM is doing, seconds spent) fills the wait, and colour marks the
+reply, tools and errors (NO_COLOR turns colour off).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ducklm_client.cli.render import compact_json
+from ducklm_client.cli.style import Spinner, Style
 from ducklm_client.models import Event, TaskStatus
 from ducklm_client.sync import Client
 
@@ -41,6 +44,12 @@ class ChatSession:
     ask: Callable[[str], str | None]
     decided_by: str
     task_id: str = ""
+    # How stdout (the reply) and stderr (notes, the status line) look; plain by default.
+    out_style: Style = field(default_factory=Style)
+    err_style: Style = field(default_factory=Style)
+    # Sent with the first message (`-s`), after it, so the task's title is still the message.
+    instructions: str = ""
+    _spinner: Spinner | None = None
     _line_open: bool = False
     _call_reply: str = ""
     _last_call_reply: str = ""
@@ -59,6 +68,9 @@ class ChatSession:
                 if not message.strip():
                     message = None
                     continue
+            if self.instructions:
+                message = f"{message}\n\nInstructions:\n{self.instructions}"
+                self.instructions = ""
             status = self.turn(message, skill=skill)
             skill = ""
             if first_message is not None:
@@ -77,13 +89,32 @@ class ChatSession:
             end = self._show(self.client.stream_until_rest(self.task_id, after_seq=end.last_seq))
         if end.status == TaskStatus.FAILED:
             task = self.client.get_task(self.task_id)
-            self.err.write(
-                f"task {self.task_id} failed: {task.error or 'see `ducklm events ' + self.task_id + '`'}\n"
-            )
+            self._note(f"task {self.task_id} failed: {task.error or 'see `ducklm events ' + self.task_id + '`'}", "red")
         return end.status
+
+    def _note(self, text: str, *styles: str) -> None:
+        """A line on stderr, with the status line cleared first."""
+        if self._spinner is not None:
+            self._spinner.clear()
+        self.err.write(self.err_style.paint(text, *styles) + "\n")
+        self.err.flush()
+
+    def _working(self, label: str) -> None:
+        if self._spinner is None:
+            self._spinner = Spinner(self.err, self.err_style)
+        if self._line_open:
+            self._spinner.status(label)
+            return
+        self._spinner.start(label)
+        self._spinner.status(label)
+
+    def _quiet(self) -> None:
+        if self._spinner is not None:
+            self._spinner.stop()
 
     def _decide(self, approval: dict[str, Any]) -> bool:
         """Asks y/n for an approval and sends the decision; False when input has ended."""
+        self._quiet()
         approval_id = str(approval.get("approval_id", ""))
         question = (
             f"DuckLM wants to run {approval.get('tool')} {compact_json(approval.get('arguments', {}), 400)}\n"
@@ -91,9 +122,7 @@ class ChatSession:
         )
         answer = self.ask(question)
         if answer is None:
-            self.err.write(
-                f"\nleft waiting: decide later with `ducklm approve {approval_id}` or `ducklm deny {approval_id}`\n"
-            )
+            self._note(f"\nleft waiting: decide later with `ducklm approve {approval_id}` or `ducklm deny {approval_id}`")
             return False
         if answer.strip().lower() in ("y", "yes"):
             self.client.approve(approval_id, reason="approved in the terminal")
@@ -107,12 +136,16 @@ class ChatSession:
 
     def _show(self, events: Iterable[Event]) -> TurnEnd:
         end = TurnEnd()
-        for event in events:
-            if not self.task_id:
-                self.task_id = event.task_id
-                self.err.write(f"(task {event.task_id})\n")
-            end.last_seq = max(end.last_seq, event.seq)
-            self._on_event(event, end)
+        self._working("thinking…")
+        try:
+            for event in events:
+                if not self.task_id:
+                    self.task_id = event.task_id
+                    self._note(f"(task {event.task_id})", "dim")
+                end.last_seq = max(end.last_seq, event.seq)
+                self._on_event(event, end)
+        finally:
+            self._quiet()
         self._close_line()
         self.out.flush()
         self.err.flush()
@@ -135,19 +168,22 @@ class ChatSession:
                 self._on_message(str(data.get("text", "")))
             case "tool_call":
                 self._close_line()
-                self.err.write(f"  [tool] {data.get('tool')} {compact_json(data.get('arguments', {}))}\n")
+                self._note(f"  [tool] {data.get('tool')} {compact_json(data.get('arguments', {}))}", "cyan")
+                self._working(f"running {data.get('tool')}…")
             case "tool_result":
                 self._close_line()
-                outcome = "ok" if data.get("ok") else f"failed: {data.get('error')}"
-                self.err.write(f"  [tool] {outcome}\n")
+                ok = bool(data.get("ok"))
+                self._note(f"  [tool] {'ok' if ok else 'failed: ' + str(data.get('error'))}", "green" if ok else "red")
+                self._working("thinking…")
             case "skill_used":
-                self.err.write(f"  [skill] {data.get('skill')}\n")
+                self._note(f"  [skill] {data.get('skill')}", "cyan")
             case "approval_requested":
                 self._close_line()
+                self._quiet()
                 end.approval = dict(data)
             case "error":
                 self._close_line()
-                self.err.write(f"  [error] {data.get('code')}: {data.get('message')}\n")
+                self._note(f"  [error] {data.get('code')}: {data.get('message')}", "red")
             case "status_changed":
                 end.status = str(data.get("to", ""))
             case _:
@@ -160,7 +196,8 @@ class ChatSession:
             # A new model call began writing a reply (the last one was repaired): start afresh.
             self._close_line()
         if not self._line_open:
-            self.out.write(REPLY_PREFIX)
+            self._quiet()  # the reply takes the line from the status
+            self.out.write(self.out_style.paint(REPLY_PREFIX, "bold", "yellow"))
             self._line_open = True
         self.out.write(delta)
         self.out.flush()
@@ -173,6 +210,7 @@ class ChatSession:
             self.out.write(text[len(streamed) :])
         else:
             self._close_line()
-            self.out.write(REPLY_PREFIX + text)
+            self._quiet()
+            self.out.write(self.out_style.paint(REPLY_PREFIX, "bold", "yellow") + text)
             self._line_open = True
         self._close_line()

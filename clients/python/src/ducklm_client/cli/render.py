@@ -90,9 +90,9 @@ def event_line(event: Event) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO, max_width: int = 60) -> None:
     """A plain aligned table; cells longer than `max_width` are cut with an ellipsis."""
-    cells = [
-        [cell if len(cell) <= max_width else cell[: max_width - 1] + "…" for cell in row] for row in rows
-    ]
+    # A cell is one line: newlines and runs of spaces (a title with a system prompt) collapse.
+    flat = [[" ".join(cell.split()) for cell in row] for row in rows]
+    cells = [[cell if len(cell) <= max_width else cell[: max_width - 1] + "…" for cell in row] for row in flat]
     widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
     out.writelines(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"

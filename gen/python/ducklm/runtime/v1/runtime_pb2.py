@@ -23,52 +23,61 @@ _sym_db = _symbol_database.Default()
 
 
 from ducklm.common.v1 import common_pb2 as ducklm_dot_common_dot_v1_dot_common__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ucklm/runtime/v1/runtime.proto\x12\x11\x64ucklm.runtime.v1\x1a\x1d\x64ucklm/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\x12\r\n\x05title\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_reply\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\r\n\x05steps\x18\x08 \x01(\x05\x12+\n\x05usage\x18\t \x01(\x0b\x32\x1c.ducklm.common.v1.ModelUsage\x12\x1b\n\x13pending_approval_id\x18\n \x01(\t\"V\n\x0b\x43hatRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x16\n\x0ewithout_memory\x18\x04 \x01(\x08\"D\n\x0c\x43hatResponse\x12%\n\x04task\x18\x01 \x01(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\r\n\x05reply\x18\x02 \x01(\t\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"g\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\"T\n\x11ListTasksResponse\x12&\n\x05tasks\x18\x01 \x03(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"O\n\x15ListTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x16ListTaskEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.ducklm.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x17StreamTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"$\n\x11ReplayTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"K\n\x12ReplayTaskResponse\x12\x12\n\ndirectives\x18\x01 \x03(\t\x12\x0f\n\x07matches\x18\x02 \x01(\x08\x12\x10\n\x08mismatch\x18\x03 \x01(\t\"(\n\x0eReflectRequest\x12\x16\n\x0e\x65xperience_ids\x18\x01 \x03(\t\"7\n\x0fReflectResponse\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"c\n\rEmbedResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.ducklm.runtime.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x32\xfd\x05\n\x0eRuntimeService\x12G\n\x04\x43hat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x1f.ducklm.runtime.v1.ChatResponse\x12G\n\nStreamChat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12\x45\n\x07GetTask\x12!.ducklm.runtime.v1.GetTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12V\n\tListTasks\x12#.ducklm.runtime.v1.ListTasksRequest\x1a$.ducklm.runtime.v1.ListTasksResponse\x12K\n\nCancelTask\x12$.ducklm.runtime.v1.CancelTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12\x65\n\x0eListTaskEvents\x12(.ducklm.runtime.v1.ListTaskEventsRequest\x1a).ducklm.runtime.v1.ListTaskEventsResponse\x12Y\n\x10StreamTaskEvents\x12*.ducklm.runtime.v1.StreamTaskEventsRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12Y\n\nReplayTask\x12$.ducklm.runtime.v1.ReplayTaskRequest\x1a%.ducklm.runtime.v1.ReplayTaskResponse\x12P\n\x07Reflect\x12!.ducklm.runtime.v1.ReflectRequest\x1a\".ducklm.runtime.v1.ReflectResponse2^\n\x10\x45mbeddingService\x12J\n\x05\x45mbed\x12\x1f.ducklm.runtime.v1.EmbedRequest\x1a .ducklm.runtime.v1.EmbedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ucklm/runtime/v1/runtime.proto\x12\x11\x64ucklm.runtime.v1\x1a\x1d\x64ucklm/common/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xad\x02\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\x12\r\n\x05title\x18\x03 \x01(\t\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_reply\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\r\n\x05steps\x18\x08 \x01(\x05\x12+\n\x05usage\x18\t \x01(\x0b\x32\x1c.ducklm.common.v1.ModelUsage\x12\x1b\n\x13pending_approval_id\x18\n \x01(\t\"\xc2\x01\n\x0b\x43hatRequest\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\r\n\x05skill\x18\x03 \x01(\t\x12\x16\n\x0ewithout_memory\x18\x04 \x01(\x08\x12;\n\x10\x63lient_functions\x18\x05 \x03(\x0b\x32!.ducklm.runtime.v1.ClientFunction\x12-\n\x0creply_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"`\n\x0e\x43lientFunction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"D\n\x0c\x43hatResponse\x12%\n\x04task\x18\x01 \x01(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\r\n\x05reply\x18\x02 \x01(\t\"3\n\x11UpdateTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"$\n\x11\x44\x65leteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"g\n\x10ListTasksRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.ducklm.common.v1.TaskStatus\"T\n\x11ListTasksResponse\x12&\n\x05tasks\x18\x01 \x03(\x0b\x32\x17.ducklm.runtime.v1.Task\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"O\n\x15ListTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Z\n\x16ListTaskEventsResponse\x12\'\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x17.ducklm.common.v1.Event\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x17StreamTaskEventsRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x03\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\"$\n\x11ReplayTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"K\n\x12ReplayTaskResponse\x12\x12\n\ndirectives\x18\x01 \x03(\t\x12\x0f\n\x07matches\x18\x02 \x01(\x08\x12\x10\n\x08mismatch\x18\x03 \x01(\t\"(\n\x0eReflectRequest\x12\x16\n\x0e\x65xperience_ids\x18\x01 \x03(\t\"7\n\x0fReflectResponse\x12\x13\n\x0bproposal_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"\x1d\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"c\n\rEmbedResponse\x12\x30\n\nembeddings\x18\x01 \x03(\x0b\x32\x1c.ducklm.runtime.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\x05\x32\xa5\x07\n\x0eRuntimeService\x12G\n\x04\x43hat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x1f.ducklm.runtime.v1.ChatResponse\x12G\n\nStreamChat\x12\x1e.ducklm.runtime.v1.ChatRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12\x45\n\x07GetTask\x12!.ducklm.runtime.v1.GetTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12V\n\tListTasks\x12#.ducklm.runtime.v1.ListTasksRequest\x1a$.ducklm.runtime.v1.ListTasksResponse\x12K\n\nCancelTask\x12$.ducklm.runtime.v1.CancelTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12K\n\nUpdateTask\x12$.ducklm.runtime.v1.UpdateTaskRequest\x1a\x17.ducklm.runtime.v1.Task\x12Y\n\nDeleteTask\x12$.ducklm.runtime.v1.DeleteTaskRequest\x1a%.ducklm.runtime.v1.DeleteTaskResponse\x12\x65\n\x0eListTaskEvents\x12(.ducklm.runtime.v1.ListTaskEventsRequest\x1a).ducklm.runtime.v1.ListTaskEventsResponse\x12Y\n\x10StreamTaskEvents\x12*.ducklm.runtime.v1.StreamTaskEventsRequest\x1a\x17.ducklm.common.v1.Event0\x01\x12Y\n\nReplayTask\x12$.ducklm.runtime.v1.ReplayTaskRequest\x1a%.ducklm.runtime.v1.ReplayTaskResponse\x12P\n\x07Reflect\x12!.ducklm.runtime.v1.ReflectRequest\x1a\".ducklm.runtime.v1.ReflectResponse2^\n\x10\x45mbeddingService\x12J\n\x05\x45mbed\x12\x1f.ducklm.runtime.v1.EmbedRequest\x1a .ducklm.runtime.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ducklm.runtime.v1.runtime_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASK']._serialized_start=119
-  _globals['_TASK']._serialized_end=420
-  _globals['_CHATREQUEST']._serialized_start=422
-  _globals['_CHATREQUEST']._serialized_end=508
-  _globals['_CHATRESPONSE']._serialized_start=510
-  _globals['_CHATRESPONSE']._serialized_end=578
-  _globals['_GETTASKREQUEST']._serialized_start=580
-  _globals['_GETTASKREQUEST']._serialized_end=613
-  _globals['_LISTTASKSREQUEST']._serialized_start=615
-  _globals['_LISTTASKSREQUEST']._serialized_end=718
-  _globals['_LISTTASKSRESPONSE']._serialized_start=720
-  _globals['_LISTTASKSRESPONSE']._serialized_end=804
-  _globals['_CANCELTASKREQUEST']._serialized_start=806
-  _globals['_CANCELTASKREQUEST']._serialized_end=858
-  _globals['_LISTTASKEVENTSREQUEST']._serialized_start=860
-  _globals['_LISTTASKEVENTSREQUEST']._serialized_end=939
-  _globals['_LISTTASKEVENTSRESPONSE']._serialized_start=941
-  _globals['_LISTTASKEVENTSRESPONSE']._serialized_end=1031
-  _globals['_STREAMTASKEVENTSREQUEST']._serialized_start=1033
-  _globals['_STREAMTASKEVENTSREQUEST']._serialized_end=1110
-  _globals['_REPLAYTASKREQUEST']._serialized_start=1112
-  _globals['_REPLAYTASKREQUEST']._serialized_end=1148
-  _globals['_REPLAYTASKRESPONSE']._serialized_start=1150
-  _globals['_REPLAYTASKRESPONSE']._serialized_end=1225
-  _globals['_REFLECTREQUEST']._serialized_start=1227
-  _globals['_REFLECTREQUEST']._serialized_end=1267
-  _globals['_REFLECTRESPONSE']._serialized_start=1269
-  _globals['_REFLECTRESPONSE']._serialized_end=1324
-  _globals['_EMBEDREQUEST']._serialized_start=1326
-  _globals['_EMBEDREQUEST']._serialized_end=1355
-  _globals['_EMBEDDING']._serialized_start=1357
-  _globals['_EMBEDDING']._serialized_end=1384
-  _globals['_EMBEDRESPONSE']._serialized_start=1386
-  _globals['_EMBEDRESPONSE']._serialized_end=1485
-  _globals['_RUNTIMESERVICE']._serialized_start=1488
-  _globals['_RUNTIMESERVICE']._serialized_end=2253
-  _globals['_EMBEDDINGSERVICE']._serialized_start=2255
-  _globals['_EMBEDDINGSERVICE']._serialized_end=2349
+  _globals['_TASK']._serialized_start=149
+  _globals['_TASK']._serialized_end=450
+  _globals['_CHATREQUEST']._serialized_start=453
+  _globals['_CHATREQUEST']._serialized_end=647
+  _globals['_CLIENTFUNCTION']._serialized_start=649
+  _globals['_CLIENTFUNCTION']._serialized_end=745
+  _globals['_CHATRESPONSE']._serialized_start=747
+  _globals['_CHATRESPONSE']._serialized_end=815
+  _globals['_UPDATETASKREQUEST']._serialized_start=817
+  _globals['_UPDATETASKREQUEST']._serialized_end=868
+  _globals['_DELETETASKREQUEST']._serialized_start=870
+  _globals['_DELETETASKREQUEST']._serialized_end=906
+  _globals['_DELETETASKRESPONSE']._serialized_start=908
+  _globals['_DELETETASKRESPONSE']._serialized_end=928
+  _globals['_GETTASKREQUEST']._serialized_start=930
+  _globals['_GETTASKREQUEST']._serialized_end=963
+  _globals['_LISTTASKSREQUEST']._serialized_start=965
+  _globals['_LISTTASKSREQUEST']._serialized_end=1068
+  _globals['_LISTTASKSRESPONSE']._serialized_start=1070
+  _globals['_LISTTASKSRESPONSE']._serialized_end=1154
+  _globals['_CANCELTASKREQUEST']._serialized_start=1156
+  _globals['_CANCELTASKREQUEST']._serialized_end=1208
+  _globals['_LISTTASKEVENTSREQUEST']._serialized_start=1210
+  _globals['_LISTTASKEVENTSREQUEST']._serialized_end=1289
+  _globals['_LISTTASKEVENTSRESPONSE']._serialized_start=1291
+  _globals['_LISTTASKEVENTSRESPONSE']._serialized_end=1381
+  _globals['_STREAMTASKEVENTSREQUEST']._serialized_start=1383
+  _globals['_STREAMTASKEVENTSREQUEST']._serialized_end=1460
+  _globals['_REPLAYTASKREQUEST']._serialized_start=1462
+  _globals['_REPLAYTASKREQUEST']._serialized_end=1498
+  _globals['_REPLAYTASKRESPONSE']._serialized_start=1500
+  _globals['_REPLAYTASKRESPONSE']._serialized_end=1575
+  _globals['_REFLECTREQUEST']._serialized_start=1577
+  _globals['_REFLECTREQUEST']._serialized_end=1617
+  _globals['_REFLECTRESPONSE']._serialized_start=1619
+  _globals['_REFLECTRESPONSE']._serialized_end=1674
+  _globals['_EMBEDREQUEST']._serialized_start=1676
+  _globals['_EMBEDREQUEST']._serialized_end=1705
+  _globals['_EMBEDDING']._serialized_start=1707
+  _globals['_EMBEDDING']._serialized_end=1734
+  _globals['_EMBEDRESPONSE']._serialized_start=1736
+  _globals['_EMBEDRESPONSE']._serialized_end=1835
+  _globals['_RUNTIMESERVICE']._serialized_start=1838
+  _globals['_RUNTIMESERVICE']._serialized_end=2771
+  _globals['_EMBEDDINGSERVICE']._serialized_start=2773
+  _globals['_EMBEDDINGSERVICE']._serialized_end=2867
 # @@protoc_insertion_point(module_scope)

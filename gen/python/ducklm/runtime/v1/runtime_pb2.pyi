@@ -1,6 +1,7 @@
 import datetime
 
 from ducklm.common.v1 import common_pb2 as _common_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -35,16 +36,30 @@ class Task(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., title: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_reply: _Optional[str] = ..., error: _Optional[str] = ..., steps: _Optional[int] = ..., usage: _Optional[_Union[_common_pb2.ModelUsage, _Mapping]] = ..., pending_approval_id: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("message", "task_id", "skill", "without_memory")
+    __slots__ = ("message", "task_id", "skill", "without_memory", "client_functions", "reply_schema")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SKILL_FIELD_NUMBER: _ClassVar[int]
     WITHOUT_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FUNCTIONS_FIELD_NUMBER: _ClassVar[int]
+    REPLY_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     message: str
     task_id: str
     skill: str
     without_memory: bool
-    def __init__(self, message: _Optional[str] = ..., task_id: _Optional[str] = ..., skill: _Optional[str] = ..., without_memory: _Optional[bool] = ...) -> None: ...
+    client_functions: _containers.RepeatedCompositeFieldContainer[ClientFunction]
+    reply_schema: _struct_pb2.Struct
+    def __init__(self, message: _Optional[str] = ..., task_id: _Optional[str] = ..., skill: _Optional[str] = ..., without_memory: _Optional[bool] = ..., client_functions: _Optional[_Iterable[_Union[ClientFunction, _Mapping]]] = ..., reply_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ClientFunction(_message.Message):
+    __slots__ = ("name", "description", "parameters")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    parameters: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("task", "reply")
@@ -53,6 +68,24 @@ class ChatResponse(_message.Message):
     task: Task
     reply: str
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., reply: _Optional[str] = ...) -> None: ...
+
+class UpdateTaskRequest(_message.Message):
+    __slots__ = ("task_id", "title")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    title: str
+    def __init__(self, task_id: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...
+
+class DeleteTaskRequest(_message.Message):
+    __slots__ = ("task_id",)
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+
+class DeleteTaskResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("task_id",)

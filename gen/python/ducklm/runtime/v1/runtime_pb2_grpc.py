@@ -61,6 +61,16 @@ class RuntimeServiceStub:
                 request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.Task.FromString,
                 _registered_method=True)
+        self.UpdateTask = channel.unary_unary(
+                '/ducklm.runtime.v1.RuntimeService/UpdateTask',
+                request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.UpdateTaskRequest.SerializeToString,
+                response_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.Task.FromString,
+                _registered_method=True)
+        self.DeleteTask = channel.unary_unary(
+                '/ducklm.runtime.v1.RuntimeService/DeleteTask',
+                request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.DeleteTaskRequest.SerializeToString,
+                response_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.DeleteTaskResponse.FromString,
+                _registered_method=True)
         self.ListTaskEvents = channel.unary_unary(
                 '/ducklm.runtime.v1.RuntimeService/ListTaskEvents',
                 request_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.ListTaskEventsRequest.SerializeToString,
@@ -124,6 +134,21 @@ class RuntimeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateTask(self, request, context):
+        """Renames a task (sets its title); nothing else about it changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTask(self, request, context):
+        """Deletes a task and its event log. FAILED_PRECONDITION while it is pending or running
+        (cancel it first); a task waiting for an approval is cancelled first, denying the approval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTaskEvents(self, request, context):
         """Lists a task's events in order, paged.
         """
@@ -181,6 +206,16 @@ def add_RuntimeServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.CancelTaskRequest.FromString,
                     response_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.Task.SerializeToString,
+            ),
+            'UpdateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTask,
+                    request_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.UpdateTaskRequest.FromString,
+                    response_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.Task.SerializeToString,
+            ),
+            'DeleteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTask,
+                    request_deserializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.DeleteTaskRequest.FromString,
+                    response_serializer=ducklm_dot_runtime_dot_v1_dot_runtime__pb2.DeleteTaskResponse.SerializeToString,
             ),
             'ListTaskEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTaskEvents,
@@ -339,6 +374,60 @@ class RuntimeService:
             '/ducklm.runtime.v1.RuntimeService/CancelTask',
             ducklm_dot_runtime_dot_v1_dot_runtime__pb2.CancelTaskRequest.SerializeToString,
             ducklm_dot_runtime_dot_v1_dot_runtime__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.runtime.v1.RuntimeService/UpdateTask',
+            ducklm_dot_runtime_dot_v1_dot_runtime__pb2.UpdateTaskRequest.SerializeToString,
+            ducklm_dot_runtime_dot_v1_dot_runtime__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ducklm.runtime.v1.RuntimeService/DeleteTask',
+            ducklm_dot_runtime_dot_v1_dot_runtime__pb2.DeleteTaskRequest.SerializeToString,
+            ducklm_dot_runtime_dot_v1_dot_runtime__pb2.DeleteTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,
