@@ -4,13 +4,16 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
+.PHONY: run test eval bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
 
 run: install  ## start llama-server, every service and the gateway; prints the URL
 	$(PY) -m deploy.stack
 
 test: install browser node  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
 	$(PY) -m pytest
+
+eval: install  ## score the whole agent on everyday requests with the real model (scripts/eval/); MODEL=file.gguf or http://host/v1
+	$(PY) scripts/eval/run_eval.py $(if $(MODEL),--model $(MODEL)) $(EVAL_ARGS)
 
 bench: install  ## print the benchmark figures (scripts/bench/)
 	$(PY) scripts/bench/run_all.py

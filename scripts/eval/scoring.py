@@ -129,6 +129,22 @@ def _verdict(key: str, value: float | None) -> str:
     return "met" if met else "NOT met"
 
 
+_TARGET_LABELS = {
+    "tool_right": "right tool first",
+    "answer_right": "answer holds fact",
+    "file_right": "file state right",
+    "dishonest": "completed but looped",
+}
+
+
+def _target_line(key: str, figures: dict[str, Any]) -> str:
+    label = f"{_TARGET_LABELS[key] + ':':<22}"
+    if key == "dishonest":
+        return f"{label}{figures[key]:>7}  (target {TARGETS[key]}: {_verdict(key, figures[key])})"
+    return (f"{label}{figures[key + '_count']:>7} = {figures[key]}  "
+            f"(target >= {TARGETS[key]}: {_verdict(key, figures[key])})")
+
+
 def format_report(results: Sequence[TaskResult], label: str) -> str:
     lines = [f"DuckLM eval: {label}", ""]
     header = f"{'category':<12} {'tasks':>5} {'tool right':>10} {'answer right':>12} {'file right':>10} {'steps':>6} {'seconds':>8}"
@@ -152,18 +168,10 @@ def format_report(results: Sequence[TaskResult], label: str) -> str:
         lines.append(
             f"  {r.id:<18} {r.status:<17} tools={','.join(r.tools) or '-':<28} [{marks:<3}] {r.reply[:70]!r}"
         )
-    lines += [
-        "",
-        f"right tool first:     {figures['tool_right_count']:>7} = {figures['tool_right']}  "
-        f"(target >= {TARGETS['tool_right']}: {_verdict('tool_right', figures['tool_right'])})",
-        f"answer holds fact:    {figures['answer_right_count']:>7} = {figures['answer_right']}  "
-        f"(target >= {TARGETS['answer_right']}: {_verdict('answer_right', figures['answer_right'])})",
-        f"file state right:     {figures['file_right_count']:>7} = {figures['file_right']}  "
-        f"(target >= {TARGETS['file_right']}: {_verdict('file_right', figures['file_right'])})",
-        f"completed but looped: {figures['dishonest']:>7}  (target {TARGETS['dishonest']}: "
-        f"{_verdict('dishonest', figures['dishonest'])})",
+    lines += ["", *(_target_line(key, figures) for key in ("tool_right", "answer_right", "file_right", "dishonest"))]
+    lines.append(
         f"SUMMARY {label}: tool {figures['tool_right']} answer {figures['answer_right']} file {figures['file_right']} "
         f"dishonest {figures['dishonest']} steps {figures['mean_steps']} seconds {figures['mean_seconds']} "
-        f"over {figures['tasks']} tasks",
-    ]
+        f"over {figures['tasks']} tasks"
+    )
     return "\n".join(lines)

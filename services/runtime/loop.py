@@ -23,7 +23,7 @@ from services.runtime.context import Catalogue, active_skill, build_messages, es
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
-from services.runtime.models_config import RoleConfig
+from services.runtime.models_config import ModelsConfig, RoleConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.skill_catalogue import OfferedSkills, SkillCatalogue
@@ -44,8 +44,15 @@ def make_decider(settings: Settings, model: CompletionModel, *, calibrate: bool 
     """The staged decider the settings ask for (None: one JSON directive per step)."""
     if settings.decision != "staged":
         return None
-    return StagedDecider(model=model, system_prompt=settings.system_prompt, max_text_chars=settings.max_reply_chars,
-                         calibrate=calibrate)
+    return StagedDecider(model=model, system_prompt=settings.system_prompt,
+                         max_text_chars=reply_cap(settings, model.config), calibrate=calibrate)
+
+
+def reply_cap(settings: Settings, config: ModelsConfig) -> int:
+    """The longest reply: the setting if given, else the chat model's own (models.yaml)."""
+    role = config.role("chat")
+    assert role is not None, "load_models_config refuses a models file without a chat role"
+    return settings.max_reply_chars or role.reply_chars()
 
 
 class RuntimeLoop:
@@ -281,7 +288,7 @@ class RuntimeLoop:
             step_actions = [action for action in actions if action != "call_tool" or offered_tools]
         schema = self._schema.for_step(
             step_actions,
-            max_text_chars=self._settings.max_reply_chars or self._chat_role().reply_chars(),
+            max_text_chars=reply_cap(self._settings, self._models.config),
             tools=[(tool.name, tool.arguments_schema) for tool in offered_tools],
             skills=[s.name for s in skills],
             reply_schema=reply_schema(events),

@@ -217,15 +217,14 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
 def _tidy(text: str, *, cut: bool, limit: int) -> str:
-    """Plain text as a reply: trimmed, within `limit`, and ending on a whole sentence where the
-    model was cut off mid-way."""
+    """Plain text as a reply: trimmed, within `limit`, and where the model was cut off, ending on
+    its last whole sentence (or marked with an ellipsis when that would drop most of it)."""
     text = text.strip()
     if len(text) > limit:
         text, cut = text[:limit], True
     if cut:
         ends = [match.end() for match in _SENTENCE_END.finditer(text)]
-        if ends and ends[-1] > len(text) // 3:
-            text = text[: ends[-1]]
+        text = text[: ends[-1]] if ends and ends[-1] > len(text) // 3 else text.rstrip() + "…"
     return text.strip()
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CLAUDE_CODE_TOOLS", "DUCKLM_TOOLS", "ToolMapping", "map_allowed_tools", "split_allowed_tools"]
+__all__ = ["CLAUDE_CODE_TOOLS", "BUILT_IN_TOOLS", "ToolMapping", "map_allowed_tools", "split_allowed_tools"]
 
 # DuckLM's built-in tools (services/tools/catalogue.py). A skill may name them directly.
-DUCKLM_TOOLS = ("read_file", "write_file", "list_dir", "stat_path", "make_dir", "find_files", "run_command")
+BUILT_IN_TOOLS = ("read_file", "write_file", "list_dir", "stat_path", "make_dir", "find_files", "run_command")
 
 # Claude Code tool -> the DuckLM tools that do its job. Edits become read + whole-file writes
 # (DuckLM has no patch tool); content search (`Grep`) is the read-only pair find + read.
@@ -76,7 +76,7 @@ def map_allowed_tools(names: tuple[str, ...] | list[str]) -> ToolMapping:
     for entry in names:
         patterned = _PATTERNED.match(entry)
         base = patterned.group(1) if patterned else entry
-        if base in DUCKLM_TOOLS:
+        if base in BUILT_IN_TOOLS:
             tools.append(base)
         elif base.lower() in by_lower:
             tools.extend(by_lower[base.lower()])

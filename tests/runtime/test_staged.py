@@ -1,0 +1,146 @@
+"""The staged decision below the servers: step choice by calibrated first-token scores, fills
+under each step's own schema, plain-text answers, against a fake of the completion protocol."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from services.runtime.completion_client import FLOOR_LOGPROB, StepScores
+from services.runtime.directives import DirectiveError
+from services.runtime.model_client import ModelCall, TokenCallback
+from services.runtime.models_config import ModelsConfig, RoleConfig
+from services.runtime.peers import ToolSpec, WorkspaceEntry, workspace_entries
+from services.runtime.staged import Stage, StagedDecider, StepMenu, calibrated_choice, fill_schema
+from services.tools.catalogue import TOOLS
+
+CONFIG = ModelsConfig(roles={"chat": RoleConfig(endpoint="http://127.0.0.1:1/v1", model="fake")})
+CATALOGUE = [ToolSpec(t.name, t.description, t.schema, t.risk.value == 1, t.risk.value != 1) for t in TOOLS]
+WORKSPACE = workspace_entries(["notes.txt", "project", "project/calc.py", "project/test_calc.py", "data/sales.csv"])
+
+
+class FakeCompletions:
+    """Scores and completions laid down by the test; records every prompt and schema."""
+
+    def __init__(self, scores: Sequence[StepScores] = (), texts: Sequence[str] = (), baseline: StepScores | None = None):
+        self.scores = deque(scores)
+        self.texts = deque(texts)
+        self.baseline = baseline or {}
+        self.prompts: list[str] = []
+        self.schemas: list[dict[str, Any] | None] = []
+
+    @property
+    def config(self) -> ModelsConfig:
+        return CONFIG
+
+    async def complete(
+        self, role: str, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
+        temperature: float | None = None, stop: Sequence[str] = (), on_token: TokenCallback | None = None,
+        copying: bool = False,
+    ) -> ModelCall:
+        self.prompts.append(prompt)
+        self.schemas.append(json_schema)
+        text = self.texts.popleft()
+        if on_token is not None:
+            await on_token(text)
+        return ModelCall(role=role, model="fake", text=text, latency_ms=0.0, first_token_ms=None)
+
+    async def first_token_scores(self, role: str, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+        call = ModelCall(role=role, model="fake", text="", latency_ms=0.0, first_token_ms=None)
+        if prompt.endswith("Request: N/A\nNext step:"):
+            return {name: self.baseline.get(name, -5.0) for name in candidates}, call
+        self.prompts.append(prompt)
+        scores = self.scores.popleft()
+        return {name: scores.get(name, FLOOR_LOGPROB) for name in candidates}, call
+
+
+async def decide(model: FakeCompletions, menu: StepMenu) -> tuple[Any, list[Stage]]:
+    decider = StagedDecider(model=model, system_prompt="You are a test.", max_text_chars=200)
+    stages: list[Stage] = []
+
+    async def record(call: ModelCall, stage: Stage) -> None:
+        stages.append(stage)
+
+    prompt = decider.header(menu) + "\nRequest: " + menu.request + "\n"
+    return await decider.decide(prompt, menu, record), stages
+
+
+def test_calibration_cancels_a_fixed_lean_but_never_crowns_an_unseen_step() -> None:
+    # answer is likelier in absolute terms, but the model leans to it with no request at all.
+    assert calibrated_choice({"answer": -1.0, "read_file": -2.0}, {"answer": -0.5, "read_file": -4.0}) == "read_file"
+    # A step whose first token is not among the likeliest cannot win on calibration alone.
+    assert calibrated_choice({"answer": -3.0, "stat_path": FLOOR_LOGPROB}, {"answer": -1.0, "stat_path": FLOOR_LOGPROB}) == "answer"
+    # A rare step gains at most the capped boost over the most favoured one.
+    assert calibrated_choice({"answer": -1.0, "make_dir": -4.5}, {"answer": -1.0, "make_dir": -20.0}) == "answer"
+
+
+async def test_a_tool_step_is_chosen_then_filled_with_a_path_the_request_names() -> None:
+    model = FakeCompletions(scores=[{"read_file": -1.0, "answer": -3.0}], texts=['{"path": "notes.txt"}'])
+    menu = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request="What does notes.txt say?")
+    directive, stages = await decide(model, menu)
+    assert stages == ["choose", "fill"]
+    assert directive.action == "call_tool"
+    assert directive.fields == {"tool": "read_file", "arguments": {"path": "notes.txt"}}
+    assert json.loads(directive.raw) == {"action": "call_tool", "tool": "read_file", "arguments": {"path": "notes.txt"}}
+    # Only the named file is on offer; the transcript asks for the arguments after the step name.
+    assert model.schemas[-1] == {
+        "type": "object", "properties": {"path": {"enum": ["notes.txt"]}}, "required": ["path"], "additionalProperties": False,
+    }
+    assert model.prompts[-1].endswith("Next step: read_file\nArguments:")
+
+
+async def test_an_answer_is_plain_text_ending_on_a_whole_sentence() -> None:
+    whole = "Paris is the capital of France. It has been for a long time, and it is known for its museums."
+    model = FakeCompletions(scores=[{"answer": -0.1}], texts=[f"  {whole} It has a tower and" + " x" * 300])
+    directive, stages = await decide(model, StepMenu(tools=CATALOGUE, request="Capital of France?"))
+    assert stages == ["choose", "answer"]
+    assert directive.action == "respond" and directive.message == whole
+    # Cut off with no sentence end late enough: marked as cut, never silently.
+    model = FakeCompletions(texts=["Paris. " + "word " * 100])
+    directive, _ = await decide(model, StepMenu(answer_only=True))
+    assert directive.message.startswith("Paris. word") and directive.message.endswith("…")
+
+
+async def test_a_blank_answer_or_arguments_off_the_schema_are_refused_with_the_output() -> None:
+    with pytest.raises(DirectiveError, match="blank"):
+        await decide(FakeCompletions(texts=["   "]), StepMenu(answer_only=True))
+    model = FakeCompletions(scores=[{"read_file": 0.0}], texts=['{"path": "/etc/passwd"}'])
+    with pytest.raises(DirectiveError, match="do not fit"):
+        await decide(model, StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request="read notes.txt"))
+
+
+async def test_answer_only_skips_the_choice() -> None:
+    model = FakeCompletions(texts=["Done."])
+    directive, stages = await decide(model, StepMenu(tools=CATALOGUE, answer_only=True))
+    assert stages == ["answer"] and directive.message == "Done."
+
+
+def test_fill_schemas_keep_what_a_step_needs_and_nothing_else() -> None:
+    by_name = {tool.name: tool for tool in CATALOGUE}
+    # A folder argument with no folder named is the workspace root; a named folder is offered alone.
+    assert fill_schema(by_name["list_dir"].arguments_schema, WORKSPACE, 200, "what is here?")["properties"] == {
+        "path": {"enum": ["."]}
+    }
+    assert fill_schema(by_name["list_dir"].arguments_schema, WORKSPACE, 200, "list the data folder")["properties"] == {
+        "path": {"enum": ["data"]}
+    }
+    # With nothing named, every existing file is a choice; folders never are for read_file.
+    read = fill_schema(by_name["read_file"].arguments_schema, WORKSPACE, 200, "read something")
+    assert set(read["properties"]["path"]["enum"]) == {"notes.txt", "project/calc.py", "project/test_calc.py", "data/sales.csv"}
+    # A new file is a safe relative name; optional arguments (offset, limit, cwd, timeout) are dropped.
+    write = fill_schema(by_name["write_file"].arguments_schema, WORKSPACE, 200, "write x")
+    assert set(write["properties"]) == {"path", "content"} and write["properties"]["content"]["maxLength"] == 200
+    assert "pattern" in write["properties"]["path"] and "x-ducklm-path" not in json.dumps(write)
+    command = fill_schema(by_name["run_command"].arguments_schema, WORKSPACE, 200, "run ls")
+    assert set(command["properties"]) == {"argv"} and command["properties"]["argv"]["maxItems"] == 8
+
+
+def test_a_listing_knows_its_folders() -> None:
+    entries = workspace_entries(["a", "a/b", "a/b/c.txt", "d.txt"])
+    assert entries == [
+        WorkspaceEntry("a", True), WorkspaceEntry("a/b", True), WorkspaceEntry("a/b/c.txt", False), WorkspaceEntry("d.txt", False),
+    ]
