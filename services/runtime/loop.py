@@ -23,7 +23,7 @@ from services.runtime.context import Catalogue, active_skill, build_messages, es
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
-from services.runtime.models_config import RoleConfig
+from services.runtime.models_config import ModelsConfig, RoleConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.skill_catalogue import OfferedSkills, SkillCatalogue
@@ -32,7 +32,7 @@ from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMen
 from services.runtime.store import EventRecord, TaskStore
 from services.runtime.transcript import render_events
 
-__all__ = ["RuntimeLoop", "make_decider"]
+__all__ = ["RuntimeLoop", "make_decider", "reply_chars"]
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,21 @@ Outcome = Literal["continue", "rest"]
 TURN_ENDING_ACTIONS = ("respond", "finish")
 
 
-def make_decider(settings: Settings, model: CompletionModel, *, calibrate: bool = True) -> StagedDecider | None:
+def reply_chars(settings: Settings, config: ModelsConfig) -> int:
+    """The cap on a free-text field: the runtime's setting, else the chat model's own."""
+    chat = config.role("chat")
+    assert chat is not None, "load_models_config refuses a models file without a chat role"
+    return settings.max_reply_chars or chat.reply_chars()
+
+
+def make_decider(
+    settings: Settings, model: CompletionModel, config: ModelsConfig, *, calibrate: bool = True
+) -> StagedDecider | None:
     """The staged decider the settings ask for (None: one JSON directive per step)."""
     if settings.decision != "staged":
         return None
-    return StagedDecider(model=model, system_prompt=settings.system_prompt, max_text_chars=settings.max_reply_chars,
-                         calibrate=calibrate)
+    return StagedDecider(model=model, system_prompt=settings.system_prompt,
+                         max_text_chars=reply_chars(settings, config), calibrate=calibrate)
 
 
 class RuntimeLoop:

@@ -17,7 +17,7 @@ from typing import Any
 from services.runtime.completion_client import StepScores
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
-from services.runtime.loop import RuntimeLoop
+from services.runtime.loop import RuntimeLoop, reply_chars
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.models_config import ModelsConfig
 from services.runtime.peers import (
@@ -180,7 +180,7 @@ async def replay_events(
         decider = None
         if _was_staged(events):
             decider = StagedDecider(model=model, system_prompt=settings.system_prompt,
-                                    max_text_chars=settings.max_reply_chars, calibrate=False)
+                                    max_text_chars=reply_chars(settings, config), calibrate=False)
         loop = RuntimeLoop(settings, store, model, schema, peers, decider=decider)
         messages = [e.data for e in events if e.type == "user_message"]
         task = await store.create_task(str(messages[0]["text"]) if messages else "replay")

@@ -280,7 +280,7 @@ async def create_server(settings: Settings) -> GrpcServer:
         )
     # Skills offered by relevance within a token budget, counted with the chat model's tokenizer.
     catalogue = SkillCatalogue(lambda text: models.count_tokens("chat", text))
-    loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions),
+    loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions, models_config),
                        skill_catalogue=catalogue)
     runner = TaskRunner(store, loop, approval_poll_seconds=settings.approval_poll_seconds)
     if peers is not None and settings.reflect_after_task:
