@@ -3,8 +3,8 @@
 Runs the real stack (every service, the gateway, llama-server with the default model from
 config/models.yaml) on free ports over a small workspace, drives WebChat in headless Debian
 Chromium, asks for a file to be written and photographs the approval card the model's real
-write_file call raises. Then it approves, waits for the reply and takes
-docs/images/webchat-approved.png.
+write_file call raises (docs/images/webchat-approval.png). Then it approves, waits for the tool's
+result and the model's reply, and takes docs/images/webchat.png.
 
 It never falls back to a scripted model: when no request makes the model call write_file it
 exits non-zero and says so. At temperature 0 the model answers a request the same way each time,
@@ -52,15 +52,15 @@ def lay_workspace(workspace: Path) -> None:
     (workspace / "todo.txt").write_text("water the plants\n")
 
 
-async def settle(page: Page) -> str:
-    """Waits until the task comes to rest and returns its status."""
-    selector = ", ".join(f'#status[data-status="{status}"]' for status in REST)
+async def settle(page: Page, statuses: tuple[str, ...] = REST) -> str:
+    """Waits until the task comes to rest (one of `statuses`) and returns its status."""
+    selector = ", ".join(f'#status[data-status="{status}"]' for status in statuses)
     await page.locator(selector).wait_for(timeout=TURN_TIMEOUT_MS)
     return await page.locator("#status").get_attribute("data-status") or ""
 
 
 async def shoot(browser: Browser, url: str, request: str, out: Path) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="light")
+    context = await browser.new_context(viewport={"width": 1280, "height": 640}, color_scheme="light")
     page = await context.new_page()
     await page.goto(url)
     await page.fill("#input", request)
@@ -70,12 +70,13 @@ async def shoot(browser: Browser, url: str, request: str, out: Path) -> None:
     if status != "waiting_approval" or "write_file" not in await card.locator(".approval-title").inner_text():
         reply = await page.locator("#log").inner_text()
         raise NoToolCall(f"status {status!r}, no write_file approval; the page said:\n{reply[-600:]}")
-    await page.screenshot(path=str(out / "webchat.png"))
+    await page.screenshot(path=str(out / "webchat-approval.png"))
     await card.locator("button.approve").click()
-    if await settle(page) != "completed":
+    # The page still says "waiting" until the runtime picks the decision up.
+    if await settle(page, REST[1:]) != "completed":
         raise NoToolCall(f"the task did not complete after the approval: {await page.locator('#log').inner_text()}")
     await page.locator("#task-list li").first.wait_for()
-    await page.screenshot(path=str(out / "webchat-approved.png"))
+    await page.screenshot(path=str(out / "webchat.png"))
     await context.close()
 
 
@@ -96,7 +97,7 @@ async def attempt(browser: Browser, request: str) -> None:
             print(f"workspace after the approval: {', '.join(map(str, written))}")
         finally:
             await stack.stop()
-        for name in ("webchat.png", "webchat-approved.png"):
+        for name in ("webchat.png", "webchat-approval.png"):
             shutil.move(Path(data) / name, IMAGES / name)
 
 
@@ -115,7 +116,7 @@ async def main() -> int:
                     print(f"  not used: {reason}", flush=True)
                     continue
                 print(f"used request: {request}")
-                print("wrote docs/images/webchat.png and docs/images/webchat-approved.png")
+                print("wrote docs/images/webchat.png and docs/images/webchat-approval.png")
                 return 0
         finally:
             await browser.close()
