@@ -30,13 +30,17 @@ async def run_to_end(gateway: httpx.AsyncClient, stack: LocalStack, body: dict[s
     task_id = reply["task_id"]
     async with grpc.aio.insecure_channel(stack.address("tools")) as channel:
         approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)
+        # The task reads "waiting_approval" until the runtime picks a decision up: approve once.
+        approved: set[str] = set()
         for _ in range(600):
             task = (await gateway.get(f"/v1/tasks/{task_id}")).json()
             if task["status"] == "waiting_approval":
-                await approvals.Approve(
-                    approvals_pb2.ApproveRequest(approval_id=task["pending_approval_id"]),
-                    metadata=approver_metadata(stack.approver_token, "test"),
-                )
+                if task["pending_approval_id"] not in approved:
+                    approved.add(task["pending_approval_id"])
+                    await approvals.Approve(
+                        approvals_pb2.ApproveRequest(approval_id=task["pending_approval_id"]),
+                        metadata=approver_metadata(stack.approver_token, "test"),
+                    )
             elif task["status"] in REST:
                 return task
             await asyncio.sleep(0.1)

@@ -1,4 +1,5 @@
-"""models.yaml: environment expansion, validation and clear errors."""
+"""models.yaml: environment expansion, validation, clear errors, and the reply size it gives the
+staged decider."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from services.common.config import ConfigError, repo_root
+from services.runtime.completion_client import LlamaCompletions
+from services.runtime.config import Settings
+from services.runtime.loop import make_decider
 from services.runtime.models_config import expand_env, load_models_config
 
 
@@ -46,3 +50,13 @@ def test_bad_files_are_refused_with_the_reason(tmp_path: Path, content: str, mes
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_models_config(tmp_path / "nope.yaml", {})
+
+
+def test_the_staged_decider_caps_free_text_at_the_chat_models_reply_size_by_default() -> None:
+    config = load_models_config(repo_root() / "config" / "models.yaml", {})
+    chat = config.role("chat")
+    assert chat is not None
+    unset = make_decider(Settings(max_reply_chars=None), LlamaCompletions(config))
+    assert unset is not None and unset.max_text_chars == chat.reply_chars()
+    configured = make_decider(Settings(max_reply_chars=300), LlamaCompletions(config))
+    assert configured is not None and configured.max_text_chars == 300
