@@ -182,7 +182,7 @@ class RuntimeLoop:
         if follow_up == "answer" and not tools_only:
             forced = True
         elif follow_up == "look":
-            offered = [tool for tool in offered if tool.read_only and not tool.requires_approval]
+            offered = [tool for tool in offered if tool.read_only]
         request = next((str(e.data["text"]) for e in reversed(events) if e.type == "user_message"), "")
         steps_menu = StepMenu(
             tools=offered, skills=menu.skills if follow_up == "free" else (), memory=menu.memory and follow_up == "free",

@@ -93,12 +93,18 @@ class RecordedModel:
         return {name: 0.0 if name == call.text else -1e9 for name in candidates}, call
 
 
+# What a staged choice may name that is not a tool.
+_NOT_TOOLS = frozenset({"", "answer", "use_skill", "remember", "recall", "read_skill_file"})
+
+
 class RecordedPeers:
     """Answers the loop's peer calls with what the log recorded, in order."""
 
     def __init__(self, events: Sequence[EventRecord]) -> None:
-        calls = {e.data["call_id"]: e.data["tool"] for e in events if e.type == "tool_call"}
-        self._tool_names = sorted(set(calls.values()))
+        # Every tool the run named: called, chosen in a directive, or chosen by a staged step.
+        named = {str(e.data["tool"]) for e in events if e.type in ("tool_call", "directive") and e.data.get("tool")}
+        named |= {str(e.data.get("output", "")) for e in events if e.type == "model_call" and e.data.get("stage") == "choose"}
+        self._tool_names = sorted(named - _NOT_TOOLS)
         self._results: deque[dict[str, Any]] = deque(e.data for e in events if e.type == "tool_result")
         self._skills = {e.data["skill"]: e.data for e in events if e.type == "skill_used" and not e.data.get("file")}
         self._files = {(e.data["skill"], e.data["file"]): e.data for e in events if e.type == "skill_used" and e.data.get("file")}
@@ -106,7 +112,9 @@ class RecordedPeers:
         self._stored = deque(e.data for e in events if e.type == "memory_stored")
 
     async def list_tools(self) -> list[ToolSpec]:
-        return [ToolSpec(name, "", {"type": "object"}, read_only=False, requires_approval=False) for name in self._tool_names]
+        # Read-only, so that no step's narrowing drops one; needing approval, so that a call a
+        # crash cut off is never re-run (a replay runs nothing).
+        return [ToolSpec(name, "", {"type": "object"}, read_only=True, requires_approval=True) for name in self._tool_names]
 
     async def execute_tool(self, task_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> ToolOutcome:
         if not self._results:

@@ -47,7 +47,7 @@ async def wait_until_rest(client: AsyncClient, task_id: str) -> TaskStatus:
 
 @pytest.mark.model
 async def test_chat_once_streams_the_real_models_reply(stack: LocalStack) -> None:
-    finished = await ducklm("chat", "Say hello in five words.", env=client_env(stack))
+    finished = await ducklm("chat", "Name one colour.", env=client_env(stack))
     assert finished.code == 0, finished.stderr
     task_id = finished.stderr.split("(task ", 1)[1].split(")", 1)[0]
     async with connect(stack) as client:

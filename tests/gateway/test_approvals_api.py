@@ -62,12 +62,18 @@ async def test_approve_for_the_task_covers_the_same_action_again(
     api: httpx.AsyncClient, gateway_stack: GatewayStack
 ) -> None:
     task = await start_gated(
-        api, gateway_stack, write("b.txt"), {"action": "respond", "message": "twice"}, path="b.txt"
+        api, gateway_stack, {"action": "respond", "message": "once"}, write("b.txt"),
+        {"action": "respond", "message": "twice"}, path="b.txt",
     )
     decided = await api.post(f"/v1/approvals/{task['pending_approval_id']}/approve", json={"scope": "task"})
     assert decided.json()["scope"] == "task"
-    # A second identical write needs no new approval: the task completes on its own.
     await wait_for_status(api, task["id"], "completed", timeout=15.0)
+    # The same write in a later turn needs no new approval: the task completes on its own.
+    # (Within one turn the runtime never runs an identical call twice.)
+    again = await api.post("/v1/chat", json={"task_id": task["id"], "message": "Write it again"})
+    assert again.status_code == 200, again.text
+    done = await wait_for_status(api, task["id"], "completed", timeout=15.0)
+    assert done["last_reply"] == "twice"
     events = (await api.get(f"/v1/tasks/{task['id']}/events")).json()["events"]
     assert [event["data"]["ok"] for event in events if event["type"] == "tool_result"] == [True, True]
 

@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         with Client(connection) as client:
             # Every id argument may be a unique prefix of the id.
             if getattr(args, "task", None):
-                args.task = resolve_task(client, args.task)
+                args.task = resolve_task(client, args.task, known_only=args.command != "memory")
             if getattr(args, "approval", None):
                 args.approval = resolve_approval(client, args.approval)
             if args.command == "chat":

@@ -31,11 +31,16 @@ def _pick(kind: str, given: str, ids: Iterable[str]) -> str:
     raise IdError(f"{given!r} matches {len(matches)} {kind} ids ({shown}); type more of it")
 
 
-def resolve_task(client: Client, given: str) -> str:
+def resolve_task(client: Client, given: str, *, known_only: bool = True) -> str:
+    """The task id `given` starts. With `known_only` false (a memory scope may name a task the
+    runtime never had), a prefix that names no task is kept as it is."""
     given = given.strip()
     if not given or len(given) >= FULL_ID_CHARS:
         return given
-    return _pick("task", given, (task.id for task in client.list_tasks(limit=SEARCHED)))
+    ids = [task.id for task in client.list_tasks(limit=SEARCHED)]
+    if not known_only and not any(found.startswith(given) for found in ids):
+        return given
+    return _pick("task", given, ids)
 
 
 def resolve_approval(client: Client, given: str) -> str:
