@@ -4,15 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run eval test bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
+.PHONY: run test bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
 
 # MODEL=gemma3-270m picks a shipped chat model other than the default (docs/models.md); it is
 # fetched the first time it is selected, never by `make install`.
 run: install  ## start llama-server, every service and the gateway; prints the URL (MODEL=name to pick a model)
 	$(if $(MODEL),DUCKLM_MODEL=$(MODEL)) $(PY) -m deploy.stack
-
-eval: install  ## score the agent on the evaluation suite with the real model (MODEL=name, GGUF path or endpoint)
-	$(PY) scripts/eval/run_eval.py $(if $(MODEL),--model $(MODEL))
 
 test: install browser node  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
 	$(PY) -m pytest

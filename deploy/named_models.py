@@ -35,6 +35,15 @@ class NamedModel:
     role: dict[str, Any] = field(default_factory=dict)
 
 
+# Gemma 3's vocabulary has a token for every run of 2-31 newlines (ids 108-137), of 2-31 spaces
+# (138-167) and of 1-31 tabs (255968-255998). llama-server's JSON-schema grammar lets
+# `"\n"{1,2} [ \t]{0,20}` stand between any two JSON tokens, and with a repeat penalty the model
+# hops from one whitespace token to another instead of writing the next key: gaps of 20
+# characters before every key, until max_tokens. JSON never needs those tokens (a tab or newline
+# inside a string is escaped, and a single space and a single newline stay allowed), so they are
+# banned for every call to this model.
+_GEMMA3_WHITESPACE_RUNS = [*range(108, 168), *range(255968, 255999)]
+
 NAMED_MODELS: dict[str, NamedModel] = {
     model.name: model
     for model in (
@@ -49,6 +58,7 @@ NAMED_MODELS: dict[str, NamedModel] = {
             # llama-server would fall back to ChatML, whose <|im_start|> markers are plain text
             # to Gemma's tokenizer; Gemma's own turn markers are special tokens it knows.
             server_args=("--chat-template", "gemma"),
+            role={"extra_body": {"logit_bias": [[token, False] for token in _GEMMA3_WHITESPACE_RUNS]}},
         ),
     )
 }
