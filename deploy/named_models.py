@@ -37,11 +37,12 @@ class NamedModel:
 
 # Gemma 3's vocabulary has a token for every run of 2-31 newlines (ids 108-137), of 2-31 spaces
 # (138-167) and of 1-31 tabs (255968-255998). llama-server's JSON-schema grammar lets
-# `"\n"{1,2} [ \t]{0,20}` stand between any two JSON tokens, and with a repeat penalty the model
-# hops from one whitespace token to another instead of writing the next key: gaps of 20
-# characters before every key, until max_tokens. JSON never needs those tokens (a tab or newline
-# inside a string is escaped, and a single space and a single newline stay allowed), so they are
-# banned for every call to this model.
+# `"\n"{1,2} [ \t]{0,20}` stand between any two JSON tokens, and under a repeat penalty the model
+# hops from one whitespace token to another instead of writing the next key: 20 characters of
+# indentation before every key, until max_tokens. Without the penalty it writes compact JSON, so
+# this model gets none (repeat_penalty 1.0); the runs are banned as well, since JSON never needs
+# them (a tab or newline inside a string is escaped; one space and one newline stay allowed, the
+# newline being what a plain-text answer stops on).
 _GEMMA3_WHITESPACE_RUNS = [*range(108, 168), *range(255968, 255999)]
 
 NAMED_MODELS: dict[str, NamedModel] = {
@@ -58,7 +59,8 @@ NAMED_MODELS: dict[str, NamedModel] = {
             # llama-server would fall back to ChatML, whose <|im_start|> markers are plain text
             # to Gemma's tokenizer; Gemma's own turn markers are special tokens it knows.
             server_args=("--chat-template", "gemma"),
-            role={"extra_body": {"logit_bias": [[token, False] for token in _GEMMA3_WHITESPACE_RUNS]}},
+            role={"extra_body": {"repeat_penalty": 1.0,
+                                 "logit_bias": [[token, False] for token in _GEMMA3_WHITESPACE_RUNS]}},
         ),
     )
 }
