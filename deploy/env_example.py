@@ -42,6 +42,7 @@ PROCESS_VARIABLES: list[tuple[str, str, str]] = [
     ],
     ("DUCKLM_LLAMA_PORT", "8081", "Port of the chat llama-server `make run` starts (config/models.yaml reads it)."),
     ("DUCKLM_LLAMA_EMBEDDING_PORT", "8082", "Port of the embedding llama-server `make run` starts."),
+    ("DUCKLM_MODEL", "", "Shipped chat model by name (smollm2-135m, gemma3-270m; docs/models.md); empty: SmolLM2-135M."),
     ("DUCKLM_MODEL_PATH", "", "GGUF model for the launcher's llama-servers; empty: the cached SmolLM2-135M."),
     ("DUCKLM_LLAMA_SERVER", "", "llama-server binary to use; empty: built once per machine into the cache."),
     ("DUCKLM_CACHE_DIR", "~/.cache/ducklm", "Per-machine cache of the llama-server build and the model."),
