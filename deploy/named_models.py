@@ -35,15 +35,15 @@ class NamedModel:
     role: dict[str, Any] = field(default_factory=dict)
 
 
-# Gemma 3's vocabulary has a token for every run of 2-31 newlines (ids 108-137), of 2-31 spaces
+# Gemma 3's vocabulary has a token for every run of 1-31 newlines (ids 107-137), of 2-31 spaces
 # (138-167) and of 1-31 tabs (255968-255998). llama-server's JSON-schema grammar lets
 # `"\n"{1,2} [ \t]{0,20}` stand between any two JSON tokens, and under a repeat penalty the model
 # hops from one whitespace token to another instead of writing the next key: 20 characters of
-# indentation before every key, until max_tokens. Without the penalty it writes compact JSON, so
-# this model gets none (repeat_penalty 1.0); the runs are banned as well, since JSON never needs
-# them (a tab or newline inside a string is escaped; one space and one newline stay allowed, the
-# newline being what a plain-text answer stops on).
-_GEMMA3_WHITESPACE_RUNS = [*range(108, 168), *range(255968, 255999)]
+# indentation before every key, until max_tokens. Without the penalty it mostly writes compact
+# JSON, so this model gets none (repeat_penalty 1.0); and in calls under a JSON schema those
+# tokens are banned, so the grammar's gaps can hold one space at most. JSON never needs them (a
+# newline or tab inside a string is escaped); plain text keeps them (an answer stops on a newline).
+_GEMMA3_WHITESPACE_RUNS = [*range(107, 168), *range(255968, 255999)]
 
 NAMED_MODELS: dict[str, NamedModel] = {
     model.name: model
@@ -59,8 +59,8 @@ NAMED_MODELS: dict[str, NamedModel] = {
             # llama-server would fall back to ChatML, whose <|im_start|> markers are plain text
             # to Gemma's tokenizer; Gemma's own turn markers are special tokens it knows.
             server_args=("--chat-template", "gemma"),
-            role={"extra_body": {"repeat_penalty": 1.0,
-                                 "logit_bias": [[token, False] for token in _GEMMA3_WHITESPACE_RUNS]}},
+            role={"extra_body": {"repeat_penalty": 1.0},
+                  "json_extra_body": {"logit_bias": [[token, False] for token in _GEMMA3_WHITESPACE_RUNS]}},
         ),
     )
 }
