@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Puts Gemma 3 270M (the pretrained base model, google/gemma-3-270m: no chat template; GGUF Q4_K_M) in the machine's cache, for
-# `make run MODEL=gemma3-270m`. Prints its path. Not part of `make install`: it runs only when
-# the model is selected.
+# Puts Gemma 3 270M (the pretrained google/gemma-3-270m, GGUF Q4_K_M, no chat template inside)
+# in the machine's cache, for `make run MODEL=gemma3-270m`. Prints its path. Not part of
+# `make install`: it runs only when the model is selected.
 #
 # Licence: the Gemma Terms of Use (https://ai.google.dev/gemma/terms), not an open-source
 # licence; a copy of the terms is kept next to the model.
