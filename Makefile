@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test eval bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
 
-run: install  ## start llama-server, every service and the gateway; prints the URL
-	$(PY) -m deploy.stack
+# MODEL=gemma3-270m picks a shipped chat model other than the default (docs/models.md); it is
+# fetched the first time it is selected, never by `make install`.
+run: install  ## start llama-server, every service and the gateway; prints the URL (MODEL=name to pick a model)
+	$(if $(MODEL),DUCKLM_MODEL=$(MODEL)) $(PY) -m deploy.stack
 
 test: install browser node  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
 	$(PY) -m pytest

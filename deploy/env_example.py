@@ -42,6 +42,7 @@ PROCESS_VARIABLES: list[tuple[str, str, str]] = [
     ],
     ("DUCKLM_LLAMA_PORT", "8081", "Port of the chat llama-server `make run` starts (config/models.yaml reads it)."),
     ("DUCKLM_LLAMA_EMBEDDING_PORT", "8082", "Port of the embedding llama-server `make run` starts."),
+    ("DUCKLM_MODEL", "", "Shipped chat model by name (smollm2-135m, gemma3-270m; docs/models.md); empty: SmolLM2-135M."),
     ("DUCKLM_MODEL_PATH", "", "GGUF model for the launcher's llama-servers; empty: the cached SmolLM2-135M."),
     ("DUCKLM_EMBEDDING_MODEL_PATH", "", "GGUF embedding model for the launcher's embedding server; empty: all-MiniLM-L6-v2, converted once."),
     ("DUCKLM_APPROVER_TOKEN", "", "The approver credential (only a human's client holds it); empty: `make run` generates one."),

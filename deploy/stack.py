@@ -30,6 +30,7 @@ import yaml
 from deploy.doctor.render import print_checklist
 from deploy.doctor.run import run_doctor
 from deploy.doctor.setup import Setup
+from deploy.named_models import NamedModel, apply_named_model, fetch_named_model, named_model
 from services.common.config import ConfigError, apply_env_file, repo_root
 from services.common.testing import free_port, wait_for_health
 from services.runtime.models_config import load_models_config
@@ -187,15 +188,29 @@ class LocalStack:
                 argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=repo_root(), start_new_session=True
             )
 
+    def _named_model(self) -> NamedModel | None:
+        """The shipped model selected by DUCKLM_MODEL (e.g. `gemma3-270m`), if any."""
+        name = self.extra_env.get("DUCKLM_MODEL") or os.environ.get("DUCKLM_MODEL", "")
+        return named_model(name) if name else None
+
+    def _fetch(self, named: NamedModel | None) -> Path:
+        configured = self.extra_env.get("DUCKLM_MODEL_PATH") or os.environ.get("DUCKLM_MODEL_PATH")
+        if configured or named is None:
+            return Path(configured) if configured else ensure_model()
+        return fetch_named_model(named)
+
     async def start(self, *, timeout: float = 120.0) -> None:
+        named = self._named_model()
         binary, model_path, embedding_model_path = await asyncio.gather(
-            asyncio.to_thread(ensure_llama_server), asyncio.to_thread(ensure_model),
+            asyncio.to_thread(ensure_llama_server), asyncio.to_thread(self._fetch, named),
             asyncio.to_thread(ensure_embedding_model),
         )
         env = self.environment(model_path, embedding_model_path)
         self._write_approver_token()
+        if named is not None and "DUCKLM_RUNTIME_MODELS_FILE" not in env:
+            env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_for(named, model_path))
         if self.without_embeddings:
-            env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_without_embeddings())
+            env["DUCKLM_RUNTIME_MODELS_FILE"] = str(self._models_file_without_embeddings(env))
         self._env = env
         config = load_models_config(Path(env.get("DUCKLM_RUNTIME_MODELS_FILE", repo_root() / "config" / "models.yaml")), env)
         try:
@@ -228,8 +243,17 @@ class LocalStack:
         self._spawn(service, [sys.executable, "-m", f"services.{service}"], self._env)
         await self._wait_grpc(service, timeout)
 
-    def _models_file_without_embeddings(self) -> Path:
-        raw = yaml.safe_load((repo_root() / "config" / "models.yaml").read_text())
+    def _models_file_for(self, named: NamedModel, model_path: Path) -> Path:
+        """config/models.yaml with its chat role and server set to the selected shipped model."""
+        raw = apply_named_model(yaml.safe_load((repo_root() / "config" / "models.yaml").read_text()), named, model_path)
+        path = self.data_dir / f"models.{named.name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    def _models_file_without_embeddings(self, env: dict[str, str]) -> Path:
+        base = Path(env.get("DUCKLM_RUNTIME_MODELS_FILE", repo_root() / "config" / "models.yaml"))
+        raw = yaml.safe_load(base.read_text())
         raw["roles"].pop("embedding", None)
         raw.get("servers", {}).pop("embedding", None)
         path = self.data_dir / "models.no-embeddings.yaml"

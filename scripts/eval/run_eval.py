@@ -3,6 +3,7 @@
     python scripts/eval/run_eval.py                        # the default model from config/models.yaml
     python scripts/eval/run_eval.py --model path/to.gguf   # any GGUF (a llama-server is started on it)
     python scripts/eval/run_eval.py --model http://host:8000/v1   # any OpenAI-compatible server
+    python scripts/eval/run_eval.py --model gemma3-270m    # a shipped model by name (fetched once)
     python scripts/eval/run_eval.py --decision single      # the one-shot directive loop, to compare
 
 It starts llama-server(s), every service and the gateway on free ports, runs each task of
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import yaml
 
+from deploy.named_models import NAMED_MODELS, apply_named_model, fetch_named_model, named_model_for_path
 from deploy.stack import LocalStack, StackPorts
 from scripts.eval.harness import run_tasks
 from scripts.eval.scoring import format_report, summary
@@ -69,21 +71,29 @@ def _check_gguf(path: Path) -> None:
 
 
 def models_file_for(model: str, data_dir: Path, base: Path) -> Path | None:
-    """A models.yaml whose chat role uses `model` (a GGUF path or an endpoint URL); None keeps the
-    default. Checked before any task starts."""
+    """A models.yaml whose chat role uses `model` (a shipped model's name, a GGUF path or an
+    endpoint URL); None keeps the default. Checked before any task starts. A shipped model,
+    by name or by its GGUF's file name, gets the server flags it needs (deploy/named_models.py)."""
     if not model:
         return None
     raw: dict[str, Any] = yaml.safe_load(base.read_text(encoding="utf-8"))
     chat = raw["roles"]["chat"]
-    if model.startswith(("http://", "https://")):
+    if model in NAMED_MODELS:
+        named = NAMED_MODELS[model]
+        raw = apply_named_model(raw, named, fetch_named_model(named))
+    elif model.startswith(("http://", "https://")):
         chat["endpoint"] = model
         chat["model"] = _check_endpoint(model)
         raw.get("servers", {}).pop("chat", None)
     else:
         path = Path(model).expanduser().resolve()
         _check_gguf(path)
-        chat["model"] = path.stem
-        raw["servers"]["chat"]["model_path"] = str(path)
+        shipped = named_model_for_path(path)
+        if shipped is not None:
+            raw = apply_named_model(raw, shipped, path)
+        else:
+            chat["model"] = path.stem
+            raw["servers"]["chat"]["model_path"] = str(path)
     out = data_dir / "models.eval.yaml"
     out.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return out
@@ -134,7 +144,7 @@ async def _evaluate(args: argparse.Namespace, tasks: list[EvalTask], data_dir: P
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="", help="a GGUF file or an OpenAI-compatible /v1 endpoint for the chat role")
+    parser.add_argument("--model", default="", help=f"a shipped model ({', '.join(NAMED_MODELS)}), a GGUF file or an OpenAI-compatible /v1 endpoint for the chat role")
     parser.add_argument("--decision", default="", choices=["", "staged", "single"],
                         help="how the runtime asks for each step (default: the runtime's setting)")
     parser.add_argument("--tasks", default="", help="comma-separated task ids or categories (default: all)")

@@ -136,6 +136,7 @@ class LlamaCompletions:
             body["repeat_penalty"] = 1.0
         if json_schema is not None:
             body["json_schema"] = json_schema
+            body.update(config.json_extra_body)
         started = time.perf_counter()
         first_token_ms: float | None = None
         pieces: list[str] = []

@@ -129,6 +129,7 @@ class ModelClient:
                 "type": "json_schema",
                 "json_schema": {"name": "action_directive", "schema": json_schema, "strict": True},
             }
+            body.update(config.json_extra_body)
         call = ModelCall(role=role, model=config.model, text="", latency_ms=0.0, first_token_ms=None)
         stream = _Stream(call, config, on_token)
         # A server that is restarting (refusing connections, or llama-server's 503 while it

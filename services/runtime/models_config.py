@@ -54,6 +54,9 @@ class RoleConfig(BaseModel):
     connect_wait_seconds: float = Field(default=15.0, ge=0)
     # Extra request fields passed through as they are (e.g. llama-server's `repeat_penalty`).
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    # Extra request fields for the calls constrained by a JSON schema only, over extra_body (e.g.
+    # a `logit_bias` banning tokens JSON never needs but plain text does).
+    json_extra_body: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def output_char_cap(self) -> int:
