@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CLAUDE_CODE_TOOLS", "BUILT_IN_TOOLS", "ToolMapping", "map_allowed_tools", "split_allowed_tools"]
+__all__ = ["BUILT_IN_TOOLS", "CLAUDE_CODE_TOOLS", "ToolMapping", "map_allowed_tools", "split_allowed_tools"]
 
 # DuckLM's built-in tools (services/tools/catalogue.py). A skill may name them directly.
 BUILT_IN_TOOLS = ("read_file", "write_file", "list_dir", "stat_path", "make_dir", "find_files", "run_command")
