@@ -38,7 +38,7 @@ CONTEXT_FAILURES = ("context_full", "token_budget")
 Result = tuple[int, str]  # (first model call's prompt tokens, 0 if none; failure code or "")
 
 
-async def chat(stub: runtime_pb2_grpc.RuntimeServiceStub, request: str, skill: str = "") -> Result:
+async def chat(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, request: str, skill: str = "") -> Result:
     reply = await stub.Chat(runtime_pb2.ChatRequest(message=request, skill=skill), timeout=600)
     events = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=reply.task.id, page_size=1000))
     first = next((e for e in events.events if e.type == common_pb2.EVENT_TYPE_MODEL_CALL), None)

@@ -20,7 +20,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -72,13 +72,19 @@ HTTP_LATENCY = Histogram(
 )
 
 
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+# Any method's context: the metrics do not look at the messages.
+AnyContext = grpc.aio.ServicerContext[Any, Any]
+
+
 def split_method(full_method: str) -> tuple[str, str]:
     """'/ducklm.runtime.v1.RuntimeService/Chat' -> ('ducklm.runtime.v1.RuntimeService', 'Chat')."""
     service, _, method = full_method.lstrip("/").rpartition("/")
     return service or "unknown", method or "unknown"
 
 
-def _code_name(context: grpc.aio.ServicerContext, failure: BaseException | None) -> str:
+def _code_name(context: AnyContext, failure: BaseException | None) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
@@ -99,7 +105,7 @@ class _Call:
         self.started = time.perf_counter()
         GRPC_IN_FLIGHT.labels(self.service, self.method).inc()
 
-    def finish(self, context: grpc.aio.ServicerContext, failure: BaseException | None) -> None:
+    def finish(self, context: AnyContext, failure: BaseException | None) -> None:
         code = _code_name(context, failure)
         GRPC_IN_FLIGHT.labels(self.service, self.method).dec()
         GRPC_REQUESTS.labels(self.service, self.method, code).inc()
@@ -108,10 +114,9 @@ class _Call:
         GRPC_LATENCY.labels(self.service, self.method).observe(time.perf_counter() - self.started)
 
 
-def _wrap_unary_response(
-    full_method: str, behavior: Callable[..., Awaitable[Any]]
-) -> Callable[..., Awaitable[Any]]:
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _wrap_unary_response(full_method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    # `behavior` is a coroutine function under grpc.aio; the grpc stubs type handlers as synchronous.
+    async def observed(request: Any, context: AnyContext) -> Any:
         call = _Call(full_method)
         failure: BaseException | None = None
         try:
@@ -130,7 +135,7 @@ def _wrap_stream_response(full_method: str, behavior: Callable[..., Any]) -> Cal
         # A streaming handler that writes with `context.write` and returns nothing.
         return _wrap_unary_response(full_method, behavior)
 
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def observed(request: Any, context: AnyContext) -> AsyncIterator[Any]:
         call = _Call(full_method)
         failure: BaseException | None = None
         try:
@@ -151,13 +156,13 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         codecs: dict[str, Any] = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,

@@ -125,7 +125,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def ReplayTask(
-        self, request: runtime_pb2.ReplayTaskRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ReplayTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ReplayTaskRequest, runtime_pb2.ReplayTaskResponse],
     ) -> runtime_pb2.ReplayTaskResponse:
         await self._store.get_task(request.task_id)
         events = await self._store.list_events(request.task_id, limit=1_000_000)
@@ -133,14 +135,22 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         return runtime_pb2.ReplayTaskResponse(directives=result.directives, matches=result.matches, mismatch=result.mismatch)
 
     @grpc_errors
-    async def Reflect(self, request: runtime_pb2.ReflectRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ReflectResponse:
+    async def Reflect(
+        self,
+        request: runtime_pb2.ReflectRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ReflectRequest, runtime_pb2.ReflectResponse],
+    ) -> runtime_pb2.ReflectResponse:
         if self._peers is None:
             raise FailedPrecondition("reflection needs the skills service; the runtime runs standalone")
         result = await reflect(self._models, self._peers, self._store, list(request.experience_ids))
         return runtime_pb2.ReflectResponse(proposal_id=result.proposal_id, outcome=result.outcome)
 
     @grpc_errors
-    async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
+    async def Chat(
+        self,
+        request: runtime_pb2.ChatRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ChatRequest, runtime_pb2.ChatResponse],
+    ) -> runtime_pb2.ChatResponse:
         task, _ = await self._runner.send_message(
             request.task_id or None, _message(request), await self._skill(request), _extras(request),
             memory=not request.without_memory,
@@ -151,12 +161,18 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         return runtime_pb2.ChatResponse(task=task_to_proto(task), reply=reply)
 
     @grpc_errors
-    async def GetTask(self, request: runtime_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+    async def GetTask(
+        self,
+        request: runtime_pb2.GetTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.GetTaskRequest, runtime_pb2.Task],
+    ) -> runtime_pb2.Task:
         return task_to_proto(await self._store.get_task(request.task_id))
 
     @grpc_errors
     async def ListTasks(
-        self, request: runtime_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ListTasksRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ListTasksRequest, runtime_pb2.ListTasksResponse],
     ) -> runtime_pb2.ListTasksResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
         tasks = await self._store.list_tasks(offset, limit, _status_filter(request.status))
@@ -166,11 +182,19 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         )
 
     @grpc_errors
-    async def CancelTask(self, request: runtime_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+    async def CancelTask(
+        self,
+        request: runtime_pb2.CancelTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.CancelTaskRequest, runtime_pb2.Task],
+    ) -> runtime_pb2.Task:
         return task_to_proto(await self._runner.cancel(request.task_id, request.reason))
 
     @grpc_errors
-    async def UpdateTask(self, request: runtime_pb2.UpdateTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+    async def UpdateTask(
+        self,
+        request: runtime_pb2.UpdateTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.UpdateTaskRequest, runtime_pb2.Task],
+    ) -> runtime_pb2.Task:
         title = " ".join(request.title.split())
         if not title or len(title) > 200:
             raise InvalidArgument("title must be 1 to 200 characters")
@@ -178,7 +202,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def DeleteTask(
-        self, request: runtime_pb2.DeleteTaskRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.DeleteTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.DeleteTaskRequest, runtime_pb2.DeleteTaskResponse],
     ) -> runtime_pb2.DeleteTaskResponse:
         task = await self._store.get_task(request.task_id)
         if task.status is TaskStatus.WAITING_APPROVAL:
@@ -190,7 +216,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def ListTaskEvents(
-        self, request: runtime_pb2.ListTaskEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ListTaskEventsRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ListTaskEventsRequest, runtime_pb2.ListTaskEventsResponse],
     ) -> runtime_pb2.ListTaskEventsResponse:
         await self._store.get_task(request.task_id)
         offset, limit = page_bounds(request.page_size, request.page_token, default=200, maximum=1000)
@@ -202,7 +230,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def StreamChat(
-        self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ChatRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ChatRequest, common_pb2.Event],
     ) -> AsyncIterator[common_pb2.Event]:
         task, user_seq = await self._runner.send_message(
             request.task_id or None, _message(request), await self._skill(request), _extras(request),
@@ -216,7 +246,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def StreamTaskEvents(
-        self, request: runtime_pb2.StreamTaskEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.StreamTaskEventsRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.StreamTaskEventsRequest, common_pb2.Event],
     ) -> AsyncIterator[common_pb2.Event]:
         task = await self._store.get_task(request.task_id)
         async for event in self._follow(task.id, after_seq=request.after_seq, follow=request.follow):
@@ -251,7 +283,11 @@ class EmbeddingServicer(runtime_pb2_grpc.EmbeddingServiceServicer):
         self._models = models
 
     @grpc_errors
-    async def Embed(self, request: runtime_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.EmbedResponse:
+    async def Embed(
+        self,
+        request: runtime_pb2.EmbedRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.EmbedRequest, runtime_pb2.EmbedResponse],
+    ) -> runtime_pb2.EmbedResponse:
         if not request.texts:
             raise InvalidArgument("texts must not be empty")
         vectors, model = await self._models.embed(list(request.texts))
