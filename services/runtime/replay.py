@@ -179,8 +179,11 @@ async def replay_events(
         model = RecordedModel(config, events)
         decider = None
         if _was_staged(events):
+            chat = config.role("chat")
+            assert chat is not None, "load_models_config refuses a models file without a chat role"
+            # The same cap as the loop's steps: the settings' own, else what the chat model allows.
             decider = StagedDecider(model=model, system_prompt=settings.system_prompt,
-                                    max_text_chars=settings.max_reply_chars, calibrate=False)
+                                    max_text_chars=settings.max_reply_chars or chat.reply_chars(), calibrate=False)
         loop = RuntimeLoop(settings, store, model, schema, peers, decider=decider)
         messages = [e.data for e in events if e.type == "user_message"]
         task = await store.create_task(str(messages[0]["text"]) if messages else "replay")

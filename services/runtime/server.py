@@ -38,7 +38,8 @@ MAX_MESSAGE_CHARS = 32_000
 def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
     return runtime_pb2.Task(
         id=task.id,
-        status=common_pb2.TaskStatus.Value(f"TASK_STATUS_{task.status.name}"),
+        # By label: the constructor checks it (ValueError on an unknown one) and keeps the enum type.
+        status=f"TASK_STATUS_{task.status.name}",
         title=task.title,
         create_time=to_timestamp(task.create_time),
         update_time=to_timestamp(task.update_time),
@@ -58,7 +59,7 @@ def event_to_proto(event: EventRecord) -> common_pb2.Event:
     return common_pb2.Event(
         task_id=event.task_id,
         seq=event.seq,
-        type=common_pb2.EventType.Value(f"EVENT_TYPE_{event.type.upper()}"),
+        type=f"EVENT_TYPE_{event.type.upper()}",  # by label, as for Task.status
         create_time=to_timestamp(event.create_time),
         data=to_struct(event.data),
     )
