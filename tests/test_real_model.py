@@ -31,7 +31,7 @@ async def run_to_end(gateway: httpx.AsyncClient, stack: LocalStack, body: dict[s
     async with grpc.aio.insecure_channel(stack.address("tools")) as channel:
         approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)
         for _ in range(600):
-            task = (await gateway.get(f"/v1/tasks/{task_id}")).json()
+            task: dict[str, Any] = (await gateway.get(f"/v1/tasks/{task_id}")).json()
             if task["status"] == "waiting_approval":
                 await approvals.Approve(
                     approvals_pb2.ApproveRequest(approval_id=task["pending_approval_id"]),
@@ -44,7 +44,8 @@ async def run_to_end(gateway: httpx.AsyncClient, stack: LocalStack, body: dict[s
 
 
 async def events(gateway: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
-    return (await gateway.get(f"/v1/tasks/{task_id}/events", params={"page_size": 1000})).json()["events"]
+    listed: list[dict[str, Any]] = (await gateway.get(f"/v1/tasks/{task_id}/events", params={"page_size": 1000})).json()["events"]
+    return listed
 
 
 def cache_figures(task_events: list[dict[str, Any]]) -> list[tuple[int, int]]:

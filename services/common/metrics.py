@@ -20,10 +20,13 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:  # only the gateway serves HTTP; the other services need not import starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "GrpcMetricsInterceptor",
@@ -228,7 +231,7 @@ async def serve_metrics(service: str, address: str | None = None) -> Callable[[]
     return stop
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route with its parameters put back as `{name}` (keeps the label bounded)."""
     path: str = scope.get("path", "")
     params: dict[str, Any] = scope.get("path_params") or {}
@@ -242,19 +245,17 @@ def _route_template(scope: dict[str, Any]) -> str:
 class HttpMetricsMiddleware:
     """ASGI middleware counting and timing HTTP requests (for the gateway)."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
 
-        async def send_and_note(message: dict[str, Any]) -> None:
+        async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
