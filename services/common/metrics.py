@@ -78,7 +78,7 @@ HTTP_LATENCY = Histogram(
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 # Any method's context: the metrics do not look at the messages.
-AnyContext = grpc.aio.ServicerContext[Any, Any]
+_AnyContext = grpc.aio.ServicerContext[Any, Any]
 
 
 def split_method(full_method: str) -> tuple[str, str]:
@@ -87,7 +87,7 @@ def split_method(full_method: str) -> tuple[str, str]:
     return service or "unknown", method or "unknown"
 
 
-def _code_name(context: AnyContext, failure: BaseException | None) -> str:
+def _code_name(context: _AnyContext, failure: BaseException | None) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
@@ -108,7 +108,7 @@ class _Call:
         self.started = time.perf_counter()
         GRPC_IN_FLIGHT.labels(self.service, self.method).inc()
 
-    def finish(self, context: AnyContext, failure: BaseException | None) -> None:
+    def finish(self, context: _AnyContext, failure: BaseException | None) -> None:
         code = _code_name(context, failure)
         GRPC_IN_FLIGHT.labels(self.service, self.method).dec()
         GRPC_REQUESTS.labels(self.service, self.method, code).inc()
@@ -119,7 +119,7 @@ class _Call:
 
 def _wrap_unary_response(full_method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     # `behavior` is a coroutine function under grpc.aio; the grpc stubs type handlers as synchronous.
-    async def observed(request: Any, context: AnyContext) -> Any:
+    async def observed(request: Any, context: _AnyContext) -> Any:
         call = _Call(full_method)
         failure: BaseException | None = None
         try:
@@ -138,7 +138,7 @@ def _wrap_stream_response(full_method: str, behavior: Callable[..., Any]) -> Cal
         # A streaming handler that writes with `context.write` and returns nothing.
         return _wrap_unary_response(full_method, behavior)
 
-    async def observed(request: Any, context: AnyContext) -> AsyncIterator[Any]:
+    async def observed(request: Any, context: _AnyContext) -> AsyncIterator[Any]:
         call = _Call(full_method)
         failure: BaseException | None = None
         try:
