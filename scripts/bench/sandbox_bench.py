@@ -103,7 +103,7 @@ async def main(calls: int) -> int:
                 )
             )
         channels = {name: grpc.aio.insecure_channel(server.address) for name, server in servers.items()}
-        stubs = {name: tools_pb2_grpc.ToolsServiceAsyncStub(channel) for name, channel in channels.items()}
+        stubs = {name: tools_pb2_grpc.ToolsServiceStub(channel) for name, channel in channels.items()}
         grants = {name: await _task_grant(channel, ["touch", "x"]) for name, channel in channels.items()}
         samples: dict[str, list[float]] = {
             f"{kind} {name}": [] for kind in ("cat", "touch") for name in servers

@@ -61,10 +61,10 @@ _SERVICE_CONFIG = json.dumps(
 # Which service's address each API lives at (approvals are served by the tools service).
 HOME = {"runtime": "runtime", "approvals": "tools", "skills": "skills", "memory": "memory"}
 _STUBS: dict[str, Any] = {
-    "runtime": runtime_pb2_grpc.RuntimeServiceAsyncStub,
-    "approvals": approvals_pb2_grpc.ApprovalsServiceAsyncStub,
-    "skills": skills_pb2_grpc.SkillsServiceAsyncStub,
-    "memory": memory_pb2_grpc.MemoryServiceAsyncStub,
+    "runtime": runtime_pb2_grpc.RuntimeServiceStub,
+    "approvals": approvals_pb2_grpc.ApprovalsServiceStub,
+    "skills": skills_pb2_grpc.SkillsServiceStub,
+    "memory": memory_pb2_grpc.MemoryServiceStub,
 }
 
 
