@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 run: install  ## start llama-server, every service and the gateway; prints the URL (MODEL=name to pick a model)
 	$(if $(MODEL),DUCKLM_MODEL=$(MODEL)) $(PY) -m deploy.stack
 
-test: install browser node  ## run the whole test suite (real llama-server, real tiny model, headless Chromium)
+test: lint install browser node  ## lint, then the whole test suite (real llama-server, real tiny model, headless Chromium)
 	$(PY) -m pytest
 
 eval: install  ## score the whole agent on everyday requests with the real model (scripts/eval/); MODEL=file.gguf or http://host/v1
@@ -57,8 +57,9 @@ browser:  ## Debian's Chromium for the WebChat browser tests (installed only if 
 node:  ## the Node client's npm packages (from package-lock.json), for its tests
 	@test -d clients/node/node_modules/@grpc/grpc-js || (cd clients/node && npm ci --no-audit --no-fund --loglevel=error)
 
-lint: deps  ## ruff over the project
+lint: deps  ## ruff and mypy strict over the project (mypy's file list is in pyproject.toml)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 protos: $(STAMP)  ## regenerate gen/python from protos/
 	PYTHON=$(PY) bash scripts/genproto.sh

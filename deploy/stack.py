@@ -86,7 +86,16 @@ class StackPorts:
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(*(free_port() for _ in range(7)), metrics={name: free_port() for name in GRPC_SERVICES})
+        return cls(
+            gateway=free_port(),
+            runtime=free_port(),
+            tools=free_port(),
+            skills=free_port(),
+            memory=free_port(),
+            llama=free_port(),
+            llama_embedding=free_port(),
+            metrics={name: free_port() for name in GRPC_SERVICES},
+        )
 
 
 @dataclass

@@ -9,8 +9,11 @@ OUT=gen/python
 rm -rf "$OUT/ducklm"
 mkdir -p "$OUT"
 mapfile -t protos < <(find protos -name '*.proto' | sort)
-"$PYTHON" -m grpc_tools.protoc -I protos \
-    --python_out="$OUT" --pyi_out="$OUT" --grpc_python_out="$OUT" "${protos[@]}"
+# mypy-protobuf's plugin (requirements-dev.txt) writes the .pyi for the *_pb2_grpc modules, which
+# grpc_tools leaves unannotated: typed stubs and servicers, so mypy strict checks every call.
+MYPY_GRPC="$(dirname "$PYTHON")/protoc-gen-mypy_grpc"
+"$PYTHON" -m grpc_tools.protoc -I protos --plugin=protoc-gen-mypy_grpc="$MYPY_GRPC" \
+    --python_out="$OUT" --pyi_out="$OUT" --grpc_python_out="$OUT" --mypy_grpc_out=quiet:"$OUT" "${protos[@]}"
 
 # The same files with their comments (source info), for server reflection: `grpcurl describe`
 # then shows each service's, method's and field's documentation (services/common/reflection.py).

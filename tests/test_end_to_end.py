@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -73,7 +74,7 @@ async def test_a_task_continues_with_the_next_message(gateway: httpx.AsyncClient
 
 async def test_events_stream_as_server_sent_events(gateway: httpx.AsyncClient) -> None:
     task_id = (await gateway.post("/v1/chat", json={"message": "Tell me a short fact."})).json()["task_id"]
-    seen: list[dict[str, object]] = []
+    seen: list[dict[str, Any]] = []
     async with gateway.stream(
         "GET", f"/v1/tasks/{task_id}/events", headers={"Accept": "text/event-stream"}
     ) as response:

@@ -33,7 +33,7 @@ async def run_to_end(gateway: httpx.AsyncClient, stack: LocalStack, body: dict[s
         # The task reads "waiting_approval" until the runtime picks a decision up: approve once.
         approved: set[str] = set()
         for _ in range(600):
-            task = (await gateway.get(f"/v1/tasks/{task_id}")).json()
+            task: dict[str, Any] = (await gateway.get(f"/v1/tasks/{task_id}")).json()
             if task["status"] == "waiting_approval":
                 if task["pending_approval_id"] not in approved:
                     approved.add(task["pending_approval_id"])
@@ -48,7 +48,8 @@ async def run_to_end(gateway: httpx.AsyncClient, stack: LocalStack, body: dict[s
 
 
 async def events(gateway: httpx.AsyncClient, task_id: str) -> list[dict[str, Any]]:
-    return (await gateway.get(f"/v1/tasks/{task_id}/events", params={"page_size": 1000})).json()["events"]
+    listed: list[dict[str, Any]] = (await gateway.get(f"/v1/tasks/{task_id}/events", params={"page_size": 1000})).json()["events"]
+    return listed
 
 
 def cache_figures(task_events: list[dict[str, Any]]) -> list[tuple[int, int]]:

@@ -56,7 +56,7 @@ async def existing_collections(settings: MemorySettings, environ: dict[str, str]
     """The collections memory holds, and where they were read from ("" when nowhere)."""
     channel = open_doctor_channel(settings.address, environ)
     try:
-        stub = memory_pb2_grpc.MemoryServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = memory_pb2_grpc.MemoryServiceStub(channel)
         reply = await stub.ListCollections(
             memory_pb2.ListCollectionsRequest(), timeout=PROBE_DEADLINE
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import grpc
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.doctor.channel import open_doctor_channel
 from deploy.doctor.checks import PROBE_DEADLINE, Check

@@ -18,8 +18,8 @@ from ducklm.runtime.v1 import runtime_pb2
 from ducklm.skills.v1 import skills_pb2
 from ducklm.tools.v1 import tools_pb2
 from google.protobuf import descriptor_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # type: ignore[import-untyped]
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from deploy.doctor.channel import open_doctor_channel
 from deploy.doctor.checks import PROBE_DEADLINE, Check

@@ -95,7 +95,7 @@ def exact_top10(stored: np.ndarray, queries: np.ndarray) -> list[set[int]]:
     return [set(np.argpartition(-row, 10)[:10].tolist()) for row in scores]
 
 
-async def measure(store: EdgeStore, stub: memory_pb2_grpc.MemoryServiceStub, stored: np.ndarray,
+async def measure(store: EdgeStore, stub: memory_pb2_grpc.MemoryServiceAsyncStub, stored: np.ndarray,
                   ids: dict[str, int], corpus: Corpus, queries: int) -> None:
     probes = corpus.sample(queries)
     as_lists = probes.tolist()

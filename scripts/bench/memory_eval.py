@@ -61,7 +61,7 @@ async def evaluate(runtime_address: str, data: dict[str, object], rounds: int) -
         embedder = RuntimeEmbedder(runtime_address)
         try:
             async with grpc.aio.insecure_channel(server.address) as channel:
-                stub = memory_pb2_grpc.MemoryServiceStub(channel)  # type: ignore[no-untyped-call]
+                stub = memory_pb2_grpc.MemoryServiceStub(channel)
                 ids = []
                 for fact in facts:
                     stored = await stub.Remember(memory_pb2.RememberRequest(

@@ -76,8 +76,8 @@ async def main() -> int:
                     print(f"  {task!r}: {outcome[:160]}", flush=True)
         finally:
             await stack.stop()
-    valid = sum(1 for outcome in outcomes if outcome.startswith("valid proposal"))
-    print(f"reflection proposed a valid skill in {valid} of {len(outcomes)} finished tasks")
+    valid_count = sum(1 for outcome in outcomes if outcome.startswith("valid proposal"))
+    print(f"reflection proposed a valid skill in {valid_count} of {len(outcomes)} finished tasks")
     return 0
 
 

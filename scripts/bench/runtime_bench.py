@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -91,7 +92,7 @@ async def real_model_run() -> None:
                 events = (await client.get(f"/v1/tasks/{task_id}/events", params={"page_size": 1000})).json()["events"]
             calls = [e["data"] for e in events if e["type"] == "model_call"]
             first_call_event = next(e for e in events if e["type"] == "model_call")
-            turns: list[list[dict]] = []
+            turns: list[list[dict[str, Any]]] = []
             for event in events:
                 if event["type"] == "user_message":
                     turns.append([])
@@ -189,7 +190,7 @@ async def overhead_run() -> None:
                         elapsed = (time.perf_counter() - started) * 1000
                         task_id = reply.task.id
                         events = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id, page_size=1000))
-                        model_ms = [e.data["latency_ms"] for e in events.events if e.data.fields.get("latency_ms")][-1]
+                        model_ms = [e.data.fields["latency_ms"].number_value for e in events.events if e.data.fields.get("latency_ms")][-1]
                         overheads.append(elapsed - model_ms)
                     return overheads
 

@@ -30,7 +30,7 @@ from services.tools.server import create_server
 TARGET_MS = 10.0
 
 
-async def _call(stub: tools_pb2_grpc.ToolsServiceStub, argv: list[str], approval_id: str = "") -> float:
+async def _call(stub: tools_pb2_grpc.ToolsServiceAsyncStub, argv: list[str], approval_id: str = "") -> float:
     request = tools_pb2.ExecuteToolRequest(
         tool_name="run_command", arguments=to_struct({"argv": argv}), task_id="bench", approval_id=approval_id
     )
@@ -44,7 +44,7 @@ async def _call(stub: tools_pb2_grpc.ToolsServiceStub, argv: list[str], approval
 
 
 async def _task_grant(channel: grpc.aio.Channel, argv: list[str]) -> str:
-    approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)  # type: ignore[no-untyped-call]
+    approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)
     approval = await approvals.RequestApproval(
         approvals_pb2.RequestApprovalRequest(
             task_id="bench", tool_name="run_command", arguments=to_struct({"argv": argv})
@@ -103,7 +103,7 @@ async def main(calls: int) -> int:
                 )
             )
         channels = {name: grpc.aio.insecure_channel(server.address) for name, server in servers.items()}
-        stubs = {name: tools_pb2_grpc.ToolsServiceStub(channel) for name, channel in channels.items()}  # type: ignore[no-untyped-call]
+        stubs = {name: tools_pb2_grpc.ToolsServiceStub(channel) for name, channel in channels.items()}
         grants = {name: await _task_grant(channel, ["touch", "x"]) for name, channel in channels.items()}
         samples: dict[str, list[float]] = {
             f"{kind} {name}": [] for kind in ("cat", "touch") for name in servers

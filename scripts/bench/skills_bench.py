@@ -38,11 +38,12 @@ CONTEXT_FAILURES = ("context_full", "token_budget")
 Result = tuple[int, str]  # (first model call's prompt tokens, 0 if none; failure code or "")
 
 
-async def chat(stub: runtime_pb2_grpc.RuntimeServiceStub, request: str, skill: str = "") -> Result:
+async def chat(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, request: str, skill: str = "") -> Result:
     reply = await stub.Chat(runtime_pb2.ChatRequest(message=request, skill=skill), timeout=600)
     events = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=reply.task.id, page_size=1000))
     first = next((e for e in events.events if e.type == common_pb2.EVENT_TYPE_MODEL_CALL), None)
-    prompt = int(first.data["usage"]["prompt_tokens"]) if first is not None else 0
+    usage = first.data.fields["usage"].struct_value if first is not None else None
+    prompt = int(usage.fields["prompt_tokens"].number_value) if usage is not None else 0
     codes = [str(e.data["code"]) for e in events.events if e.type == common_pb2.EVENT_TYPE_ERROR and "code" in e.data]
     failed = reply.task.status == common_pb2.TASK_STATUS_FAILED
     print(f"  {request[:40]!r} skill={skill or '-'}: first prompt {prompt} tokens"

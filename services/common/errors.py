@@ -84,7 +84,7 @@ class ResourceExhausted(DuckLMError):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: DuckLMError) -> None:
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: DuckLMError) -> None:
     if exc.reason:
         await context.send_initial_metadata((("ducklm-error-reason", exc.reason),))
     await context.abort(exc.code, exc.message)

@@ -20,10 +20,13 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:  # only the gateway serves HTTP; the other services need not import starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "GrpcMetricsInterceptor",
@@ -72,13 +75,19 @@ HTTP_LATENCY = Histogram(
 )
 
 
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+# Any method's context: the metrics do not look at the messages.
+_AnyContext = grpc.aio.ServicerContext[Any, Any]
+
+
 def split_method(full_method: str) -> tuple[str, str]:
     """'/ducklm.runtime.v1.RuntimeService/Chat' -> ('ducklm.runtime.v1.RuntimeService', 'Chat')."""
     service, _, method = full_method.lstrip("/").rpartition("/")
     return service or "unknown", method or "unknown"
 
 
-def _code_name(context: grpc.aio.ServicerContext, failure: BaseException | None) -> str:
+def _code_name(context: _AnyContext, failure: BaseException | None) -> str:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
@@ -99,7 +108,7 @@ class _Call:
         self.started = time.perf_counter()
         GRPC_IN_FLIGHT.labels(self.service, self.method).inc()
 
-    def finish(self, context: grpc.aio.ServicerContext, failure: BaseException | None) -> None:
+    def finish(self, context: _AnyContext, failure: BaseException | None) -> None:
         code = _code_name(context, failure)
         GRPC_IN_FLIGHT.labels(self.service, self.method).dec()
         GRPC_REQUESTS.labels(self.service, self.method, code).inc()
@@ -108,10 +117,9 @@ class _Call:
         GRPC_LATENCY.labels(self.service, self.method).observe(time.perf_counter() - self.started)
 
 
-def _wrap_unary_response(
-    full_method: str, behavior: Callable[..., Awaitable[Any]]
-) -> Callable[..., Awaitable[Any]]:
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _wrap_unary_response(full_method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    # `behavior` is a coroutine function under grpc.aio; the grpc stubs type handlers as synchronous.
+    async def observed(request: Any, context: _AnyContext) -> Any:
         call = _Call(full_method)
         failure: BaseException | None = None
         try:
@@ -130,7 +138,7 @@ def _wrap_stream_response(full_method: str, behavior: Callable[..., Any]) -> Cal
         # A streaming handler that writes with `context.write` and returns nothing.
         return _wrap_unary_response(full_method, behavior)
 
-    async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def observed(request: Any, context: _AnyContext) -> AsyncIterator[Any]:
         call = _Call(full_method)
         failure: BaseException | None = None
         try:
@@ -151,13 +159,13 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method: str = handler_call_details.method
         codecs: dict[str, Any] = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
@@ -223,7 +231,7 @@ async def serve_metrics(service: str, address: str | None = None) -> Callable[[]
     return stop
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route with its parameters put back as `{name}` (keeps the label bounded)."""
     path: str = scope.get("path", "")
     params: dict[str, Any] = scope.get("path_params") or {}
@@ -237,19 +245,17 @@ def _route_template(scope: dict[str, Any]) -> str:
 class HttpMetricsMiddleware:
     """ASGI middleware counting and timing HTTP requests (for the gateway)."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
 
-        async def send_and_note(message: dict[str, Any]) -> None:
+        async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])

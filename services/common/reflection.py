@@ -17,8 +17,8 @@ from typing import Any
 import ducklm
 import grpc
 from google.protobuf import descriptor_pb2
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # type: ignore[import-untyped]
-from grpc_reflection.v1alpha._async import ReflectionServicer  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer
 
 __all__ = ["DESCRIPTORS", "add_reflection"]
 

@@ -32,10 +32,10 @@ _IDEMPOTENT: tuple[str, ...] = ()
 class Backends:
     settings: Settings
     channels: dict[str, grpc.aio.Channel]
-    runtime: runtime_pb2_grpc.RuntimeServiceStub
-    approvals: approvals_pb2_grpc.ApprovalsServiceStub
-    skills: skills_pb2_grpc.SkillsServiceStub
-    memory: memory_pb2_grpc.MemoryServiceStub
+    runtime: runtime_pb2_grpc.RuntimeServiceAsyncStub
+    approvals: approvals_pb2_grpc.ApprovalsServiceAsyncStub
+    skills: skills_pb2_grpc.SkillsServiceAsyncStub
+    memory: memory_pb2_grpc.MemoryServiceAsyncStub
 
     @classmethod
     def connect(cls, settings: Settings) -> Backends:

@@ -52,7 +52,7 @@ class RuntimeEmbedder:
         self._timeout_s = timeout_s
         # Embed has no side effects, so the channel may retry it on UNAVAILABLE.
         self._channel = open_channel(address, idempotent_services=[_SERVICE])
-        self._stub = runtime_pb2_grpc.EmbeddingServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = runtime_pb2_grpc.EmbeddingServiceStub(self._channel)
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         try:

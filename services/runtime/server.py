@@ -38,7 +38,8 @@ MAX_MESSAGE_CHARS = 32_000
 def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
     return runtime_pb2.Task(
         id=task.id,
-        status=common_pb2.TaskStatus.Value(f"TASK_STATUS_{task.status.name}"),
+        # By label: the constructor checks it (ValueError on an unknown one) and keeps the enum type.
+        status=f"TASK_STATUS_{task.status.name}",
         title=task.title,
         create_time=to_timestamp(task.create_time),
         update_time=to_timestamp(task.update_time),
@@ -58,7 +59,7 @@ def event_to_proto(event: EventRecord) -> common_pb2.Event:
     return common_pb2.Event(
         task_id=event.task_id,
         seq=event.seq,
-        type=common_pb2.EventType.Value(f"EVENT_TYPE_{event.type.upper()}"),
+        type=f"EVENT_TYPE_{event.type.upper()}",  # by label, as for Task.status
         create_time=to_timestamp(event.create_time),
         data=to_struct(event.data),
     )
@@ -125,7 +126,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def ReplayTask(
-        self, request: runtime_pb2.ReplayTaskRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ReplayTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ReplayTaskRequest, runtime_pb2.ReplayTaskResponse],
     ) -> runtime_pb2.ReplayTaskResponse:
         await self._store.get_task(request.task_id)
         events = await self._store.list_events(request.task_id, limit=1_000_000)
@@ -133,14 +136,22 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         return runtime_pb2.ReplayTaskResponse(directives=result.directives, matches=result.matches, mismatch=result.mismatch)
 
     @grpc_errors
-    async def Reflect(self, request: runtime_pb2.ReflectRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ReflectResponse:
+    async def Reflect(
+        self,
+        request: runtime_pb2.ReflectRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ReflectRequest, runtime_pb2.ReflectResponse],
+    ) -> runtime_pb2.ReflectResponse:
         if self._peers is None:
             raise FailedPrecondition("reflection needs the skills service; the runtime runs standalone")
         result = await reflect(self._models, self._peers, self._store, list(request.experience_ids))
         return runtime_pb2.ReflectResponse(proposal_id=result.proposal_id, outcome=result.outcome)
 
     @grpc_errors
-    async def Chat(self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.ChatResponse:
+    async def Chat(
+        self,
+        request: runtime_pb2.ChatRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ChatRequest, runtime_pb2.ChatResponse],
+    ) -> runtime_pb2.ChatResponse:
         task, _ = await self._runner.send_message(
             request.task_id or None, _message(request), await self._skill(request), _extras(request),
             memory=not request.without_memory,
@@ -151,12 +162,18 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         return runtime_pb2.ChatResponse(task=task_to_proto(task), reply=reply)
 
     @grpc_errors
-    async def GetTask(self, request: runtime_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+    async def GetTask(
+        self,
+        request: runtime_pb2.GetTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.GetTaskRequest, runtime_pb2.Task],
+    ) -> runtime_pb2.Task:
         return task_to_proto(await self._store.get_task(request.task_id))
 
     @grpc_errors
     async def ListTasks(
-        self, request: runtime_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ListTasksRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ListTasksRequest, runtime_pb2.ListTasksResponse],
     ) -> runtime_pb2.ListTasksResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
         tasks = await self._store.list_tasks(offset, limit, _status_filter(request.status))
@@ -166,11 +183,19 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
         )
 
     @grpc_errors
-    async def CancelTask(self, request: runtime_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+    async def CancelTask(
+        self,
+        request: runtime_pb2.CancelTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.CancelTaskRequest, runtime_pb2.Task],
+    ) -> runtime_pb2.Task:
         return task_to_proto(await self._runner.cancel(request.task_id, request.reason))
 
     @grpc_errors
-    async def UpdateTask(self, request: runtime_pb2.UpdateTaskRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.Task:
+    async def UpdateTask(
+        self,
+        request: runtime_pb2.UpdateTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.UpdateTaskRequest, runtime_pb2.Task],
+    ) -> runtime_pb2.Task:
         title = " ".join(request.title.split())
         if not title or len(title) > 200:
             raise InvalidArgument("title must be 1 to 200 characters")
@@ -178,7 +203,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def DeleteTask(
-        self, request: runtime_pb2.DeleteTaskRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.DeleteTaskRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.DeleteTaskRequest, runtime_pb2.DeleteTaskResponse],
     ) -> runtime_pb2.DeleteTaskResponse:
         task = await self._store.get_task(request.task_id)
         if task.status is TaskStatus.WAITING_APPROVAL:
@@ -190,7 +217,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def ListTaskEvents(
-        self, request: runtime_pb2.ListTaskEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ListTaskEventsRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ListTaskEventsRequest, runtime_pb2.ListTaskEventsResponse],
     ) -> runtime_pb2.ListTaskEventsResponse:
         await self._store.get_task(request.task_id)
         offset, limit = page_bounds(request.page_size, request.page_token, default=200, maximum=1000)
@@ -202,7 +231,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def StreamChat(
-        self, request: runtime_pb2.ChatRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.ChatRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.ChatRequest, common_pb2.Event],
     ) -> AsyncIterator[common_pb2.Event]:
         task, user_seq = await self._runner.send_message(
             request.task_id or None, _message(request), await self._skill(request), _extras(request),
@@ -216,7 +247,9 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
 
     @grpc_errors
     async def StreamTaskEvents(
-        self, request: runtime_pb2.StreamTaskEventsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.StreamTaskEventsRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.StreamTaskEventsRequest, common_pb2.Event],
     ) -> AsyncIterator[common_pb2.Event]:
         task = await self._store.get_task(request.task_id)
         async for event in self._follow(task.id, after_seq=request.after_seq, follow=request.follow):
@@ -251,7 +284,11 @@ class EmbeddingServicer(runtime_pb2_grpc.EmbeddingServiceServicer):
         self._models = models
 
     @grpc_errors
-    async def Embed(self, request: runtime_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> runtime_pb2.EmbedResponse:
+    async def Embed(
+        self,
+        request: runtime_pb2.EmbedRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.EmbedRequest, runtime_pb2.EmbedResponse],
+    ) -> runtime_pb2.EmbedResponse:
         if not request.texts:
             raise InvalidArgument("texts must not be empty")
         vectors, model = await self._models.embed(list(request.texts))

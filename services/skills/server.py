@@ -49,7 +49,9 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def ListSkills(
-        self, request: skills_pb2.ListSkillsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.ListSkillsRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.ListSkillsRequest, skills_pb2.ListSkillsResponse],
     ) -> skills_pb2.ListSkillsResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
         snapshot = await self._registry.snapshot()
@@ -68,7 +70,9 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def GetSkill(
-        self, request: skills_pb2.GetSkillRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.GetSkillRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.GetSkillRequest, skills_pb2.Skill],
     ) -> skills_pb2.Skill:
         skill = await self._registry.get(request.name)
         files = await self._registry.files(skill)
@@ -76,14 +80,18 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def GetSkillFile(
-        self, request: skills_pb2.GetSkillFileRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.GetSkillFileRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.GetSkillFileRequest, skills_pb2.GetSkillFileResponse],
     ) -> skills_pb2.GetSkillFileResponse:
         content = await self._registry.read_file(request.name, request.path)
         return skills_pb2.GetSkillFileResponse(content=content)
 
     @grpc_errors
     async def ValidateSkill(
-        self, request: skills_pb2.ValidateSkillRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.ValidateSkillRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.ValidateSkillRequest, skills_pb2.ValidateSkillResponse],
     ) -> skills_pb2.ValidateSkillResponse:
         source = request.WhichOneof("source")
         if source == "skill_md":
@@ -107,7 +115,9 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def ProposeSkill(
-        self, request: skills_pb2.ProposeSkillRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.ProposeSkillRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.ProposeSkillRequest, skills_pb2.SkillProposal],
     ) -> skills_pb2.SkillProposal:
         draft = ProposalDraft(
             skill_md=request.skill_md,
@@ -119,7 +129,9 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def ListProposals(
-        self, request: skills_pb2.ListProposalsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.ListProposalsRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.ListProposalsRequest, skills_pb2.ListProposalsResponse],
     ) -> skills_pb2.ListProposalsResponse:
         state = _STATES.get(request.state)
         if state is None and request.state != skills_pb2.PROPOSAL_STATE_UNSPECIFIED:
@@ -131,19 +143,25 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def GetProposal(
-        self, request: skills_pb2.GetProposalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.GetProposalRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.GetProposalRequest, skills_pb2.SkillProposal],
     ) -> skills_pb2.SkillProposal:
         return _proposal(await self._proposals.get(request.proposal_id))
 
     @grpc_errors
     async def PromoteProposal(
-        self, request: skills_pb2.PromoteProposalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.PromoteProposalRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.PromoteProposalRequest, skills_pb2.SkillProposal],
     ) -> skills_pb2.SkillProposal:
         return _proposal(await self._proposals.promote(request.proposal_id, request.decided_by))
 
     @grpc_errors
     async def RejectProposal(
-        self, request: skills_pb2.RejectProposalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.RejectProposalRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.RejectProposalRequest, skills_pb2.SkillProposal],
     ) -> skills_pb2.SkillProposal:
         return _proposal(
             await self._proposals.reject(request.proposal_id, request.decided_by, request.reason)
@@ -151,7 +169,9 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def RecordExperience(
-        self, request: skills_pb2.RecordExperienceRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.RecordExperienceRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.RecordExperienceRequest, skills_pb2.Experience],
     ) -> skills_pb2.Experience:
         given = request.experience
         experience = Experience(
@@ -173,7 +193,9 @@ class SkillsServicer(skills_pb2_grpc.SkillsServiceServicer):
 
     @grpc_errors
     async def ListExperiences(
-        self, request: skills_pb2.ListExperiencesRequest, context: grpc.aio.ServicerContext
+        self,
+        request: skills_pb2.ListExperiencesRequest,
+        context: grpc.aio.ServicerContext[skills_pb2.ListExperiencesRequest, skills_pb2.ListExperiencesResponse],
     ) -> skills_pb2.ListExperiencesResponse:
         outcome = _OUTCOMES.get(request.outcome)
         if outcome is None and request.outcome != skills_pb2.OUTCOME_UNSPECIFIED:

@@ -101,7 +101,9 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
 
     @grpc_errors
     async def ListTools(
-        self, request: tools_pb2.ListToolsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: tools_pb2.ListToolsRequest,
+        context: grpc.aio.ServicerContext[tools_pb2.ListToolsRequest, tools_pb2.ListToolsResponse],
     ) -> tools_pb2.ListToolsResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
         infos = self._runner.catalogue()[offset : offset + limit]
@@ -123,7 +125,9 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
 
     @grpc_errors
     async def ExecuteTool(
-        self, request: tools_pb2.ExecuteToolRequest, context: grpc.aio.ServicerContext
+        self,
+        request: tools_pb2.ExecuteToolRequest,
+        context: grpc.aio.ServicerContext[tools_pb2.ExecuteToolRequest, tools_pb2.ExecuteToolResponse],
     ) -> tools_pb2.ExecuteToolResponse:
         outcome = await self._runner.execute(
             request.tool_name, from_struct(request.arguments), request.task_id, request.approval_id
@@ -145,20 +149,26 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
 
     @grpc_errors
     async def RequestApproval(
-        self, request: approvals_pb2.RequestApprovalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.RequestApprovalRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.RequestApprovalRequest, approvals_pb2.Approval],
     ) -> approvals_pb2.Approval:
         prepared = await self._runner.prepare(request.tool_name, from_struct(request.arguments))
         return _approval_proto(await self._book.request(prepared.action, request.task_id, prepared.pattern))
 
     @grpc_errors
     async def GetApproval(
-        self, request: approvals_pb2.GetApprovalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.GetApprovalRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.GetApprovalRequest, approvals_pb2.Approval],
     ) -> approvals_pb2.Approval:
         return _approval_proto(await self._book.get(request.approval_id))
 
     @grpc_errors
     async def ListApprovals(
-        self, request: approvals_pb2.ListApprovalsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.ListApprovalsRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.ListApprovalsRequest, approvals_pb2.ListApprovalsResponse],
     ) -> approvals_pb2.ListApprovalsResponse:
         offset, limit = page_bounds(request.page_size, request.page_token)
         state = _STATE_NAMES.get(request.state, "")
@@ -172,7 +182,9 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
 
     @grpc_errors
     async def Approve(
-        self, request: approvals_pb2.ApproveRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.ApproveRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.ApproveRequest, approvals_pb2.Approval],
     ) -> approvals_pb2.Approval:
         decided_by = self._approvers.principal(context.invocation_metadata())
         scope = _SCOPE_NAMES.get(request.scope)
@@ -190,7 +202,9 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
 
     @grpc_errors
     async def Deny(
-        self, request: approvals_pb2.DenyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.DenyRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.DenyRequest, approvals_pb2.Approval],
     ) -> approvals_pb2.Approval:
         decided_by = self._approvers.principal(context.invocation_metadata())
         record = await self._book.deny(request.approval_id, decided_by=decided_by, reason=request.reason)
@@ -198,13 +212,17 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
 
     @grpc_errors
     async def WithdrawApproval(
-        self, request: approvals_pb2.WithdrawApprovalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.WithdrawApprovalRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.WithdrawApprovalRequest, approvals_pb2.Approval],
     ) -> approvals_pb2.Approval:
         return _approval_proto(await self._book.withdraw(request.approval_id, reason=request.reason))
 
     @grpc_errors
     async def CheckApproval(
-        self, request: approvals_pb2.CheckApprovalRequest, context: grpc.aio.ServicerContext
+        self,
+        request: approvals_pb2.CheckApprovalRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.CheckApprovalRequest, approvals_pb2.CheckApprovalResponse],
     ) -> approvals_pb2.CheckApprovalResponse:
         prepared = await self._runner.prepare(request.tool_name, from_struct(request.arguments))
         allowed, reason = await self._book.check(

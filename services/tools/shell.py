@@ -155,7 +155,8 @@ async def run_plan(
         async with asyncio.timeout(timeout):
             # Usually the pipes close as the program exits; a child left in the background keeps
             # them open, so the program's own exit is watched too.
-            await asyncio.wait({readers, exited}, return_when=asyncio.FIRST_COMPLETED)
+            watched: set[asyncio.Future[Any]] = {readers, exited}
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             exit_code = exited.result() if exited.done() else await process.wait()
             # Children still in the group once the program is done are not allowed to linger
             # (and would hold the pipes open); what they already wrote is still read.

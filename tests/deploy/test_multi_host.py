@@ -46,7 +46,10 @@ async def spread(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loca
 def connect(stack: LocalStack) -> AsyncClient:
     return AsyncClient(
         Connection(
-            **{service: stack.address(service) for service in ("runtime", "tools", "skills", "memory")}
+            runtime=stack.address("runtime"),
+            tools=stack.address("tools"),
+            skills=stack.address("skills"),
+            memory=stack.address("memory"),
         )
     )
 

@@ -10,8 +10,8 @@ import grpc
 import pytest
 from ducklm.runtime.v1 import runtime_pb2
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from tests.doctor.conftest import clean_environment, run_doctor
 

@@ -14,7 +14,7 @@ __all__ = ["collect_sse", "read_sse", "wait_for_status"]
 
 async def read_sse(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
     """(event name, parsed data) for each message; comments (keep-alives) are skipped."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     async for line in response.aiter_lines():
         if not line:
             if data:

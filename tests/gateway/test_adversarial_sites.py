@@ -217,7 +217,7 @@ async def test_the_runtime_credential_cannot_approve(api: httpx.AsyncClient, gat
     """The shared gRPC token is all the runtime holds: with it, Approve and Deny are refused."""
     approval_id = await _pending_approval(api, gateway_stack, "self-approved.txt")
     async with gateway_stack.channel("tools") as channel:
-        approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)  # type: ignore[no-untyped-call]
+        approvals = approvals_pb2_grpc.ApprovalsServiceStub(channel)
         for call in (
             approvals.Approve(approvals_pb2.ApproveRequest(approval_id=approval_id, decided_by="alice")),
             approvals.Deny(approvals_pb2.DenyRequest(approval_id=approval_id, decided_by="alice")),

@@ -70,7 +70,7 @@ def test_the_gateway_process_refuses_to_start_exposed_without_a_token() -> None:
 
 def api_requests() -> list[tuple[str, str]]:
     """Every operation of the OpenAPI document, with sample path parameters."""
-    requests = []
+    requests: list[tuple[str, str]] = []
     for path, operations in openapi_document()["paths"].items():
         concrete = re.sub(r"\{[^}]+\}", "sample", path)
         requests.extend((method.upper(), concrete) for method in operations if path not in OPEN)

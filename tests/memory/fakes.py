@@ -41,7 +41,9 @@ class HashingEmbeddingService(runtime_pb2_grpc.EmbeddingServiceServicer):
         self.calls = 0
 
     async def Embed(
-        self, request: runtime_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.EmbedRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.EmbedRequest, runtime_pb2.EmbedResponse],
     ) -> runtime_pb2.EmbedResponse:
         self.calls += 1
         return runtime_pb2.EmbedResponse(
@@ -60,7 +62,9 @@ class DisabledEmbeddingService(runtime_pb2_grpc.EmbeddingServiceServicer):
         self.calls = 0
 
     async def Embed(
-        self, request: runtime_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.EmbedRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.EmbedRequest, runtime_pb2.EmbedResponse],
     ) -> runtime_pb2.EmbedResponse:
         self.calls += 1
         await context.send_initial_metadata((("ducklm-error-reason", "EMBEDDINGS_DISABLED"),))
@@ -91,7 +95,7 @@ async def start_runtime(
 class MemoryServer:
     server: GrpcServer
     channel: grpc.aio.Channel
-    stub: memory_pb2_grpc.MemoryServiceStub
+    stub: memory_pb2_grpc.MemoryServiceAsyncStub
     stopped: bool = False
 
     async def stop(self) -> None:

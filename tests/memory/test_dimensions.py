@@ -6,6 +6,7 @@ before anything is written. Both hold across restarts."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import grpc
 import pytest
@@ -60,12 +61,13 @@ async def test_a_named_collection_refuses_another_dimension(memory: MemoryServer
     assert isinstance(runtime.servicer, HashingEmbeddingService)
     runtime.servicer.dimension, runtime.servicer.model = 32, "fake-hash-32"
 
-    for request, call in [
-        (memory_pb2.RememberRequest(text="made with the 32-d model", collection="notes"), memory.stub.Remember),
-        (memory_pb2.SearchRequest(text="made with", collection="notes"), memory.stub.Search),
-    ]:
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: memory.stub.Remember(memory_pb2.RememberRequest(text="made with the 32-d model", collection="notes")),
+        lambda: memory.stub.Search(memory_pb2.SearchRequest(text="made with", collection="notes")),
+    ]
+    for call in calls:
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await call(request)
+            await call()
         details = expect_refusal(error.value, "EMBEDDING_DIMENSION_MISMATCH")
         assert details.startswith(
             "embedding dimension mismatch: collection 'notes' holds 64-dimensional vectors from "

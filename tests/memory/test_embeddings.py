@@ -48,10 +48,11 @@ async def test_calls_needing_a_vector_fail_with_embeddings_disabled(
     request_message: memory_pb2.RememberRequest | memory_pb2.SearchRequest,
 ) -> None:
     memory = await start_memory(disabled_runtime.address, backend)
-    remember = isinstance(request_message, memory_pb2.RememberRequest)
-    call = memory.stub.Remember if remember else memory.stub.Search
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call(request_message)
+        if isinstance(request_message, memory_pb2.RememberRequest):
+            await memory.stub.Remember(request_message)
+        else:
+            await memory.stub.Search(request_message)
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert reason(error.value) == "EMBEDDINGS_DISABLED"
     assert error.value.details() == disabled_message(disabled_runtime.address)
@@ -103,7 +104,9 @@ async def test_an_unreachable_runtime_is_unavailable_and_says_where(
 
 class _WrongCountService(runtime_pb2_grpc.EmbeddingServiceServicer):
     async def Embed(
-        self, request: runtime_pb2.EmbedRequest, context: grpc.aio.ServicerContext
+        self,
+        request: runtime_pb2.EmbedRequest,
+        context: grpc.aio.ServicerContext[runtime_pb2.EmbedRequest, runtime_pb2.EmbedResponse],
     ) -> runtime_pb2.EmbedResponse:
         return runtime_pb2.EmbedResponse(embeddings=[], model="broken", dimension=8)
 

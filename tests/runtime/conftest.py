@@ -64,7 +64,7 @@ async def runtime_server(runtime_settings: Settings) -> AsyncIterator[GrpcServer
 
 
 @pytest.fixture
-async def runtime_stub(runtime_server: GrpcServer) -> AsyncIterator[runtime_pb2_grpc.RuntimeServiceStub]:
+async def runtime_stub(runtime_server: GrpcServer) -> AsyncIterator[runtime_pb2_grpc.RuntimeServiceAsyncStub]:
     async with grpc.aio.insecure_channel(runtime_server.address) as channel:
         yield runtime_pb2_grpc.RuntimeServiceStub(channel)
 

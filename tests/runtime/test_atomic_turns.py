@@ -19,7 +19,7 @@ from tests.scripted_model import ScriptedModel
 
 
 async def test_of_two_concurrent_continuations_exactly_one_wins(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.fallback = '{"action": "respond", "message": "answered"}'
     first = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="start"))
@@ -120,7 +120,7 @@ async def test_resume_puts_a_task_with_an_open_approval_back_to_waiting(tmp_path
         await store.close()
 
 
-async def test_list_tasks_refuses_an_unknown_status(runtime_stub: runtime_pb2_grpc.RuntimeServiceStub) -> None:
+async def test_list_tasks_refuses_an_unknown_status(runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await runtime_stub.ListTasks(runtime_pb2.ListTasksRequest(status=99))  # type: ignore[arg-type]
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -15,13 +15,13 @@ from tests.scripted_model import ScriptedModel
 COMPLETED = common_pb2.TASK_STATUS_COMPLETED
 
 
-async def errors_of(stub: runtime_pb2_grpc.RuntimeServiceStub, task_id: str) -> list[dict[str, object]]:
+async def errors_of(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str) -> list[dict[str, object]]:
     events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id))).events
     return [dict(e.data) for e in events if e.type == common_pb2.EVENT_TYPE_ERROR]
 
 
 async def test_a_lone_surrogate_is_replaced_and_streams(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script(['{"action": "respond", "message": "half \\ud800 a pair"}'])
     reply = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="hi"))
@@ -29,7 +29,7 @@ async def test_a_lone_surrogate_is_replaced_and_streams(
 
 
 async def test_deep_nesting_is_an_invalid_directive_with_a_reason(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script(["[" * 1000, {"action": "respond", "message": "flat"}])
     reply = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="hi"))
@@ -39,7 +39,7 @@ async def test_deep_nesting_is_an_invalid_directive_with_a_reason(
 
 
 async def test_an_oversized_output_is_cut_off_clipped_and_repaired(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     # The role's max_tokens is 64: 4096 characters at most, far less than 50 KB.
     scripted_model.script(['{"action": "respond", "message": "' + "z" * 50_000, {"action": "respond", "message": "short"}])

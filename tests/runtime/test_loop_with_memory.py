@@ -13,6 +13,7 @@ from ducklm.common.v1 import common_pb2
 from ducklm.memory.v1 import memory_pb2, memory_pb2_grpc
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
+from services.common.protos import from_struct
 from services.common.server import GrpcServer
 from services.common.testing import free_port
 from services.memory.config import Settings as MemorySettings
@@ -64,14 +65,14 @@ async def test_remember_and_recall_directives_and_recall_in_a_later_task(
         assert [e.data["text"] for e in stored] == ["The codename is Bluebird.", "Noted: Bluebird."]
         assert all(e.data["memory_id"] for e in stored)
         recalled = [e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED and not e.data["automatic"]]
-        assert "The codename is Bluebird." in [m["text"] for m in recalled[0].data["memories"]]
+        assert "The codename is Bluebird." in [m["text"] for m in from_struct(recalled[0].data)["memories"]]
 
         # What the model remembered stays in its own conversation: a later task does not see it...
         scripted_model.script([{"action": "respond", "message": "I do not know."}])
         second = await stub.Chat(runtime_pb2.ChatRequest(message="What is the codename?"))
         events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=second.task.id))).events
         automatic = next(e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED)
-        assert automatic.data["automatic"] is True and list(automatic.data["memory_ids"]) == []
+        assert automatic.data["automatic"] is True and from_struct(automatic.data)["memory_ids"] == []
         assert not any("Bluebird" in m["content"] for m in scripted_model.requests[-1]["messages"])
 
         # ...until a person promotes it to long-term memory; then every later task recalls it.
@@ -87,8 +88,9 @@ async def test_remember_and_recall_directives_and_recall_in_a_later_task(
         third = await stub.Chat(runtime_pb2.ChatRequest(message="What is the codename?"))
         events = (await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=third.task.id))).events
     automatic = next(e for e in events if e.type == common_pb2.EVENT_TYPE_MEMORY_RECALLED)
-    assert list(automatic.data["memory_ids"]) == [stored_ids[0]]
-    assert automatic.data["memories"][0]["scope"] == "long_term"
+    recalled_data = from_struct(automatic.data)
+    assert recalled_data["memory_ids"] == [stored_ids[0]]
+    assert recalled_data["memories"][0]["scope"] == "long_term"
     prompt = scripted_model.requests[-1]["messages"]
     assert any("Relevant memories" in m["content"] and "Bluebird" in m["content"] for m in prompt)
     assert listed.collections[0].count == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -50,25 +51,25 @@ async def runtime(tmp_path: Path, scripted_model: ScriptedModel, peers: Peers) -
 
 
 @pytest.fixture
-async def stub(runtime: GrpcServer) -> AsyncIterator[runtime_pb2_grpc.RuntimeServiceStub]:
+async def stub(runtime: GrpcServer) -> AsyncIterator[runtime_pb2_grpc.RuntimeServiceAsyncStub]:
     async with grpc.aio.insecure_channel(runtime.address) as channel:
         yield runtime_pb2_grpc.RuntimeServiceStub(channel)
 
 
 @pytest.fixture
-async def approvals(peers: Peers) -> AsyncIterator[approvals_pb2_grpc.ApprovalsServiceStub]:
+async def approvals(peers: Peers) -> AsyncIterator[approvals_pb2_grpc.ApprovalsServiceAsyncStub]:
     async with grpc.aio.insecure_channel(peers.tools.address) as channel:
         yield approvals_pb2_grpc.ApprovalsServiceStub(channel)
 
 
-async def events_of(stub: runtime_pb2_grpc.RuntimeServiceStub, task_id: str) -> list[tuple[str, dict[str, object]]]:
+async def events_of(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str) -> list[tuple[str, dict[str, object]]]:
     reply = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id, page_size=1000))
     return [
         (common_pb2.EventType.Name(e.type).removeprefix("EVENT_TYPE_").lower(), dict(e.data.items())) for e in reply.events
     ]
 
 
-async def wait_for_status(stub: runtime_pb2_grpc.RuntimeServiceStub, task_id: str, status: int) -> runtime_pb2.Task:
+async def wait_for_status(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str, status: int) -> runtime_pb2.Task:
     for _ in range(200):
         task = await stub.GetTask(runtime_pb2.GetTaskRequest(task_id=task_id))
         if task.status == status:
@@ -78,7 +79,7 @@ async def wait_for_status(stub: runtime_pb2_grpc.RuntimeServiceStub, task_id: st
 
 
 async def test_a_task_lists_the_workspace_through_a_tool_and_answers(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel, peers: Peers
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel, peers: Peers
 ) -> None:
     (peers.workspace / "notes.txt").write_text("hello")
     scripted_model.script([
@@ -105,7 +106,7 @@ async def test_a_task_lists_the_workspace_through_a_tool_and_answers(
 
 
 async def test_a_gated_write_waits_for_approval_then_completes(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, approvals: approvals_pb2_grpc.ApprovalsServiceStub,
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, approvals: approvals_pb2_grpc.ApprovalsServiceAsyncStub,
     scripted_model: ScriptedModel, peers: Peers,
 ) -> None:
     scripted_model.script([
@@ -134,7 +135,7 @@ async def test_a_gated_write_waits_for_approval_then_completes(
 
 
 async def test_a_denied_approval_is_told_to_the_model_and_the_task_ends_cleanly(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, approvals: approvals_pb2_grpc.ApprovalsServiceStub,
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, approvals: approvals_pb2_grpc.ApprovalsServiceAsyncStub,
     scripted_model: ScriptedModel, peers: Peers,
 ) -> None:
     scripted_model.script([
@@ -152,7 +153,7 @@ async def test_a_denied_approval_is_told_to_the_model_and_the_task_ends_cleanly(
 
 
 async def test_a_skill_is_loaded_on_use_and_binds_the_turn_to_its_allowed_tools(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([
         {"action": "use_skill", "skill": "analyze-project"},
@@ -181,7 +182,7 @@ async def test_a_skill_is_loaded_on_use_and_binds_the_turn_to_its_allowed_tools(
 
 
 async def test_a_finished_turn_is_recorded_as_experience_and_reflection_proposes_a_skill(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel, peers: Peers
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel, peers: Peers
 ) -> None:
     scripted_model.script([
         {"action": "call_tool", "tool": "list_dir", "arguments": {}},
@@ -243,7 +244,7 @@ async def test_long_tasks_are_compacted_explicitly(
 
 
 async def test_a_restart_while_waiting_for_approval_resumes_once_approved(
-    tmp_path: Path, scripted_model: ScriptedModel, peers: Peers, approvals: approvals_pb2_grpc.ApprovalsServiceStub
+    tmp_path: Path, scripted_model: ScriptedModel, peers: Peers, approvals: approvals_pb2_grpc.ApprovalsServiceAsyncStub
 ) -> None:
     settings = settings_for(tmp_path, scripted_model, peers)
     scripted_model.script([
@@ -276,11 +277,12 @@ async def test_a_tool_call_cut_off_by_a_crash_is_rerun_only_if_read_only(
     settings = settings_for(tmp_path, scripted_model, peers)
     store = await TaskStore.open(settings.database)
     task = await store.create_task("crash")
-    for kind, data in [
+    crashed: list[tuple[str, dict[str, Any]]] = [
         ("task_created", {"message": "crash"}), ("user_message", {"text": "crash"}),
         ("directive", {"action": "call_tool", "tool": tool, "arguments": arguments, "raw": "{}"}),
         ("tool_call", {"call_id": "c1", "tool": tool, "arguments": arguments}),
-    ]:
+    ]
+    for kind, data in crashed:
         await store.append_event(task.id, kind, data)
     await store.set_status(task.id, TaskStatus.RUNNING)
     await store.close()
@@ -302,7 +304,7 @@ async def test_a_tool_call_cut_off_by_a_crash_is_rerun_only_if_read_only(
 
 
 async def test_a_chat_can_name_the_skill_to_use(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([
         *[{"action": "call_tool", "tool": "list_dir", "arguments": {}}] * 3, {"action": "finish", "message": "ok"},
@@ -320,7 +322,7 @@ async def test_a_chat_can_name_the_skill_to_use(
 
 
 async def test_a_skill_can_require_tool_calls_before_an_answer(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     # analyze-project sets ducklm-min-tool-calls: "3" in its metadata.
     scripted_model.script([
@@ -341,7 +343,7 @@ async def test_a_skill_can_require_tool_calls_before_an_answer(
 
 
 async def test_cancelling_a_waiting_task_withdraws_its_approval(
-    stub: runtime_pb2_grpc.RuntimeServiceStub, approvals: approvals_pb2_grpc.ApprovalsServiceStub,
+    stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, approvals: approvals_pb2_grpc.ApprovalsServiceAsyncStub,
     scripted_model: ScriptedModel,
 ) -> None:
     scripted_model.script([{"action": "call_tool", "tool": "write_file", "arguments": {"path": "a", "content": "b"}}])
@@ -352,7 +354,7 @@ async def test_cancelling_a_waiting_task_withdraws_its_approval(
     assert approval.state == approvals_pb2.APPROVAL_STATE_DENIED and "cancelled" in approval.reason
 
 
-async def test_a_badly_formed_skill_name_is_an_invalid_argument(stub: runtime_pb2_grpc.RuntimeServiceStub) -> None:
+async def test_a_badly_formed_skill_name_is_an_invalid_argument(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.Chat(runtime_pb2.ChatRequest(message="x", skill="Not A Name!"))
     assert bad.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)

@@ -22,13 +22,13 @@ COMPLETED = common_pb2.TASK_STATUS_COMPLETED
 FAILED = common_pb2.TASK_STATUS_FAILED
 
 
-async def event_types(stub: runtime_pb2_grpc.RuntimeServiceStub, task_id: str) -> list[str]:
+async def event_types(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str) -> list[str]:
     reply = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id))
     return [common_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_").lower() for event in reply.events]
 
 
 async def test_respond_completes_the_task_with_the_model_message(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([{"action": "respond", "message": "Hi there"}])
     reply = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="hello"))
@@ -47,7 +47,7 @@ async def test_respond_completes_the_task_with_the_model_message(
 
 
 async def test_invalid_output_is_repaired_with_the_error_fed_back(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script(['{"action": "respond", "mess', {"action": "finish", "message": "Done"}])
     reply = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="do it"))
@@ -62,7 +62,7 @@ async def test_invalid_output_is_repaired_with_the_error_fed_back(
 
 
 async def test_repeated_invalid_output_fails_the_task_cleanly(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script(["nope", "still nope", "{}", "never read"])
     reply = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="x"))
@@ -74,7 +74,7 @@ async def test_repeated_invalid_output_fails_the_task_cleanly(
 
 
 async def test_a_task_continues_and_refuses_unknown_or_bad_input(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([{"action": "respond", "message": "one"}, {"action": "respond", "message": "two"}])
     first = await runtime_stub.Chat(runtime_pb2.ChatRequest(message="a"))
@@ -90,7 +90,7 @@ async def test_a_task_continues_and_refuses_unknown_or_bad_input(
 
 
 async def test_cancelled_tasks_take_no_more_messages(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([{"action": "respond", "message": "ok"}])
     task = (await runtime_stub.Chat(runtime_pb2.ChatRequest(message="a"))).task
@@ -105,7 +105,7 @@ async def test_cancelled_tasks_take_no_more_messages(
 
 
 async def test_stream_replays_then_ends_at_rest_and_lists_page(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([{"action": "respond", "message": "streamed"}])
     task = (await runtime_stub.Chat(runtime_pb2.ChatRequest(message="a"))).task
@@ -126,7 +126,7 @@ async def test_stream_replays_then_ends_at_rest_and_lists_page(
 
 
 async def test_live_stream_carries_model_tokens(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([{"action": "respond", "message": "first"}, {"action": "respond", "message": "a longer streamed reply"}])
     task = (await runtime_stub.Chat(runtime_pb2.ChatRequest(message="a"))).task
@@ -136,7 +136,7 @@ async def test_live_stream_carries_model_tokens(
     async for event in stream:
         if event.type == common_pb2.EVENT_TYPE_MODEL_TOKEN:
             assert event.seq == 0
-            tokens.append(event.data["text"])
+            tokens.append(str(event.data["text"]))
         if event.type == common_pb2.EVENT_TYPE_ASSISTANT_MESSAGE and event.data["text"] == "a longer streamed reply":
             break
     stream.cancel()
@@ -198,14 +198,14 @@ async def test_a_task_interrupted_by_a_crash_resumes_on_restart(
 
 
 async def test_stream_chat_streams_the_reply_as_it_is_written(
-    runtime_stub: runtime_pb2_grpc.RuntimeServiceStub, scripted_model: ScriptedModel
+    runtime_stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, scripted_model: ScriptedModel
 ) -> None:
     scripted_model.script([{"action": "respond", "message": "first"}, {"action": "finish", "message": "Streamed \"reply\" ✓"}])
     task = (await runtime_stub.Chat(runtime_pb2.ChatRequest(message="a"))).task
     events = [e async for e in runtime_stub.StreamChat(runtime_pb2.ChatRequest(message="b", task_id=task.id))]
     assert {event.task_id for event in events} == {task.id}
     assert events[0].type == common_pb2.EVENT_TYPE_USER_MESSAGE and events[0].data["text"] == "b"
-    reply = "".join(e.data["reply"] for e in events if e.type == common_pb2.EVENT_TYPE_MODEL_TOKEN)
+    reply = "".join(str(e.data["reply"]) for e in events if e.type == common_pb2.EVENT_TYPE_MODEL_TOKEN)
     assert reply == 'Streamed "reply" ✓'
     assert events[-1].type == common_pb2.EVENT_TYPE_STATUS_CHANGED and events[-1].data["to"] == "completed"
     stored = [e.seq for e in events if e.seq]

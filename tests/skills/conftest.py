@@ -27,7 +27,7 @@ SEEDED = ("minimal", "with-resources", "full-fields")
 class SkillsService:
     settings: Settings
     server: GrpcServer
-    stub: skills_pb2_grpc.SkillsServiceStub
+    stub: skills_pb2_grpc.SkillsServiceAsyncStub
 
 
 @asynccontextmanager

@@ -102,7 +102,7 @@ async def test_files_outside_the_standard_folders_are_served(
 
 
 class Stack:
-    def __init__(self, runtime: runtime_pb2_grpc.RuntimeServiceStub, model: ScriptedModel, skills_address: str) -> None:
+    def __init__(self, runtime: runtime_pb2_grpc.RuntimeServiceAsyncStub, model: ScriptedModel, skills_address: str) -> None:
         self.runtime = runtime
         self.model = model
         self.skills_address = skills_address

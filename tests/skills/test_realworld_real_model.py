@@ -12,6 +12,7 @@ from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
+from services.common.protos import from_struct
 from tests.skills.realworld import write_corpus
 
 pytestmark = pytest.mark.model
@@ -45,6 +46,6 @@ async def test_chats_with_the_corpus_loaded_reach_the_real_model(tmp_path: Path)
                 assert calls, f"no model call for {message!r}: {reply.task.error}"
                 assert not codes & {"context_full", "token_budget"}, codes
                 # The real tokenizer's count: well inside the 8192-token window.
-                assert int(calls[0].data["usage"]["prompt_tokens"]) < 8192 * 0.5
+                assert int(from_struct(calls[0].data)["usage"]["prompt_tokens"]) < 8192 * 0.5
     finally:
         await stack.stop()

@@ -4,7 +4,7 @@ and a task's events (paged JSON, or Server-Sent Events that follow the task live
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -59,7 +59,8 @@ async def read_stream(stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterat
         item = await stream.read()
         if item is grpc.aio.EOF:
             return
-        yield item
+        # The grpc stubs type read() as `object` (EOF's type is private); past EOF it is an Event.
+        yield cast(common_pb2.Event, item)
 
 
 def event_message(event: common_pb2.Event) -> str:
@@ -75,7 +76,7 @@ async def first_event(service: str, stream: grpc.aio.UnaryStreamCall[Any, Any]) 
     except BaseException:
         stream.cancel()
         raise
-    return None if first is grpc.aio.EOF else first
+    return None if first is grpc.aio.EOF else cast(common_pb2.Event, first)
 
 
 def _event_body(
