@@ -37,7 +37,20 @@ _DEADLINE = PROBE_DEADLINE
 
 
 def proto_fingerprint(file: descriptor_pb2.FileDescriptorProto) -> str:
-    return hashlib.sha256(file.SerializeToString(deterministic=True)).hexdigest()[:12]
+    """A short hash of the contract itself. What protoc adds to a descriptor set but not to the
+    generated code (comments as source info, which reflection serves so that `grpcurl describe`
+    shows them; JSON field names derived from the field names) is left out, so only a change of
+    the API counts."""
+    contract = descriptor_pb2.FileDescriptorProto()
+    contract.CopyFrom(file)
+    contract.ClearField("source_code_info")
+    messages = list(contract.message_type)
+    while messages:
+        message = messages.pop()
+        for entry in message.field:
+            entry.ClearField("json_name")
+        messages.extend(message.nested_type)
+    return hashlib.sha256(contract.SerializeToString(deterministic=True)).hexdigest()[:12]
 
 
 def _client_file(module: ModuleType) -> descriptor_pb2.FileDescriptorProto:

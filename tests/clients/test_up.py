@@ -87,6 +87,10 @@ async def test_ducklm_up_prepares_then_starts_the_stack(tmp_path: Path) -> None:
     script(
         tmp_path / "scripts", "fetch_model.sh", "echo '>> downloading the model' >&2\necho /opt/model.gguf\n"
     )
+    script(
+        tmp_path / "scripts", "fetch_embedding_model.sh",
+        "echo '>> converting the embedding model' >&2\necho /opt/embedding.gguf\n",
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith("DUCKLM_")}
     env["DUCKLM_HOME"] = str(tmp_path)
     finished = await ducklm("up", "--port", "9999", env=env)
