@@ -281,9 +281,10 @@ async def test_the_approvals_tab_lists_what_the_api_lists(
 async def test_a_slash_completes_skill_names_and_sends_the_skill(
     page: Page, gateway_stack: GatewayStack, api: httpx.AsyncClient
 ) -> None:
-    # The skill asks for three looks before an answer.
-    look = {"action": "call_tool", "tool": "list_dir", "arguments": {"path": "."}}
-    gateway_stack.model.script([look, look, look, reply("Analysed.")])
+    # The skill asks for three looks before an answer (three different ones: the runtime never
+    # runs an identical call twice in a turn).
+    looks = [{"action": "call_tool", "tool": "list_dir", "arguments": arguments} for arguments in ({"path": "."}, {}, {"path": "src"})]
+    gateway_stack.model.script([*looks, reply("Analysed.")])
     await page.goto(gateway_stack.url)
     await page.fill("#input", "")
     await page.type("#input", "/analy")
