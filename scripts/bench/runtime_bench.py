@@ -1,4 +1,4 @@
-"""Runtime benchmark (issue 4). Prints, against the real llama-server with the real tiny model:
+"""Runtime benchmark. Prints, against the real llama-server with the real tiny model:
   (a) time in llama-server vs the whole task time through the gateway, per step and in total;
   (b) prompt tokens served from llama-server's cache vs re-evaluated, per step;
   (c) time to first token through the gateway vs straight from llama-server;
