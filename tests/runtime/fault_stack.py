@@ -25,17 +25,17 @@ from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
+from services.common.auth import approver_metadata
 from services.common.config import repo_root
 from services.common.testing import wait_for_health
 from tests.scripted_model import ScriptedModel
 
 # Allowlisted, not read-only (so it needs an approval): appends one line to `runs.log` in the
-# workspace, then sleeps, so the log shows how often each task's command really ran.
-SLOW_APPEND = """#!{python}
-import sys, time
-with open("runs.log", "a") as log:
-    log.write(sys.argv[1] + "\\n")
-time.sleep(float(sys.argv[2]))
+# workspace, then sleeps, so the log shows how often each task's command really ran. A shell
+# script: the command sandbox shows the system's programs, not this checkout's Python.
+SLOW_APPEND = """#!/bin/sh
+echo "$1" >> runs.log
+sleep "$2"
 """
 REST = ("completed", "failed", "cancelled", "waiting_approval")
 
@@ -94,7 +94,7 @@ class FaultStack:
         bin_dir = self.root / "bin"
         bin_dir.mkdir(parents=True, exist_ok=True)
         program = bin_dir / "slow-append"
-        program.write_text(SLOW_APPEND.format(python=sys.executable))
+        program.write_text(SLOW_APPEND)
         program.chmod(program.stat().st_mode | stat.S_IXUSR)
         policy = yaml.safe_load((repo_root() / "config" / "tools.yaml").read_text())
         policy["search_path"] = f"{bin_dir}:/usr/bin:/bin"
@@ -168,11 +168,17 @@ class FaultStack:
                     continue
                 if task_ids is not None and approval.task_id not in task_ids:
                     continue
+                assert self.stack is not None
                 try:
-                    await stub.Approve(approvals_pb2.ApproveRequest(approval_id=approval.id, decided_by="tester"), timeout=5)
+                    await stub.Approve(
+                        approvals_pb2.ApproveRequest(approval_id=approval.id), timeout=5,
+                        metadata=approver_metadata(self.stack.approver_token, "test"),
+                    )
                     approved += 1
-                except grpc.aio.AioRpcError:
-                    pass  # decided or expired meanwhile
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() is grpc.StatusCode.PERMISSION_DENIED:
+                        raise
+                    # decided or expired meanwhile
         return approved
 
 
