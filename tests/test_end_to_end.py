@@ -36,12 +36,15 @@ async def test_chat_gets_a_reply_written_by_the_model(gateway: httpx.AsyncClient
     assert body["reply"].strip()
     task_id = body["task_id"]
 
-    # The reply is the model's own output: it is the message of the directive the model emitted.
+    # The reply is the model's own output: the text of the staged decision's answer step, and
+    # the message of the directive stored for it.
     events = (await gateway.get(f"/v1/tasks/{task_id}/events")).json()["events"]
     model_calls = [event for event in events if event["type"] == "model_call"]
     assert model_calls, events
-    directive = json.loads(model_calls[-1]["data"]["output"])
-    assert directive["message"] == body["reply"]
+    assert model_calls[-1]["data"]["stage"] == "answer"
+    assert body["reply"].rstrip("…") in model_calls[-1]["data"]["output"]
+    directive = [event["data"] for event in events if event["type"] == "directive"][-1]
+    assert directive["action"] == "respond" and directive["message"] == body["reply"]
     usage = model_calls[-1]["data"]["usage"]
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
     assert model_calls[-1]["data"]["timings"]["predicted_n"] > 0

@@ -145,7 +145,7 @@ async def _proto_check(
             served = candidate
     if served is None:
         return Check.failed(section, name, "the service does not serve this file", "update the service to this checkout")
-    if served != mine:
+    if proto_fingerprint(served) != proto_fingerprint(mine):
         return Check.failed(
             section, name,
             f"the service serves {proto_fingerprint(served)}, this client has {proto_fingerprint(mine)}",
