@@ -59,9 +59,14 @@ def _native_base(config: RoleConfig) -> str:
 class LlamaCompletions:
     """Calls llama-server's native endpoints by role."""
 
-    def __init__(self, config: ModelsConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, config: ModelsConfig, *, transport: httpx.AsyncBaseTransport | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
         self._config = config
-        self._http = httpx.AsyncClient(transport=transport, timeout=None)
+        # The runtime passes the chat client's own pool, so each model server keeps one.
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(transport=transport, timeout=None)
         self._first_tokens: dict[tuple[str, str], int] = {}
 
     @property
@@ -69,13 +74,8 @@ class LlamaCompletions:
         return self._config
 
     async def close(self) -> None:
-        await self._http.aclose()
-
-    def _role(self, role: str) -> RoleConfig:
-        config = self._config.role(role)
-        if config is None:
-            raise FailedPrecondition(f"no model is configured for role {role!r} in models.yaml")
-        return config
+        if self._owns_http:
+            await self._http.aclose()
 
     async def _post(self, config: RoleConfig, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{_native_base(config)}{path}"
@@ -103,7 +103,7 @@ class LlamaCompletions:
 
     async def first_token_scores(self, role: str, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
         """The log-probability of each candidate's first token right after `prompt`."""
-        config = self._role(role)
+        config = self._config.require(role)
         started = time.perf_counter()
         body = {**config.extra_body, "prompt": prompt, "n_predict": 1, "n_probs": TOP_TOKENS, "temperature": 0.0,
                 "cache_prompt": True}
@@ -122,7 +122,7 @@ class LlamaCompletions:
         """Streams one completion of `prompt` and returns the whole text with its figures.
         `copying`: the text should repeat what the prompt holds (a fact from a result), so no
         repetition penalty pushes the model off the words it should copy."""
-        config = self._role(role)
+        config = self._config.require(role)
         body: dict[str, Any] = {
             **config.extra_body,
             "prompt": prompt,

@@ -92,14 +92,13 @@ class ModelClient:
     def config(self) -> ModelsConfig:
         return self._config
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The pooled HTTP client (shared with the staged decision's native calls)."""
+        return self._http
+
     async def close(self) -> None:
         await self._http.aclose()
-
-    def _role(self, role: str) -> RoleConfig:
-        config = self._config.role(role)
-        if config is None:
-            raise FailedPrecondition(f"no model is configured for role {role!r} in models.yaml")
-        return config
 
     def _headers(self, config: RoleConfig) -> dict[str, str]:
         return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
@@ -113,7 +112,7 @@ class ModelClient:
         on_token: TokenCallback | None = None,
     ) -> ModelCall:
         """Streams one chat completion and returns the whole text with its figures."""
-        config = self._role(role)
+        config = self._config.require(role)
         body: dict[str, Any] = {
             **config.extra_body,
             "model": config.model,
@@ -201,7 +200,7 @@ class ModelClient:
     async def probe(self, role: str = "chat", timeout: float = 3.0) -> str:
         """"" when the role's server answers an HTTP request at all (any status), else why not:
         a frozen or absent server, which health then reports."""
-        config = self._role(role)
+        config = self._config.require(role)
         try:
             await self._http.get(f"{config.endpoint.rstrip('/')}/models", headers=self._headers(config), timeout=timeout)
         except httpx.TimeoutException:
@@ -213,7 +212,7 @@ class ModelClient:
     async def count_tokens(self, role: str, text: str) -> int:
         """Tokens of `text` with the role's own tokenizer (llama-server's `/tokenize`, beside its
         `/v1`); Unavailable when the server has no such endpoint or cannot be reached."""
-        config = self._role(role)
+        config = self._config.require(role)
         root = config.endpoint.rstrip("/").removesuffix("/v1")
         try:
             response = await self._http.post(

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.config import ConfigError
+from services.common.errors import FailedPrecondition
 
 __all__ = ["KNOWN_ROLES", "ModelsConfig", "RoleConfig", "ServerConfig", "expand_env", "load_models_config"]
 
@@ -88,6 +89,13 @@ class ModelsConfig(BaseModel):
 
     def role(self, name: str) -> RoleConfig | None:
         return self.roles.get(name)
+
+    def require(self, name: str) -> RoleConfig:
+        """The role, or FAILED_PRECONDITION saying that models.yaml lacks it."""
+        config = self.roles.get(name)
+        if config is None:
+            raise FailedPrecondition(f"no model is configured for role {name!r} in models.yaml")
+        return config
 
 
 def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
