@@ -86,8 +86,11 @@ def test_fetch_script_uses_the_cached_model_without_downloading(tmp_path: Path) 
 
 
 def test_make_run_passes_the_model_name() -> None:
-    dry = subprocess.run(["make", "-n", "run", "MODEL=gemma3-270m"], cwd=repo_root(), check=True,
+    # A make of its own, even when the suite itself runs under `make test`.
+    env = {key: value for key, value in os.environ.items() if key not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    make = ["make", "--no-print-directory", "-n"]
+    dry = subprocess.run([*make, "run", "MODEL=gemma3-270m"], cwd=repo_root(), check=True, env=env,
                          capture_output=True, text=True).stdout
     assert "DUCKLM_MODEL=gemma3-270m" in dry.splitlines()[-1]
-    assert "fetch_gemma" not in subprocess.run(["make", "-n", "install"], cwd=repo_root(), check=True,
+    assert "fetch_gemma" not in subprocess.run([*make, "install"], cwd=repo_root(), check=True, env=env,
                                                capture_output=True, text=True).stdout
