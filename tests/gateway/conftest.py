@@ -155,6 +155,32 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 async def api(gateway_stack: GatewayStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=gateway_stack.url, timeout=60.0, headers=JSON_HEADERS) as client:
         yield client
+        await settle(client)
+
+
+async def _unsettled(client: httpx.AsyncClient) -> list[str]:
+    """Tasks that will still ask the model for something: running ones, and waiting ones whose
+    approval a human has already decided (the runtime's approval watcher resumes those)."""
+    busy = []
+    for status in ("running", "waiting_approval"):
+        tasks = (await client.get("/v1/tasks", params={"status": status, "page_size": 500})).json()["tasks"]
+        for task in tasks:
+            if status == "waiting_approval":
+                approval = (await client.get(f"/v1/approvals/{task['pending_approval_id']}")).json()
+                if approval.get("state") == "pending":
+                    continue
+            busy.append(str(task["id"]))
+    return busy
+
+
+async def settle(client: httpx.AsyncClient, timeout: float = 30.0) -> None:
+    """Waits until no task of the shared stack will call the scripted model again, so a task a
+    test left going cannot take the next test's scripted outputs."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while busy := await _unsettled(client):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"tasks still busy {timeout}s after the test: {busy}")
+        await asyncio.sleep(0.05)
 
 
 @dataclass
