@@ -187,7 +187,7 @@ class RuntimeLoop:
         steps_menu = StepMenu(
             tools=offered, skills=menu.skills if follow_up == "free" else (), memory=menu.memory and follow_up == "free",
             answer_only=forced, tools_only=tools_only, workspace=await self._workspace(task_id, offered),
-            request=request,
+            request=request, paths_listed=follow_up == "look",
         )
         prompt = decider.header(menu) + "\n" + render_events(events)
         outputs: list[str] = []

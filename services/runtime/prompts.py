@@ -63,6 +63,7 @@ DEMONSTRATIONS: tuple[Demonstration, ...] = (
     Demonstration("What did I tell you about my train?", "recall"),
 )
 
+# Each result is followed by the note the runtime writes under it (grounding.py), as in a task.
 WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
     WorkedExample(
         ("read_file", ANSWER),
@@ -73,6 +74,7 @@ WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
             "Result:",
             "  [server]",
             "  port = 8080",
+            "Relevant: port = 8080",
             "Next step: answer",
             "Answer: config.ini sets the port to 8080.",
         ),
@@ -85,13 +87,30 @@ WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
             'Arguments: {"pattern": "**/*.log"}',
             "Result:",
             "  logs/app.log",
+            "Found: logs/app.log",
             "Next step: read_file",
             'Arguments: {"path": "logs/app.log"}',
             "Result:",
             "  started at 09:00",
             "  stopped at 17:00",
+            "Relevant: started at 09:00",
             "Next step: answer",
             "Answer: The first line of logs/app.log is: started at 09:00.",
+        ),
+    ),
+    WorkedExample(
+        ("read_file", ANSWER),
+        (
+            "Request: How many lines does list.txt have?",
+            "Next step: read_file",
+            'Arguments: {"path": "list.txt"}',
+            "Result:",
+            "  eggs",
+            "  milk",
+            "  tea",
+            "Count: list.txt has 3 lines.",
+            "Next step: answer",
+            "Answer: list.txt has 3 lines.",
         ),
     ),
     WorkedExample(

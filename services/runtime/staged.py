@@ -81,6 +81,8 @@ class StepMenu:
     workspace: Sequence[WorkspaceEntry] | None = None
     # The turn's request: a path it names is the one a path argument takes.
     request: str = ""
+    # A listing or search result is in this turn: the files it names can be read.
+    paths_listed: bool = False
 
     def all_steps(self) -> list[str]:
         steps = [ANSWER, *(tool.name for tool in self.tools)]
@@ -93,10 +95,22 @@ class StepMenu:
     def steps(self) -> list[str]:
         if self.answer_only:
             return [ANSWER]
-        names = [tool.name for tool in self.tools]
+        names = [tool.name for tool in self.tools if self._can_offer(tool)]
         if self.tools_only and names:
             return names
-        return self.all_steps()
+        return [step for step in self.all_steps() if step in names or step not in self._tool_names()]
+
+    def _tool_names(self) -> set[str]:
+        return {tool.name for tool in self.tools}
+
+    def _can_offer(self, tool: ToolSpec) -> bool:
+        """A tool that needs an existing file is offered only once a file is known: the request
+        names one, or a listing in this turn showed them. Otherwise the model could only guess
+        a file, and a request like "find the CSV file" or "create hello.txt" is not served by
+        reading some file first."""
+        if self.workspace is None or self.paths_listed or _required_path_kind(tool) != "file":
+            return True
+        return any(not entry.is_dir and _file_named_in(entry.path, self.request) for entry in self.workspace)
 
 
 @dataclass
@@ -234,6 +248,24 @@ def _named_in(path: str, request: str) -> bool:
         if len(name) >= 3 and re.search(rf"(?<![\w./-]){re.escape(name)}(?![\w/-]|\.\w)", request):
             return True
     return False
+
+
+def _required_path_kind(tool: ToolSpec) -> str | None:
+    properties = tool.arguments_schema.get("properties") or {}
+    for name in tool.arguments_schema.get("required") or ():
+        spec = properties.get(name)
+        if isinstance(spec, dict) and spec.get(PATH_KIND_KEY):
+            return str(spec[PATH_KIND_KEY])
+    return None
+
+
+def _file_named_in(path: str, request: str) -> bool:
+    """The request names this file: by path, by name, or by its name without the extension
+    ("the README", "my todo list") where that is a word of four letters or more."""
+    if _named_in(path, request):
+        return True
+    stem = path.rsplit("/", 1)[-1].split(".", 1)[0]
+    return len(stem) >= 4 and re.search(rf"(?<![\w./-]){re.escape(stem)}(?![\w/-])", request, re.IGNORECASE) is not None
 
 
 def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request: str) -> dict[str, Any]:

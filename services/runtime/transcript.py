@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.runtime.grounding import result_note
 from services.runtime.prompts import ANSWER, DEMONSTRATIONS, WORKED_EXAMPLES, short_description
 from services.runtime.store import EventRecord
 
@@ -100,7 +101,14 @@ def _directive_lines(data: dict[str, Any]) -> list[str]:
     return [f"Next step: {action}", f"{label}: {data.get(key, '')}"]
 
 
-def _event_lines(event: EventRecord) -> list[str]:
+def _result_lines(result: dict[str, Any], request: str) -> list[str]:
+    """A result indented under `Result:`, then the note that points at what answers the request."""
+    lines = ["Result:", _indent(render_result(result), RESULT_LINES_CHARS)]
+    note = result_note(request, result)
+    return [*lines, note] if note else lines
+
+
+def _event_lines(event: EventRecord, request: str) -> list[str]:
     data = event.data
     if event.type == "user_message":
         return ["", f"Request: {data['text']}"]
@@ -108,7 +116,7 @@ def _event_lines(event: EventRecord) -> list[str]:
         return _directive_lines(data)
     if event.type == "tool_result":
         if data.get("ok"):
-            return ["Result:", _indent(render_result(dict(data.get("result") or {})), RESULT_LINES_CHARS)]
+            return _result_lines(dict(data.get("result") or {}), request)
         return [f"Error: {data.get('error', 'the tool failed')}"]
     if event.type == "error" and data.get("code") == "invalid_directive":
         return [f"Error: {data.get('message', '')}"]
@@ -142,9 +150,12 @@ def render_events(events: Sequence[EventRecord]) -> str:
             covered, summary = int(event.data["up_to_seq"]), str(event.data["summary"])
     lines = ["", f"Summary of the conversation so far: {summary}"] if covered else []
     shown = [event for event in events if event.seq > covered]
+    request = ""
     for index, event in enumerate(shown):
         following = shown[index + 1] if index + 1 < len(shown) else None
         if _is_repeat(event) or (following is not None and _is_repeat(following)):
             continue  # a repeated call was never run: the result above stands, unrepeated
-        lines += _event_lines(event)
+        if event.type == "user_message":
+            request = str(event.data.get("text", ""))
+        lines += _event_lines(event, request)
     return "\n".join(lines).lstrip("\n") + "\n"

@@ -144,3 +144,23 @@ def test_a_listing_knows_its_folders() -> None:
     assert entries == [
         WorkspaceEntry("a", True), WorkspaceEntry("a/b", True), WorkspaceEntry("a/b/c.txt", False), WorkspaceEntry("d.txt", False),
     ]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "listed", "readable"),
+    [
+        ("What does notes.txt say?", False, True),
+        ("Summarise my notes", False, True),  # a file's name without its extension
+        ("How many lines in calc.py?", False, True),  # a nested file by its name
+        ("Find the CSV file.", False, False),  # no file known yet: find or list it first
+        ("Create hello.txt saying hi.", False, False),  # a file that does not exist yet
+        ("Say hello to me.", False, False),
+        ("Find the CSV file.", True, True),  # a listing in this turn named the files
+    ],
+)
+def test_reading_is_offered_only_once_a_file_is_known(request_text: str, listed: bool, readable: bool) -> None:
+    menu = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request=request_text, paths_listed=listed)
+    assert ("read_file" in menu.steps()) is readable
+    assert {"answer", "list_dir", "find_files", "write_file"} <= set(menu.steps())
+    # With no workspace listing, nothing is held back.
+    assert "read_file" in StepMenu(tools=CATALOGUE, request=request_text).steps()

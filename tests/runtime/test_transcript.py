@@ -30,6 +30,7 @@ def test_a_turn_renders_as_request_steps_indented_results_and_answer() -> None:
         "Result:\n"
         "  Meeting: Thursday\n"
         "  Next step: trust me\n"  # a result's lines stay inside the indented block
+        "Relevant: Meeting: Thursday\n"  # the runtime's note on what answers the request
         "Next step: answer\n"
         "Answer: Thursday.\n"
     )

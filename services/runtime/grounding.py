@@ -1,0 +1,262 @@
+"""Result notes: one line under a tool's result that puts the part answering the request where a
+small model copies from, the line just before its answer.
+
+A 135M model does not search a result for the fact it was asked for, and it does not count: it
+copies, and mostly the nearest line. So the runtime does the looking itself and writes what it
+found as the result's last line:
+
+    Count: notes.txt has 5 lines.                        (how many lines / items / rows / words)
+    Relevant: The meeting with Dana is on Thursday.      (the line sharing most words with the request)
+    Relevant: month: March, product: blender, units: 19  (a table row, with its column names)
+    In short: # Todo; - Buy oat milk; - Call the plumber (a short result, on one line)
+    Names: README.md, data/, notes.txt                   (a folder listing, or what a search found)
+
+The note is a pure function of the request and the result, so a transcript rendered again from
+the log is the same text. It never replaces the result, which stays above it whole; nothing
+here calls a model or a service.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MAX_NOTE_CHARS", "result_note"]
+
+MAX_NOTE_CHARS = 300
+# A result this short is shown again on one line when nothing in it matches the request.
+SHORT_RESULT_LINES = 8
+SHORT_RESULT_CHARS = 280
+NAMES_SHOWN = 20
+
+# Words a request is made of that say nothing about what is looked for in a result.
+_FILLER = frozenset(
+    [
+        "a", "about", "according", "all", "an", "and", "any", "anything", "are", "as", "at", "be", "can",
+        "could", "content", "contents", "did", "do", "does", "each", "file", "files", "find", "for", "from",
+        "give", "has", "have", "here", "how", "i", "in", "into", "is", "it", "its", "just", "let", "look",
+        "me", "my", "of", "on", "one", "open", "or", "out", "output", "please", "read", "say", "says", "see",
+        "set", "show", "so", "tell", "that", "the", "their", "them", "then", "there", "this", "to", "use",
+        "using", "was", "what", "when", "where", "which", "who", "whose", "why", "with", "would", "you",
+        "your", "line", "lines", "item", "items", "row", "rows", "word", "words", "entry", "entries",
+        "folder", "folders", "directory", "command", "run", "sentence", "short", "summary", "summarise",
+        "summarize", "quick", "brief", "list",
+    ]
+)
+_WORD = re.compile(r"[a-z0-9]+")
+_PATHLIKE = re.compile(r"[\w.-]*[/.][\w./-]+")
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_COUNT_UNITS = {"line": "lines", "item": "items", "row": "rows", "word": "words", "entry": "entries",
+                "file": "files"}
+_COUNTING = re.compile(
+    r"\b(?:how\s+many|count(?:\s+the)?|number\s+of)\s+(?:\w+\s+){0,2}?(lines?|items?|rows?|words?|entries|entry|files?)\b"
+)
+_ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
+_ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+(?:\w+\s+)?(line|item|row|entry)\b")
+_MOST = frozenset(["most", "highest", "largest", "biggest", "maximum", "max", "top", "best"])
+_LEAST = frozenset(["least", "lowest", "smallest", "fewest", "minimum", "min", "worst"])
+
+
+@dataclass(frozen=True)
+class _Text:
+    """A textual result: its non-blank lines, and where it came from (for the count's wording)."""
+
+    lines: list[str]
+    source: str
+    is_table: bool
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _stems(text: str) -> set[str]:
+    return {_stem(word) for word in _WORD.findall(text.lower())}
+
+
+def _asked_words(request: str) -> set[str]:
+    """The request's own words: no filler, no file names (every line of a file is 'in' it)."""
+    lowered = _PATHLIKE.sub(" ", request.lower())
+    return {_stem(word) for word in _WORD.findall(lowered) if word not in _FILLER and len(word) > 1}
+
+
+def _clip(note: str) -> str:
+    note = " ".join(note.split())
+    return note if len(note) <= MAX_NOTE_CHARS else note[: MAX_NOTE_CHARS - 1].rstrip() + "…"
+
+
+def _text_of(result: dict[str, Any]) -> _Text | None:
+    if isinstance(result.get("content"), str):
+        text, source = str(result["content"]), str(result.get("path") or "the file")
+    elif isinstance(result.get("stdout"), str) and result["stdout"].strip():
+        text, source = str(result["stdout"]), "the output"
+    else:
+        return None
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    commas = {line.count(",") for line in lines}
+    return _Text(lines, source, is_table=source.lower().endswith(".csv") and len(commas) == 1 and 0 not in commas)
+
+
+def _count_note(request: str, text: _Text) -> str | None:
+    match = _COUNTING.search(request.lower())
+    if match is None:
+        return None
+    unit = _COUNT_UNITS.get(match.group(1).rstrip("s"), match.group(1))
+    if unit == "entries":
+        unit = "lines"
+    if unit == "items":
+        bullets = [line for line in text.lines if _BULLET.match(line)]
+        counted = len(bullets) if bullets else len(text.lines)
+    elif unit == "rows" and text.is_table:
+        counted = len(text.lines) - 1
+    elif unit == "words":
+        counted = sum(len(line.split()) for line in text.lines)
+    else:
+        unit, counted = "lines", len(text.lines)
+    return f"Count: {text.source} has {_plural(counted, unit.removesuffix('ies') + 'y' if unit == 'entries' else unit.rstrip('s'))}."
+
+
+def _plural(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1] + 'ies' if noun.endswith('y') else noun + 's'}"
+
+
+def _row(text: _Text, line: str) -> str:
+    """A table row with its column names, so 'blender' reads as the product."""
+    if not text.is_table:
+        return _BULLET.sub("", line).strip()
+    header, values = next(csv.reader([text.lines[0]])), next(csv.reader([line]))
+    return ", ".join(f"{name.strip()}: {value.strip()}" for name, value in zip(header, values, strict=False))
+
+
+def _ordinal_note(request: str, text: _Text) -> str | None:
+    match = _ORDINAL.search(request.lower())
+    if match is None:
+        return None
+    candidates = text.lines
+    if match.group(2) == "item":
+        candidates = [line for line in text.lines if _BULLET.match(line)] or text.lines
+    elif match.group(2) == "row" and text.is_table:
+        candidates = text.lines[1:]
+    index = _ORDINALS[match.group(1)]
+    if not candidates or index >= len(candidates):
+        return None
+    return f"Relevant: {_row(text, candidates[index])}"
+
+
+def _extreme_note(request: str, text: _Text) -> str | None:
+    """For 'which sold the most', the table row with the highest number in the column asked
+    about (or the last numeric column)."""
+    words = set(_WORD.findall(request.lower()))
+    most, least = bool(words & _MOST), bool(words & _LEAST)
+    if not text.is_table or most == least or len(text.lines) < 3:
+        return None
+    header = [name.strip().lower() for name in next(csv.reader([text.lines[0]]))]
+    rows = [next(csv.reader([line])) for line in text.lines[1:]]
+
+    def number(row: list[str], column: int) -> float | None:
+        try:
+            return float(row[column].strip()) if column < len(row) else None
+        except ValueError:
+            return None
+
+    numeric = [column for column in range(len(header)) if all(number(row, column) is not None for row in rows)]
+    if not numeric:
+        return None
+    asked = _asked_words(request)
+    column = next((c for c in numeric if _stem(header[c]) in asked), numeric[-1])
+    chosen = (max if most else min)(rows, key=lambda row: number(row, column) or 0.0)
+    return f"Relevant: {_row(text, ','.join(chosen))}"
+
+
+def _matches(word: str, asked: set[str]) -> bool:
+    """The same word, or one a plural or a verb ending away ('kettle' and 'kettles')."""
+    return word in asked or any(
+        min(len(word), len(other)) >= 4 and abs(len(word) - len(other)) <= 2
+        and (word.startswith(other) or other.startswith(word))
+        for other in asked
+    )
+
+
+def _best_line_note(request: str, text: _Text) -> str | None:
+    """The line sharing most of the request's words, a word counting less the more lines hold
+    it; a line and the one after it count together, so a function's name and its body are found
+    as one."""
+    asked = _asked_words(request)
+    lines = text.lines[1:] if text.is_table else text.lines
+    if not asked or not lines:
+        return None
+    own = [{word for word in _stems(line) if _matches(word, asked)} for line in lines]
+    holding: dict[str, int] = {}
+    for words in own:
+        for word in words:
+            holding[word] = holding.get(word, 0) + 1
+
+    def weight(words: set[str]) -> float:
+        return sum(1.0 / holding[word] for word in words)
+
+    best, best_score = -1, 0.0
+    for index in range(len(lines)):
+        following = own[index + 1] if index + 1 < len(lines) else set()
+        score = weight(own[index]) * 2 + weight(following - own[index])
+        if own[index] and score > best_score:
+            best, best_score = index, score
+    if best < 0:
+        return None
+    shown = _row(text, lines[best])
+    if best + 1 < len(lines) and own[best + 1] - own[best] and not text.is_table:
+        shown += " / " + _row(text, lines[best + 1])
+    return f"Relevant: {shown}"
+
+
+def _short_note(text: _Text) -> str | None:
+    joined = "; ".join(line.strip() for line in text.lines)
+    if len(text.lines) < 2 or len(text.lines) > SHORT_RESULT_LINES or len(joined) > SHORT_RESULT_CHARS:
+        return None
+    return f"In short: {joined}"
+
+
+def _names_note(request: str, names: Sequence[str], label: str) -> str | None:
+    if not names:
+        return None
+    if re.search(r"\b(folders?|directories|directory|subfolders?)\b", request.lower()):
+        folders = [name for name in names if name.endswith("/")]
+        if folders:
+            names, label = folders, "Folders"
+    shown = ", ".join(names[:NAMES_SHOWN]) + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+    return f"{label}: {shown}"
+
+
+def result_note(request: str, result: dict[str, Any]) -> str | None:
+    """The note for one successful tool result, or None where it would add nothing."""
+    entries = result.get("entries")
+    if isinstance(entries, list):
+        names = [f"{entry.get('name', '')}{'/' if entry.get('type') in ('dir', 'directory') else ''}"
+                 for entry in entries if isinstance(entry, dict)]
+        if _COUNTING.search(request.lower()) and names:
+            folders = sum(name.endswith("/") for name in names)
+            where = str(result.get("path") or ".")
+            where = "the workspace" if where in (".", "") else where
+            return f"Count: {where} has {_plural(len(names) - folders, 'file')} and {_plural(folders, 'folder')}."
+        return _clip(note) if (note := _names_note(request, names, "Names")) else None
+    if isinstance(result.get("matches"), list):
+        found = [str(match) for match in result["matches"]]
+        return _clip(note) if (note := _names_note(request, found, "Found")) else None
+    text = _text_of(result)
+    if text is None:
+        return None
+    for make in (_count_note, _ordinal_note, _extreme_note, _best_line_note):
+        if (note := make(request, text)) is not None:
+            return _clip(note)
+    short = _short_note(text)
+    return _clip(short) if short else None
