@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_NOTE_CHARS", "result_note"]
+__all__ = ["MAX_NOTE_CHARS", "exact_answer", "result_note"]
 
 MAX_NOTE_CHARS = 300
 # A result this short is shown again on one line when nothing in it matches the request.
@@ -260,3 +260,27 @@ def result_note(request: str, result: dict[str, Any]) -> str | None:
             return _clip(note)
     short = _short_note(text)
     return _clip(short) if short else None
+
+
+def _where(result: dict[str, Any]) -> str:
+    path = str(result.get("path") or ".")
+    return "Your workspace" if path in (".", "") else f"The folder {path}"
+
+
+def exact_answer(request: str, result: dict[str, Any]) -> str | None:
+    """The reply where the note is itself the whole answer, computed exactly (a count, a
+    folder's names, what a search found): the model would only lose facts rephrasing it. None
+    where the answer needs words of the model's (a line that holds a fact, a summary)."""
+    note = result_note(request, result)
+    if note is None:
+        return None
+    label, _, rest = note.partition(": ")
+    if label == "Count":
+        return rest
+    if label == "Names":
+        return f"{_where(result)} holds: {rest}."
+    if label == "Folders":
+        return f"{_where(result)} holds these folders: {rest}."
+    if label == "Found":
+        return f"I found: {rest}."
+    return None

@@ -21,6 +21,8 @@ from services.runtime.completion_client import CompletionModel, NativeApiMissing
 from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
+from services.runtime.grounding import exact_answer
+from services.runtime.intents import asks_for_change
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.models_config import ModelsConfig, RoleConfig
@@ -179,15 +181,20 @@ class RuntimeLoop:
             tools=tools, skills=tuple((s.name, s.description) for s in skills), memory=self._peers is not None,
         )
         follow_up = _follow_up(events, turn_start(events))
-        if follow_up == "answer" and not tools_only:
+        request = next((str(e.data["text"]) for e in reversed(events) if e.type == "user_message"), "")
+        if follow_up == "answer" and not tools_only and _read_before_change(events, request, tools):
+            # Read so as to change it: the change is the next step (or an answer saying why not).
+            offered = [tool for tool in offered if not tool.read_only]
+        elif follow_up == "answer" and not tools_only:
             forced = True
         elif follow_up == "look":
             offered = [tool for tool in offered if tool.read_only]
-        request = next((str(e.data["text"]) for e in reversed(events) if e.type == "user_message"), "")
         steps_menu = StepMenu(
             tools=offered, skills=menu.skills if follow_up == "free" else (), memory=menu.memory and follow_up == "free",
             answer_only=forced, tools_only=tools_only, workspace=await self._workspace(task_id, offered),
             request=request, paths_listed=follow_up == "look",
+            first_step=not any(e.type == "tool_result" for e in events if e.seq > turn_start(events)),
+            exact_answer=_exact_answer(events, request),
         )
         prompt = decider.header(menu) + "\n" + render_events(events)
         outputs: list[str] = []
@@ -530,6 +537,21 @@ def _follow_up(events: Sequence[EventRecord], start: int) -> Literal["free", "lo
         return "free"
     result = results[-1].data.get("result") or {}
     return "look" if isinstance(result.get("entries"), list) or isinstance(result.get("matches"), list) else "answer"
+
+
+def _exact_answer(events: Sequence[EventRecord], request: str) -> str:
+    """The reply the turn's last result gives exactly, if it gives one (see grounding.py)."""
+    results = [e for e in events if e.seq > turn_start(events) and e.type == "tool_result"]
+    if not results or not results[-1].data.get("ok"):
+        return ""
+    return exact_answer(request, dict(results[-1].data.get("result") or {})) or ""
+
+
+def _read_before_change(events: Sequence[EventRecord], request: str, tools: Sequence[ToolSpec]) -> bool:
+    """The turn asked for a change, has read something, and has changed nothing yet."""
+    reading = {tool.name for tool in tools if tool.read_only}
+    calls = [e for e in events if e.seq > turn_start(events) and e.type == "tool_call"]
+    return asks_for_change(request) and bool(calls) and all(e.data.get("tool") in reading for e in calls)
 
 
 def _steps_in_turn(events: Sequence[EventRecord], start: int) -> int:

@@ -27,6 +27,7 @@ from jsonschema import Draft202012Validator
 
 from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
 from services.runtime.directives import Directive, DirectiveError
+from services.runtime.intents import explicit_step
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.peers import ToolSpec, WorkspaceEntry
 from services.runtime.prompts import ANSWER, STEP_DESCRIPTIONS, short_description
@@ -83,6 +84,11 @@ class StepMenu:
     request: str = ""
     # A listing or search result is in this turn: the files it names can be read.
     paths_listed: bool = False
+    # No tool has run yet in this turn: a request that names its step outright gets that step.
+    first_step: bool = False
+    # The reply the runtime computed from the turn's last result (grounding.exact_answer), given
+    # as the answer when the step is to answer.
+    exact_answer: str = ""
 
     def all_steps(self) -> list[str]:
         steps = [ANSWER, *(tool.name for tool in self.tools)]
@@ -98,7 +104,9 @@ class StepMenu:
         names = [tool.name for tool in self.tools if self._can_offer(tool)]
         if self.tools_only and names:
             return names
-        return [step for step in self.all_steps() if step in names or step not in self._tool_names()]
+        steps = [step for step in self.all_steps() if step in names or step not in self._tool_names()]
+        named = explicit_step(self.request, steps, self.workspace) if self.first_step else None
+        return [named] if named else steps
 
     def _tool_names(self) -> set[str]:
         return {tool.name for tool in self.tools}
@@ -141,6 +149,10 @@ class StagedDecider:
         steps = menu.steps()
         step = steps[0] if len(steps) == 1 else await self._choose(prompt, steps, menu, record)
         prompt += f"Next step: {step}\n"
+        if step == ANSWER and menu.exact_answer:
+            if on_answer_token is not None:
+                await on_answer_token(menu.exact_answer)
+            return _directive("respond", {"message": menu.exact_answer})
         if step == ANSWER:
             text = await self._text(prompt + "Answer:", record, "answer", self._answer_tokens(), on_answer_token)
             return _directive("respond", {"message": text})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.runtime.grounding import MAX_NOTE_CHARS, result_note
+from services.runtime.grounding import MAX_NOTE_CHARS, exact_answer, result_note
 from services.runtime.prompts import WORKED_EXAMPLES
 
 NOTES = (
@@ -101,3 +101,15 @@ def test_the_worked_examples_show_the_notes_the_runtime_writes() -> None:
                 result = read(path, text)
             expected = result_note(request, result)
             assert (after if not after.startswith("Next step:") else None) == expected, example.lines[0]
+
+
+def test_an_exact_note_is_the_whole_answer_and_a_line_is_not() -> None:
+    listing = {"path": ".", "entries": [{"name": "a.txt", "type": "file"}, {"name": "d", "type": "dir"}]}
+    assert exact_answer("What is here?", listing) == "Your workspace holds: a.txt, d/."
+    assert exact_answer("Which folders are in d?", {**listing, "path": "d"}) == "The folder d holds these folders: d/."
+    assert exact_answer("How many lines does notes.txt have?", read("notes.txt", NOTES)) == "notes.txt has 5 lines."
+    assert exact_answer("Find the python files", {"matches": ["a.py"]}) == "I found: a.py."
+    # A fact inside a line, or a summary, needs the model's own words.
+    assert exact_answer("What day is the meeting with Dana?", read("notes.txt", NOTES)) is None
+    assert exact_answer("Summarise todo.md.", read("todo.md", "# Todo\n- milk\n- tea\n")) is None
+    assert exact_answer("Save it", {"path": "x.txt", "bytes_written": 3}) is None

@@ -164,3 +164,38 @@ def test_reading_is_offered_only_once_a_file_is_known(request_text: str, listed:
     assert {"answer", "list_dir", "find_files", "write_file"} <= set(menu.steps())
     # With no workspace listing, nothing is held back.
     assert "read_file" in StepMenu(tools=CATALOGUE, request=request_text).steps()
+
+
+@pytest.mark.parametrize(
+    ("request_text", "step"),
+    [
+        ("Run ls -l project", "run_command"),
+        ("Please run git status.", "run_command"),
+        ("Use the wc command to count the words in notes.txt", "run_command"),
+        ("Make a new folder called archive.", "make_dir"),
+        ("Create an empty directory named build", "make_dir"),
+        ("Create a file called hello.txt that says hello.", "write_file"),
+        ("Save 'call the bank' to reminder.txt", "write_file"),
+        ("Use find_files to look for logs", "find_files"),
+        # Not plain enough: the model chooses.
+        ("What does the command ls do?", None),
+        ("Create a summary of notes.txt in summary.md", None),  # notes.txt must be read first
+        ("Write a poem about ducks.", None),
+        ("Save notes.txt again", None),  # an existing file: its content is not in the request
+        ("How do I run a marathon?", None),
+    ],
+)
+def test_a_request_that_names_its_step_gets_it_on_its_first_step(request_text: str, step: str | None) -> None:
+    first = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request=request_text, first_step=True)
+    # After a tool has run, the model chooses again among every step on offer.
+    later = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request=request_text)
+    assert len(later.steps()) > 1
+    assert first.steps() == ([step] if step else later.steps())
+
+
+async def test_an_exact_answer_is_given_without_asking_the_model_to_word_it() -> None:
+    model = FakeCompletions(scores=[{"answer": -0.1, "list_dir": -2.0}])
+    menu = StepMenu(tools=CATALOGUE, request="What is here?", exact_answer="Your workspace holds: a.txt.")
+    directive, stages = await decide(model, menu)
+    assert stages == ["choose"]
+    assert directive.fields == {"message": "Your workspace holds: a.txt."}

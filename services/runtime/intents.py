@@ -1,0 +1,62 @@
+"""Requests that say outright which step they want: "run wc -l notes.txt", "make a folder called
+old", "create hello.txt saying hi", "use find_files".
+
+A small model ranks such a request's step no better than any other, and a wrong first step there
+costs the user most (a listing instead of the folder they asked for). When the request's own
+words name the step, the runtime takes that step and leaves only its arguments to the model.
+Anything less plain is left to the model's choice. A pure function of the request, the steps on
+offer and the workspace; nothing here calls a model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from services.runtime.peers import WorkspaceEntry
+
+__all__ = ["asks_for_change", "explicit_step"]
+
+_POLITE = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
+_RUN = re.compile(_POLITE + r"(?:run|execute)\b(?!\s+(?:away|out|into|through)\b)", re.IGNORECASE)
+_COMMAND = re.compile(_POLITE + r"use\s+(?:the\s+)?(?:[\w.-]+\s+)?command\b", re.IGNORECASE)
+_MAKE_FOLDER = re.compile(
+    _POLITE + r"(?:make|create|add)\s+(?:a\s+|an\s+|the\s+)?(?:new\s+|empty\s+)?(?:folder|directory|dir)\b",
+    re.IGNORECASE,
+)
+_WRITE = re.compile(_POLITE + r"(?:create|write|save|make|put|store)\b", re.IGNORECASE)
+_CHANGE = re.compile(
+    _POLITE + r"(?:add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|"
+    r"create|copy|move|make)\b",
+    re.IGNORECASE,
+)
+# A file name as people write one: a name and a short extension.
+_FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,6})(?![\w/-])")
+
+
+def _names_only_new_files(request: str, workspace: Sequence[WorkspaceEntry]) -> bool:
+    """The request names a file that does not exist yet, and none that does (a request that
+    names an existing one, "a summary of notes.txt in summary.md", needs it read first)."""
+    existing = {entry.path for entry in workspace} | {entry.path.rsplit("/", 1)[-1] for entry in workspace}
+    names = _FILE_NAME.findall(request)
+    return bool(names) and not any(name in existing for name in names)
+
+
+def explicit_step(request: str, steps: Sequence[str], workspace: Sequence[WorkspaceEntry] | None) -> str | None:
+    """The step the request names in so many words, if it is on offer; else None."""
+    named = [step for step in steps if "_" in step and re.search(rf"\b{re.escape(step)}\b", request)]
+    if len(named) == 1:
+        return named[0]
+    candidates: list[tuple[bool, str]] = [
+        (bool(_RUN.search(request) or _COMMAND.search(request)), "run_command"),
+        (bool(_MAKE_FOLDER.search(request)), "make_dir"),
+        (bool(_WRITE.search(request)) and workspace is not None and _names_only_new_files(request, workspace),
+         "write_file"),
+    ]
+    return next((step for matched, step in candidates if matched and step in steps), None)
+
+
+def asks_for_change(request: str) -> bool:
+    """The request asks for something in the workspace to change ("add a line to todo.md"), so
+    reading a file is a step on the way, not the whole job."""
+    return _CHANGE.search(request) is not None
