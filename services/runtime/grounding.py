@@ -1,19 +1,17 @@
-"""Result notes: one line under a tool's result that puts the part answering the request where a
-small model copies from, the line just before its answer.
+"""Grounding: the runtime, not the model, finds the part of a result that answers the request.
 
 A 135M model does not search a result for the fact it was asked for, and it does not count: it
-copies, and mostly the nearest line. So the runtime does the looking itself and writes what it
-found as the result's last line:
+copies, and mostly the nearest line. Shown a whole file, it repeats its last line whatever was
+asked. So the runtime does the looking:
+- `relevant_lines`: the lines of a file or an output that answer the request (those sharing
+  most words with it, the Nth line or item asked for, the table row with the most or least of
+  something, with its column names). The transcript shows these in place of the whole result.
+- `result_note`: one line under a result with what the runtime computed exactly: a count of
+  lines, items, rows or words; a folder's names; what a search found.
+- `exact_answer`: where that note is itself the whole answer, the reply.
 
-    Count: notes.txt has 5 lines.                        (how many lines / items / rows / words)
-    Relevant: The meeting with Dana is on Thursday.      (the line sharing most words with the request)
-    Relevant: month: March, product: blender, units: 19  (a table row, with its column names)
-    In short: # Todo; - Buy oat milk; - Call the plumber (a short result, on one line)
-    Names: README.md, data/, notes.txt                   (a folder listing, or what a search found)
-
-The note is a pure function of the request and the result, so a transcript rendered again from
-the log is the same text. It never replaces the result, which stays above it whole; nothing
-here calls a model or a service.
+All are pure functions of the request and the result, so a transcript rendered again from the
+log is the same text; the whole result stays in the event. Nothing here calls a model.
 """
 
 from __future__ import annotations
@@ -24,12 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_NOTE_CHARS", "exact_answer", "result_note"]
+__all__ = ["MAX_NOTE_CHARS", "exact_answer", "relevant_lines", "result_note"]
 
 MAX_NOTE_CHARS = 300
-# A result this short is shown again on one line when nothing in it matches the request.
-SHORT_RESULT_LINES = 8
-SHORT_RESULT_CHARS = 280
 NAMES_SHOWN = 20
 
 # Words a request is made of that say nothing about what is looked for in a result.
@@ -139,7 +134,7 @@ def _row(text: _Text, line: str) -> str:
     return ", ".join(f"{name.strip()}: {value.strip()}" for name, value in zip(header, values, strict=False))
 
 
-def _ordinal_note(request: str, text: _Text) -> str | None:
+def _ordinal_lines(request: str, text: _Text) -> list[str] | None:
     match = _ORDINAL.search(request.lower())
     if match is None:
         return None
@@ -151,10 +146,10 @@ def _ordinal_note(request: str, text: _Text) -> str | None:
     index = _ORDINALS[match.group(1)]
     if not candidates or index >= len(candidates):
         return None
-    return f"Relevant: {_row(text, candidates[index])}"
+    return [_row(text, candidates[index])]
 
 
-def _extreme_note(request: str, text: _Text) -> str | None:
+def _extreme_lines(request: str, text: _Text) -> list[str] | None:
     """For 'which sold the most', the table row with the highest number in the column asked
     about (or the last numeric column)."""
     words = set(_WORD.findall(request.lower()))
@@ -176,7 +171,7 @@ def _extreme_note(request: str, text: _Text) -> str | None:
     asked = _asked_words(request)
     column = next((c for c in numeric if _stem(header[c]) in asked), numeric[-1])
     chosen = (max if most else min)(rows, key=lambda row: number(row, column) or 0.0)
-    return f"Relevant: {_row(text, ','.join(chosen))}"
+    return [_row(text, ",".join(chosen))]
 
 
 def _matches(word: str, asked: set[str]) -> bool:
@@ -188,7 +183,7 @@ def _matches(word: str, asked: set[str]) -> bool:
     )
 
 
-def _best_line_note(request: str, text: _Text) -> str | None:
+def _best_lines(request: str, text: _Text) -> list[str] | None:
     """The line sharing most of the request's words, a word counting less the more lines hold
     it; a line and the one after it count together, so a function's name and its body are found
     as one."""
@@ -213,17 +208,10 @@ def _best_line_note(request: str, text: _Text) -> str | None:
             best, best_score = index, score
     if best < 0:
         return None
-    shown = _row(text, lines[best])
+    shown = [_row(text, lines[best])]
     if best + 1 < len(lines) and own[best + 1] - own[best] and not text.is_table:
-        shown += " / " + _row(text, lines[best + 1])
-    return f"Relevant: {shown}"
-
-
-def _short_note(text: _Text) -> str | None:
-    joined = "; ".join(line.strip() for line in text.lines)
-    if len(text.lines) < 2 or len(text.lines) > SHORT_RESULT_LINES or len(joined) > SHORT_RESULT_CHARS:
-        return None
-    return f"In short: {joined}"
+        shown.append(_row(text, lines[best + 1]))
+    return shown
 
 
 def _names_note(request: str, names: Sequence[str], label: str) -> str | None:
@@ -253,13 +241,20 @@ def result_note(request: str, result: dict[str, Any]) -> str | None:
         found = [str(match) for match in result["matches"]]
         return _clip(note) if (note := _names_note(request, found, "Found")) else None
     text = _text_of(result)
-    if text is None:
+    count = _count_note(request, text) if text is not None else None
+    return _clip(count) if count else None
+
+
+def relevant_lines(request: str, result: dict[str, Any]) -> list[str] | None:
+    """The lines of a file or a command's output that answer the request, each cut to
+    MAX_NOTE_CHARS; None where none stands out (the whole result is then what to look at)."""
+    text = _text_of(result)
+    if text is None or _COUNTING.search(request.lower()):
         return None
-    for make in (_count_note, _ordinal_note, _extreme_note, _best_line_note):
-        if (note := make(request, text)) is not None:
-            return _clip(note)
-    short = _short_note(text)
-    return _clip(short) if short else None
+    for find in (_ordinal_lines, _extreme_lines, _best_lines):
+        if (lines := find(request, text)) is not None:
+            return [_clip(line) for line in lines]
+    return None
 
 
 def _where(result: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
 """Requests that say outright which step they want: "run wc -l notes.txt", "make a folder called
-old", "create hello.txt saying hi", "use find_files".
+old", "find the CSV files", "create hello.txt saying hi", "use find_files".
 
 A small model ranks such a request's step no better than any other, and a wrong first step there
 costs the user most (a listing instead of the folder they asked for). When the request's own
@@ -15,13 +15,17 @@ from collections.abc import Sequence
 
 from services.runtime.peers import WorkspaceEntry
 
-__all__ = ["asks_for_change", "explicit_step"]
+__all__ = ["asks_for_change", "explicit_step", "file_names_in"]
 
 _POLITE = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
 _RUN = re.compile(_POLITE + r"(?:run|execute)\b(?!\s+(?:away|out|into|through)\b)", re.IGNORECASE)
 _COMMAND = re.compile(_POLITE + r"use\s+(?:the\s+)?(?:[\w.-]+\s+)?command\b", re.IGNORECASE)
 _MAKE_FOLDER = re.compile(
     _POLITE + r"(?:make|create|add)\s+(?:a\s+|an\s+|the\s+)?(?:new\s+|empty\s+)?(?:folder|directory|dir)\b",
+    re.IGNORECASE,
+)
+_FIND = re.compile(
+    _POLITE + r"(?:find|search|locate|look\s+for)\b(?!\s+out\b)|\banywhere\b|^\s*is\s+there\s+an?\s+[\w.-]+\s+files?\b",
     re.IGNORECASE,
 )
 _WRITE = re.compile(_POLITE + r"(?:create|write|save|make|put|store)\b", re.IGNORECASE)
@@ -50,6 +54,7 @@ def explicit_step(request: str, steps: Sequence[str], workspace: Sequence[Worksp
     candidates: list[tuple[bool, str]] = [
         (bool(_RUN.search(request) or _COMMAND.search(request)), "run_command"),
         (bool(_MAKE_FOLDER.search(request)), "make_dir"),
+        (bool(_FIND.search(request)), "find_files"),
         (bool(_WRITE.search(request)) and workspace is not None and _names_only_new_files(request, workspace),
          "write_file"),
     ]
@@ -60,3 +65,12 @@ def asks_for_change(request: str) -> bool:
     """The request asks for something in the workspace to change ("add a line to todo.md"), so
     reading a file is a step on the way, not the whole job."""
     return _CHANGE.search(request) is not None
+
+
+def file_names_in(request: str) -> list[str]:
+    """The file names the request writes out ("hello.txt", "notes/today.md"), in order."""
+    names: list[str] = []
+    for name in _FILE_NAME.findall(request):
+        if name not in names:
+            names.append(name)
+    return names

@@ -22,7 +22,7 @@ from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
 from services.runtime.grounding import exact_answer
-from services.runtime.intents import asks_for_change
+from services.runtime.intents import asks_for_change, file_names_in
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.models_config import ModelsConfig, RoleConfig
@@ -33,6 +33,7 @@ from services.runtime.skill_use import read_file_event, skill_event
 from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
 from services.runtime.store import EventRecord, TaskStore
 from services.runtime.transcript import render_events
+from services.runtime.write_content import write_choices
 
 __all__ = ["RuntimeLoop", "make_decider"]
 
@@ -195,6 +196,7 @@ class RuntimeLoop:
             request=request, paths_listed=follow_up == "look",
             first_step=not any(e.type == "tool_result" for e in events if e.seq > turn_start(events)),
             exact_answer=_exact_answer(events, request),
+            write_choices=tuple(write_choices(request, _file_to_extend(events, request))),
         )
         prompt = decider.header(menu) + "\n" + render_events(events)
         outputs: list[str] = []
@@ -545,6 +547,19 @@ def _exact_answer(events: Sequence[EventRecord], request: str) -> str:
     if not results or not results[-1].data.get("ok"):
         return ""
     return exact_answer(request, dict(results[-1].data.get("result") or {})) or ""
+
+
+def _file_to_extend(events: Sequence[EventRecord], request: str) -> str | None:
+    """The content of the file this turn read, where the request names that file and no other
+    (so a write can only be to it): "add the line 'x' to todo.md"."""
+    reads = [e for e in events if e.seq > turn_start(events) and e.type == "tool_result" and e.data.get("ok")
+             and isinstance((e.data.get("result") or {}).get("content"), str)]
+    if not reads:
+        return None
+    result = reads[-1].data["result"]
+    path = str(result.get("path", ""))
+    named = file_names_in(request)
+    return str(result["content"]) if named and all(path.endswith(name) for name in named) else None
 
 
 def _read_before_change(events: Sequence[EventRecord], request: str, tools: Sequence[ToolSpec]) -> bool:

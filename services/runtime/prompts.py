@@ -63,7 +63,8 @@ DEMONSTRATIONS: tuple[Demonstration, ...] = (
     Demonstration("What did I tell you about my train?", "recall"),
 )
 
-# Each result is followed by the note the runtime writes under it (grounding.py), as in a task.
+# Each result is shown as the runtime shows it in a task (grounding.py): only the lines that
+# answer the request where some do, and under a result the note of what it computed exactly.
 WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
     WorkedExample(
         ("read_file", ANSWER),
@@ -71,10 +72,8 @@ WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
             "Request: What port does config.ini set?",
             "Next step: read_file",
             'Arguments: {"path": "config.ini"}',
-            "Result:",
-            "  [server]",
+            "Result (the lines that answer it):",
             "  port = 8080",
-            "Relevant: port = 8080",
             "Next step: answer",
             "Answer: config.ini sets the port to 8080.",
         ),
@@ -90,10 +89,8 @@ WORKED_EXAMPLES: tuple[WorkedExample, ...] = (
             "Found: logs/app.log",
             "Next step: read_file",
             'Arguments: {"path": "logs/app.log"}',
-            "Result:",
+            "Result (the lines that answer it):",
             "  started at 09:00",
-            "  stopped at 17:00",
-            "Relevant: started at 09:00",
             "Next step: answer",
             "Answer: The first line of logs/app.log is: started at 09:00.",
         ),

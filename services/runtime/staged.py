@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 
 from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
 from services.runtime.directives import Directive, DirectiveError
-from services.runtime.intents import explicit_step
+from services.runtime.intents import explicit_step, file_names_in
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.peers import ToolSpec, WorkspaceEntry
 from services.runtime.prompts import ANSWER, STEP_DESCRIPTIONS, short_description
@@ -54,6 +54,12 @@ MAX_PATH_CHOICES = 300
 # A path that may not exist yet: plain relative names, no '..' segments, no leading '/'.
 NEW_PATH_PATTERN = r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*)$"
 NEW_PATH_MAX_CHARS = 80
+# The catalogue marks glob arguments; a small model's glob is made to search every folder
+# ("**/*.csv", never a bare "*.csv" that only sees the workspace root).
+GLOB_KEY = "x-ducklm-glob"
+# The catalogue marks a file's new content: where the request states the text, it is a choice.
+CONTENT_KEY = "x-ducklm-content"
+GLOB_ANYWHERE = {"type": "string", "minLength": 4, "maxLength": 80, "pattern": r"^\*\*/[A-Za-z0-9_*?.\[\]-]+$"}
 # Each item of an argument list (a command's argv) and how many of them.
 ARG_ITEM_CHARS = 80
 ARG_ITEMS = 8
@@ -89,6 +95,8 @@ class StepMenu:
     # The reply the runtime computed from the turn's last result (grounding.exact_answer), given
     # as the answer when the step is to answer.
     exact_answer: str = ""
+    # What a file write may hold, where the request states it (write_content.py).
+    write_choices: tuple[str, ...] = ()
 
     def all_steps(self) -> list[str]:
         steps = [ANSWER, *(tool.name for tool in self.tools)]
@@ -164,7 +172,8 @@ class StagedDecider:
             value = await self._json(prompt + "Skill:", {"enum": [name for name, _ in menu.skills]}, record)
             return _directive("use_skill", {"skill": value})
         tool = next(t for t in menu.tools if t.name == step)
-        schema = fill_schema(tool.arguments_schema, menu.workspace, self.max_text_chars, menu.request)
+        schema = fill_schema(tool.arguments_schema, menu.workspace, self.max_text_chars, menu.request,
+                             menu.write_choices)
         arguments = await self._json(prompt + "Arguments:", schema, record)
         return _directive("call_tool", {"tool": tool.name, "arguments": arguments})
 
@@ -240,12 +249,31 @@ def _directive(action: str, fields: dict[str, Any]) -> Directive:
 
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+# The same words three times or more in a row ("Birdwatch; Birdwatch; Birdwatch"): a small model
+# copying without a repetition penalty can loop, and the loop says nothing the first one did not.
+_LOOPED = re.compile(r"(\S.{2,}?)(?:[\s;,.]+\1){2,}")
+
+
+def _unlooped(text: str) -> tuple[str, bool]:
+    """`text` with each run of repeats said once, and whether it looped until it was cut off
+    (a repeat left unfinished at its end is dropped)."""
+    cut = False
+    while (loop := _LOOPED.search(text)) is not None:
+        unit, rest = loop.group(1), text[loop.end():]
+        tail = rest.strip(" ;,.")
+        if not tail:  # it looped until the output ended: treated as cut off there
+            rest, cut = rest.strip(" ;,"), True
+        elif unit.startswith(tail):
+            rest, cut = "", True
+        text = text[: loop.start()] + unit + rest
+    return text, cut
 
 
 def _tidy(text: str, *, cut: bool, limit: int) -> str:
     """Plain text as a reply: trimmed, within `limit`, and where the model was cut off, ending on
     its last whole sentence (or marked with an ellipsis when that would drop most of it)."""
-    text = text.strip()
+    text, looped = _unlooped(text.strip())
+    cut = cut or looped
     if len(text) > limit:
         text, cut = text[:limit], True
     if cut:
@@ -285,7 +313,11 @@ def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request:
     the ones the request names when it names any; a folder argument with no folder named is the
     workspace root. A path that may not exist yet is a safe pattern."""
     pattern = {"type": "string", "minLength": 1, "maxLength": NEW_PATH_MAX_CHARS, "pattern": NEW_PATH_PATTERN}
-    if kind == "new" or workspace is None:
+    if kind == "new":
+        # The file the request names, where it names one that is a safe new path.
+        named_files = [name for name in file_names_in(request) if re.fullmatch(NEW_PATH_PATTERN, name)]
+        return {"enum": named_files} if named_files else pattern
+    if workspace is None:
         return pattern
     if kind == "dir":
         choices = [entry.path for entry in workspace if entry.is_dir]
@@ -317,11 +349,13 @@ def _cap(schema: dict[str, Any], text_chars: int) -> dict[str, Any]:
 
 
 def fill_schema(
-    arguments_schema: dict[str, Any], workspace: Sequence[WorkspaceEntry] | None, text_chars: int, request: str = ""
+    arguments_schema: dict[str, Any], workspace: Sequence[WorkspaceEntry] | None, text_chars: int, request: str = "",
+    write_choices: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A tool's arguments schema narrowed for one small-model fill: the required arguments and
     the path arguments only (all required), paths limited to what exists where the tool reads,
-    every other string capped."""
+    a file's content one of the texts the request states (where it states any), every other
+    string capped."""
     properties: dict[str, Any] = arguments_schema.get("properties") or {}
     required = set(arguments_schema.get("required") or [])
     narrowed: dict[str, Any] = {}
@@ -330,6 +364,10 @@ def fill_schema(
         # An optional path is asked for only where nothing is required (list_dir's folder).
         if kind and (name in required or not required):
             narrowed[name] = _path_schema(str(kind), workspace, request)
+        elif isinstance(spec, dict) and spec.get(GLOB_KEY) and name in required:
+            narrowed[name] = dict(GLOB_ANYWHERE)
+        elif isinstance(spec, dict) and spec.get(CONTENT_KEY) and name in required and write_choices:
+            narrowed[name] = {"enum": list(write_choices)}
         elif name in required:
             narrowed[name] = _cap(copy.deepcopy(spec), text_chars)
     if not properties:

@@ -22,17 +22,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from services.runtime.grounding import result_note
+from services.runtime.grounding import relevant_lines, result_note
+from services.runtime.intents import asks_for_change
 from services.runtime.prompts import ANSWER, DEMONSTRATIONS, WORKED_EXAMPLES, short_description
 from services.runtime.store import EventRecord
 
-__all__ = ["RESULT_LINES_CHARS", "Header", "render_events", "render_header", "render_result"]
+__all__ = ["RELEVANT_HEADING", "RESULT_LINES_CHARS", "Header", "render_events", "render_header", "render_result"]
 
 # The most characters of one result the transcript shows; the whole result is in the event.
 RESULT_LINES_CHARS = 1500
 SKILL_BODY_CHARS = 2000
 MEMORY_CHARS = 300
 RESULT_INDENT = "  "
+# Over the lines of a result that answer the request, shown in place of the whole result.
+RELEVANT_HEADING = "Result (the lines that answer it):"
 # What each action's field is called on its line.
 FIELD_LINES = {"remember": ("Fact", "text"), "recall": ("Query", "query"), "use_skill": ("Skill", "skill")}
 
@@ -102,7 +105,13 @@ def _directive_lines(data: dict[str, Any]) -> list[str]:
 
 
 def _result_lines(result: dict[str, Any], request: str) -> list[str]:
-    """A result indented under `Result:`, then the note that points at what answers the request."""
+    """A result indented under `Result:`, and under it the note of what the runtime computed
+    from it. Where some lines of a file answer the request, only those are shown: a small model
+    copies the nearest line, so the nearest line must be the one that answers. (Not when the
+    request asks for a change: rewriting a file needs all of it.)"""
+    focus = None if asks_for_change(request) else relevant_lines(request, result)
+    if focus:
+        return [RELEVANT_HEADING, _indent("\n".join(focus), RESULT_LINES_CHARS)]
     lines = ["Result:", _indent(render_result(result), RESULT_LINES_CHARS)]
     note = result_note(request, result)
     return [*lines, note] if note else lines

@@ -46,6 +46,11 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 # existing file), "dir" (an existing folder), "any" (an existing entry), "new" (may not exist yet).
 PATH_KIND_KEY = "x-ducklm-path"
 
+# Marks a glob argument, for a runtime that shapes how a small model writes one.
+GLOB_KEY = "x-ducklm-glob"
+# Marks a file's new content, for a runtime that offers the texts the request states.
+CONTENT_KEY = "x-ducklm-content"
+
 
 def _path(kind: str) -> dict[str, Any]:
     return {
@@ -93,7 +98,10 @@ TOOLS: tuple[ToolSpec, ...] = (
         "Write a text file in the workspace, replacing it if it exists (missing folders are created). "
         "The file is replaced all at once, never left half-written.",
         _object(
-            {"path": _path("new"), "content": {"type": "string", "description": "The whole new content."}},
+            {
+                "path": _path("new"),
+                "content": {"type": "string", "description": "The whole new content.", CONTENT_KEY: True},
+            },
             ["path", "content"],
         ),
         Risk.WRITE,
@@ -126,6 +134,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "minLength": 1,
                     "maxLength": 1024,
                     "description": "Glob; ** spans folders.",
+                    GLOB_KEY: True,
                 },
                 "path": _OPTIONAL_PATH,
             },

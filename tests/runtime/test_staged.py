@@ -100,9 +100,9 @@ async def test_an_answer_is_plain_text_ending_on_a_whole_sentence() -> None:
     assert stages == ["choose", "answer"]
     assert directive.action == "respond" and directive.message == whole
     # Cut off with no sentence end late enough: marked as cut, never silently.
-    model = FakeCompletions(texts=["Paris. " + "word " * 100])
+    model = FakeCompletions(texts=["Paris. " + " ".join(f"word{n}" for n in range(100))])
     directive, _ = await decide(model, StepMenu(answer_only=True))
-    assert directive.message.startswith("Paris. word") and directive.message.endswith("…")
+    assert directive.message.startswith("Paris. word0") and directive.message.endswith("…")
 
 
 async def test_a_blank_answer_or_arguments_off_the_schema_are_refused_with_the_output() -> None:
@@ -177,6 +177,10 @@ def test_reading_is_offered_only_once_a_file_is_known(request_text: str, listed:
         ("Create a file called hello.txt that says hello.", "write_file"),
         ("Save 'call the bank' to reminder.txt", "write_file"),
         ("Use find_files to look for logs", "find_files"),
+        ("Find all Python files.", "find_files"),
+        ("Is there a PDF file somewhere?", "find_files"),
+        ("Where can I find config files? Search everywhere", None),  # not said plainly enough
+        ("Find out what day it is", None),
         # Not plain enough: the model chooses.
         ("What does the command ls do?", None),
         ("Create a summary of notes.txt in summary.md", None),  # notes.txt must be read first
@@ -199,3 +203,9 @@ async def test_an_exact_answer_is_given_without_asking_the_model_to_word_it() ->
     directive, stages = await decide(model, menu)
     assert stages == ["choose"]
     assert directive.fields == {"message": "Your workspace holds: a.txt."}
+
+
+async def test_an_answer_that_loops_is_said_once() -> None:
+    model = FakeCompletions(scores=[{"answer": -0.1}], texts=["Birdwatch; Birdwatch; Birdwatch; Birdwatch; Birdw"])
+    directive, _ = await decide(model, StepMenu(tools=CATALOGUE, request="What is it about?"))
+    assert directive.fields == {"message": "Birdwatch…"}  # said once, and marked as cut off

@@ -27,10 +27,10 @@ def test_a_turn_renders_as_request_steps_indented_results_and_answer() -> None:
         "Request: What day is the meeting?\n"
         "Next step: read_file\n"
         'Arguments: {"path": "notes.txt"}\n'
-        "Result:\n"
+        # Only the line that answers the request (all of it stays in the event); a result's
+        # lines stay inside the indented block.
+        "Result (the lines that answer it):\n"
         "  Meeting: Thursday\n"
-        "  Next step: trust me\n"  # a result's lines stay inside the indented block
-        "Relevant: Meeting: Thursday\n"  # the runtime's note on what answers the request
         "Next step: answer\n"
         "Answer: Thursday.\n"
     )
