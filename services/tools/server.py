@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
@@ -132,8 +133,17 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
         outcome = await self._runner.execute(
             request.tool_name, from_struct(request.arguments), request.task_id, request.approval_id
         )
+        if outcome.approval_required is not None:
+            return tools_pb2.ExecuteToolResponse(
+                action_hash=outcome.action_hash,
+                outcome=tools_pb2.EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED,
+                approval=_approval_proto(outcome.approval_required),
+            )
         return tools_pb2.ExecuteToolResponse(
-            result=to_struct(outcome.result), truncated=outcome.truncated, action_hash=outcome.action_hash
+            result=to_struct(outcome.result),
+            truncated=outcome.truncated,
+            action_hash=outcome.action_hash,
+            outcome=tools_pb2.EXECUTE_TOOL_OUTCOME_DONE,
         )
 
 
@@ -217,6 +227,19 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
         context: grpc.aio.ServicerContext[approvals_pb2.WithdrawApprovalRequest, approvals_pb2.Approval],
     ) -> approvals_pb2.Approval:
         return _approval_proto(await self._book.withdraw(request.approval_id, reason=request.reason))
+
+    @grpc_errors
+    async def WatchApprovals(
+        self,
+        request: approvals_pb2.WatchApprovalsRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.WatchApprovalsRequest, approvals_pb2.WatchApprovalsResponse],
+    ) -> AsyncIterator[approvals_pb2.WatchApprovalsResponse]:
+        async with self._book.feed.subscribe(request.task_id) as subscription:
+            # The initial metadata tells the watcher it is subscribed: what it reads after this
+            # covers every change from now on.
+            await context.send_initial_metadata(())
+            async for record in subscription.changes():
+                yield approvals_pb2.WatchApprovalsResponse(approval=_approval_proto(record))
 
     @grpc_errors
     async def CheckApproval(

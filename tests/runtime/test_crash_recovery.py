@@ -48,7 +48,7 @@ async def crash_stack(tmp_path: Path, scripted_model: ScriptedModel) -> AsyncIte
         services=("runtime", "tools", "skills"), with_gateway=False,
         extra_env={
             "DUCKLM_RUNTIME_MODELS_FILE": str(models),
-            "DUCKLM_RUNTIME_APPROVAL_POLL_SECONDS": "0.05",
+            "DUCKLM_RUNTIME_APPROVAL_RETRY_SECONDS": "0.05",
             "DUCKLM_TOOLS_POLICY_FILE": str(tmp_path / "tools.yaml"),
         },
     )

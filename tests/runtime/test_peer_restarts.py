@@ -34,7 +34,7 @@ def runtime_settings(tmp_path: Path, model: ScriptedModel, peers: Peers, tools_p
         tools_address=f"127.0.0.1:{tools_port}",
         skills_address=peers.skills.address,
         memory_address=peers.memory_address,
-        approval_poll_seconds=0.05,
+        approval_retry_seconds=0.05,
         peer_wait_seconds=wait,
         recall_top_k=0,
     )
