@@ -15,25 +15,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from services.common.errors import DuckLMError, FailedPrecondition, NotFound
 from services.runtime.experience import experience_from_turn
-from services.runtime.loop import RuntimeLoop
 from services.runtime.metrics import observe_task_outcome
-from services.runtime.peers import ApprovalInfo, PeerError
+from services.runtime.peers import ApprovalInfo, PeerError, Peers
 from services.runtime.recovery import reconcile
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import TaskRecord, TaskStore
 
-__all__ = ["TaskRunner"]
+__all__ = ["TaskRunner", "Turns"]
 
 log = logging.getLogger(__name__)
 
 
+class Turns(Protocol):
+    """What the runner drives: the loop (services/runtime/loop.py), or a fake of it in tests."""
+
+    @property
+    def peers(self) -> Peers | None: ...
+
+    async def run_turn(self, task_id: str) -> None: ...
+
+
 class TaskRunner:
     def __init__(
-        self, store: TaskStore, loop: RuntimeLoop, *, approval_retry_seconds: float = 1.0,
+        self, store: TaskStore, loop: Turns, *, approval_retry_seconds: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store

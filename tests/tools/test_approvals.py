@@ -349,7 +349,11 @@ async def test_watch_approvals_streams_each_request_decision_and_use(start_tools
     denied = await client.execute("write_file", WRITE_B)
     assert denied.approval is not None
     await client.deny(denied.approval.id, reason="no")
-    seen = [(await asyncio.wait_for(watch.read(), 10)).approval for _ in range(5)]
+    seen = []
+    for _ in range(5):
+        change = await asyncio.wait_for(watch.read(), 10)
+        assert isinstance(change, approvals_pb2.WatchApprovalsResponse), change
+        seen.append(change.approval)
     watch.cancel()
     assert [(approval.id, approval.state) for approval in seen] == [
         (waiting.approval.id, approvals_pb2.APPROVAL_STATE_PENDING),
