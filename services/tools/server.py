@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -256,8 +257,9 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
         )
 
 
-async def create_server(settings: Settings) -> GrpcServer:
-    """Opens the workspace, the policy and the approvals database, and starts both services."""
+async def create_server(settings: Settings, *, clock: Callable[[], float] = time.time) -> GrpcServer:
+    """Opens the workspace, the policy and the approvals database, and starts both services.
+    `clock` (Unix seconds) times the approvals; tests inject one to expire them without waiting."""
     approvers = Approvers(settings.approver_token)
     workspace = Workspace(settings.workspace_dir)
     # Blocking start-up file work (folder creation, policy read) runs in a thread.
@@ -293,7 +295,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     else:
         log.warning(describe(False))
     store = await ApprovalStore.open(settings.database_path)
-    book = ApprovalBook(store, settings.approval_ttl_seconds)
+    book = ApprovalBook(store, settings.approval_ttl_seconds, clock)
     try:
         runner = ToolRunner(
             policy,

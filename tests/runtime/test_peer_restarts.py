@@ -18,6 +18,7 @@ from services.tools.config import Settings as ToolsSettings
 from services.tools.server import create_server as create_tools
 from tests.runtime.conftest import Peers, write_models_file
 from tests.scripted_model import ScriptedModel
+from tests.waits import until
 
 
 def tools_settings(tmp_path: Path, port: int) -> ToolsSettings:
@@ -64,7 +65,14 @@ async def test_a_turn_waits_for_a_restarting_tools_service(
                 return answer
 
             chat = asyncio.create_task(list_it())
-            await asyncio.sleep(0.5)  # the turn is now waiting for the tools service
+
+            async def running() -> bool:
+                # The warm-up task has completed: a running task is this turn, and the first thing
+                # it does (listing the tools) needs the stopped tools service.
+                found = await stub.ListTasks(runtime_pb2.ListTasksRequest(status=common_pb2.TASK_STATUS_RUNNING))
+                return bool(found.tasks)
+
+            await until(running, "the turn to start and wait for the stopped tools service")
             assert not chat.done()
             tools = await create_tools(tools_settings(tmp_path, port))
             reply = await chat
