@@ -15,14 +15,14 @@ from ducklm.approvals.v1 import approvals_pb2
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common.auth import approver_metadata
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query
 from services.gateway.config import Settings
 from services.gateway.convert import APPROVAL_SCOPES, APPROVAL_STATES, approval_json
 from services.gateway.errors import ApiError, call
 from services.gateway.inputs import INT64_MAX, Body, query_choice, query_int, query_str, read_body
-from services.gateway.routes.tasks import backends_of
+from services.gateway.openapi_schemas import words
 
 __all__ = ["DEFAULT_DECIDER", "routes"]
 
@@ -132,8 +132,19 @@ async def deny(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/approvals", list_approvals, methods=["GET"]),
-    Route("/v1/approvals/{approval_id}", get_approval, methods=["GET"]),
-    Route("/v1/approvals/{approval_id}/approve", approve, methods=["POST"]),
-    Route("/v1/approvals/{approval_id}/deny", deny, methods=["POST"]),
+    ApiRoute("/v1/approvals", "GET", list_approvals, Doc(
+        "List approvals (pending by default)", "approvals", reply="ApprovalList",
+        params=(*paging(), query("state", words(APPROVAL_STATES, "all")), query("task_id")),
+    )),
+    ApiRoute("/v1/approvals/{approval_id}", "GET", get_approval, Doc(
+        "Get an approval", "approvals", reply="Approval", errors=(404,),
+    )),
+    ApiRoute("/v1/approvals/{approval_id}/approve", "POST", approve, Doc(
+        "Allow the pending action once, or for the rest of its task (scope: task)", "approvals",
+        reply="Approval", errors=(404, 409), body=ApproveBody, body_required=False,
+    )),
+    ApiRoute("/v1/approvals/{approval_id}/deny", "POST", deny, Doc(
+        "Refuse the pending action", "approvals", reply="Approval", errors=(404, 409), body=DenyBody,
+        body_required=False,
+    )),
 ]

@@ -16,13 +16,13 @@ from ducklm.memory.v1 import memory_pb2
 from pydantic import ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common.protos import to_struct
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query
 from services.gateway.convert import memory_json
 from services.gateway.errors import ApiError, call
 from services.gateway.inputs import Body, query_int, query_str, read_body
-from services.gateway.routes.tasks import backends_of
+from services.gateway.openapi_schemas import STR
 
 __all__ = ["routes"]
 
@@ -318,12 +318,45 @@ async def forget_matching(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/memories", remember, methods=["POST"]),
-    Route("/v1/memories", list_memories, methods=["GET"]),
-    Route("/v1/memories/search", search, methods=["POST"]),
-    Route("/v1/memories/forget", forget_matching, methods=["POST"]),
-    Route("/v1/memories/{memory_id}", get_memory, methods=["GET"]),
-    Route("/v1/memories/{memory_id}", update_memory, methods=["PATCH"]),
-    Route("/v1/memories/{memory_id}", forget_one, methods=["DELETE"]),
-    Route("/v1/memories/{memory_id}/promote", promote_memory, methods=["POST"]),
+    ApiRoute("/v1/memories", "POST", remember, Doc(
+        "Remember a text: a person stating a memory, long-term unless a task or project is named "
+        "(409 EMBEDDINGS_DISABLED when embeddings are off)",
+        "memory", ok=201, reply="Memory", errors=(409,), body=RememberBody,
+    )),
+    ApiRoute("/v1/memories", "GET", list_memories, Doc(
+        "List memories, newest first, filtered by scope, task, project, kind, tags or text", "memory",
+        reply="MemoryList", errors=(409,),
+        params=(
+            *paging(),
+            query("scope", {"type": "string", "enum": ["task", "long_term", "project"]}),
+            query("task_id"),
+            query("project"),
+            query("kind"),
+            query("tag", STR, "repeat for several; a memory must carry all"),
+            query("text", STR, "the memory's text contains this (any case)"),
+            query("collection"),
+        ),
+    )),
+    ApiRoute("/v1/memories/search", "POST", search, Doc(
+        "Find the memories nearest a text or vector", "memory", reply="SearchResults", errors=(409,),
+        body=SearchBody,
+    )),
+    ApiRoute("/v1/memories/forget", "POST", forget_matching, Doc(
+        "Forget the memories matching a filter, or a whole scope (with confirm naming it)", "memory",
+        reply="Deleted", errors=(409,), body=ForgetBody,
+    )),
+    ApiRoute("/v1/memories/{memory_id}", "GET", get_memory, Doc(
+        "Get a memory", "memory", reply="Memory", errors=(404, 409), params=(query("collection"),),
+    )),
+    ApiRoute("/v1/memories/{memory_id}", "PATCH", update_memory, Doc(
+        "Change a memory's text, kind, tags or metadata (a new text is embedded again)", "memory",
+        reply="Memory", errors=(404, 409), body=UpdateBody,
+    )),
+    ApiRoute("/v1/memories/{memory_id}", "DELETE", forget_one, Doc(
+        "Forget a memory", "memory", reply="Deleted", errors=(404, 409), params=(query("collection"),),
+    )),
+    ApiRoute("/v1/memories/{memory_id}/promote", "POST", promote_memory, Doc(
+        "Keep a memory long-term (or in a project): only a person's request does this", "memory",
+        reply="Memory", errors=(404, 409), body=PromoteMemoryBody, body_required=False,
+    )),
 ]

@@ -7,8 +7,8 @@ from ducklm.skills.v1 import skills_pb2
 from pydantic import ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query
 from services.gateway.convert import (
     OUTCOMES,
     PROPOSAL_STATES,
@@ -19,8 +19,8 @@ from services.gateway.convert import (
 )
 from services.gateway.errors import call
 from services.gateway.inputs import Body, query_choice, query_int, query_str, read_body
+from services.gateway.openapi_schemas import words
 from services.gateway.routes.approvals import DEFAULT_DECIDER
-from services.gateway.routes.tasks import backends_of
 
 __all__ = ["routes"]
 
@@ -223,13 +223,35 @@ async def list_experiences(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/skills", list_skills, methods=["GET"]),
-    Route("/v1/skills/validate", validate_skill, methods=["POST"]),
-    Route("/v1/skills/{name}", get_skill, methods=["GET"]),
-    Route("/v1/skill-proposals", list_proposals, methods=["GET"]),
-    Route("/v1/skill-proposals", propose_skill, methods=["POST"]),
-    Route("/v1/skill-proposals/{proposal_id}", get_proposal, methods=["GET"]),
-    Route("/v1/skill-proposals/{proposal_id}/promote", promote_proposal, methods=["POST"]),
-    Route("/v1/skill-proposals/{proposal_id}/reject", reject_proposal, methods=["POST"]),
-    Route("/v1/experiences", list_experiences, methods=["GET"]),
+    ApiRoute("/v1/skills", "GET", list_skills, Doc(
+        "List valid skills, and problems of invalid ones", "skills", reply="SkillList", params=paging(),
+    )),
+    ApiRoute("/v1/skills/validate", "POST", validate_skill, Doc(
+        "Validate a SKILL.md text or a skill folder", "skills", reply="Validation", errors=(404,), body=ValidateBody,
+    )),
+    ApiRoute("/v1/skills/{name}", "GET", get_skill, Doc(
+        "Get a skill with its body", "skills", reply="Skill", errors=(404,),
+    )),
+    ApiRoute("/v1/skill-proposals", "GET", list_proposals, Doc(
+        "List skill proposals", "skills", reply="ProposalList",
+        params=(*paging(), query("state", words(PROPOSAL_STATES, "all"))),
+    )),
+    ApiRoute("/v1/skill-proposals", "POST", propose_skill, Doc(
+        "Propose a skill (stored for review, never loaded until promoted)", "skills", ok=201, reply="Proposal",
+        errors=(409,), body=ProposeBody,
+    )),
+    ApiRoute("/v1/skill-proposals/{proposal_id}", "GET", get_proposal, Doc(
+        "Get a proposal", "skills", reply="Proposal", errors=(404,),
+    )),
+    ApiRoute("/v1/skill-proposals/{proposal_id}/promote", "POST", promote_proposal, Doc(
+        "Turn a valid proposal into a skill", "skills", reply="Proposal", errors=(404, 409), body=PromoteBody,
+        body_required=False,
+    )),
+    ApiRoute("/v1/skill-proposals/{proposal_id}/reject", "POST", reject_proposal, Doc(
+        "Reject a proposal", "skills", reply="Proposal", errors=(404, 409), body=RejectBody, body_required=False,
+    )),
+    ApiRoute("/v1/experiences", "GET", list_experiences, Doc(
+        "List experience records of finished tasks", "skills", reply="ExperienceList",
+        params=(*paging(), query("outcome", words(OUTCOMES, "all")), query("task_id"), query("tool")),
+    )),
 ]

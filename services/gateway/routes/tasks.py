@@ -12,16 +12,17 @@ from ducklm.runtime.v1 import runtime_pb2
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query
 from services.gateway.backends import Backends
 from services.gateway.convert import TASK_STATUSES, event_json, task_json
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call
 from services.gateway.inputs import INT64_MAX, Body, query_bool, query_choice, query_int, query_str, read_body
+from services.gateway.openapi_schemas import BOOL
 from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment, with_heartbeats
 
-__all__ = ["backends_of", "event_stream_response", "first_event", "read_stream", "routes", "wants_stream"]
+__all__ = ["event_stream_response", "first_event", "read_stream", "routes", "wants_stream"]
 
 MAX_MESSAGE_CHARS = 32_000
 
@@ -42,11 +43,6 @@ class RenameBody(Body):
 
 class CancelBody(Body):
     reason: str = Field(default="", max_length=2000)
-
-
-def backends_of(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
 
 
 def wants_stream(request: Request) -> bool:
@@ -245,11 +241,36 @@ async def task_events(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/chat", chat, methods=["POST"]),
-    Route("/v1/tasks", list_tasks, methods=["GET"]),
-    Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
-    Route("/v1/tasks/{task_id}", rename_task, methods=["PATCH"]),
-    Route("/v1/tasks/{task_id}", delete_task, methods=["DELETE"]),
-    Route("/v1/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
-    Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
+    ApiRoute("/v1/chat", "POST", chat, Doc(
+        "Send a message: opens a task, or continues task_id. JSON answer when the task rests, or Server-Sent "
+        "Events of the task's events with stream: true",
+        "tasks", reply="ChatReply", errors=(404, 409, 413), body=ChatBody, stream=True,
+    )),
+    ApiRoute("/v1/tasks", "GET", list_tasks, Doc(
+        "List tasks, newest first", "tasks", reply="TaskList",
+        params=(*paging(), query("status", {"type": "string", "enum": ["all", *TASK_STATUSES]})),
+    )),
+    ApiRoute("/v1/tasks/{task_id}", "GET", get_task, Doc("Get a task", "tasks", reply="Task", errors=(404,))),
+    ApiRoute("/v1/tasks/{task_id}", "PATCH", rename_task, Doc(
+        "Rename a task (its title)", "tasks", reply="Task", errors=(404,), body=RenameBody,
+    )),
+    ApiRoute("/v1/tasks/{task_id}", "DELETE", delete_task, Doc(
+        "Delete a task and its events (a task waiting for an approval is cancelled first; 409 while it is running)",
+        "tasks", ok=204, errors=(404, 409),
+    )),
+    ApiRoute("/v1/tasks/{task_id}/cancel", "POST", cancel_task, Doc(
+        "Cancel a task that is not final", "tasks", reply="Task", errors=(404, 409), body=CancelBody,
+        body_required=False,
+    )),
+    ApiRoute("/v1/tasks/{task_id}/events", "GET", task_events, Doc(
+        "A task's events: paged JSON, or Server-Sent Events with stream=true (or Accept: text/event-stream); "
+        "after_seq (or Last-Event-ID) resumes, follow keeps the stream open after the task rests",
+        "tasks", reply="EventList", errors=(404,), stream=True,
+        params=(
+            *paging(1000),
+            query("stream", BOOL),
+            query("after_seq", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+            query("follow", BOOL),
+        ),
+    )),
 ]
