@@ -9,18 +9,18 @@ itself and carries the waiting task on.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ducklm.approvals.v1 import approvals_pb2
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from services.common.auth import approver_metadata
-from services.gateway.api import ApiRoute, Doc, backends_of, paging, query
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query, unary
 from services.gateway.config import Settings
 from services.gateway.convert import APPROVAL_SCOPES, APPROVAL_STATES, approval_json
-from services.gateway.errors import ApiError, call
+from services.gateway.errors import ApiError
 from services.gateway.inputs import INT64_MAX, Body, query_choice, query_int, query_str, read_body
 from services.gateway.openapi_schemas import words
 
@@ -64,71 +64,47 @@ def _as_human(request: Request) -> tuple[tuple[str, str], ...]:
 
 
 async def list_approvals(request: Request) -> Response:
-    backends = backends_of(request)
     state = query_choice(request, "state", {"all": 0, **APPROVAL_STATES}, "pending")
-    reply = await call(
-        "tools",
-        backends.approvals.ListApprovals(
-            approvals_pb2.ListApprovalsRequest(
-                page_size=query_int(request, "page_size", 0, maximum=500),
-                page_token=query_str(request, "page_token"),
-                state=state,  # type: ignore[arg-type]
-                task_id=query_str(request, "task_id", max_length=128),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = approvals_pb2.ListApprovalsRequest(
+        page_size=query_int(request, "page_size", 0, maximum=500),
+        page_token=query_str(request, "page_token"),
+        state=state,  # type: ignore[arg-type]
+        task_id=query_str(request, "task_id", max_length=128),
     )
-    return JSONResponse(
-        {
-            "approvals": [approval_json(approval) for approval in reply.approvals],
-            "next_page_token": reply.next_page_token,
-        }
-    )
+    return await unary(request, "tools", backends_of(request).approvals.ListApprovals, message, _approval_list)
+
+
+def _approval_list(reply: approvals_pb2.ListApprovalsResponse) -> dict[str, Any]:
+    return {
+        "approvals": [approval_json(approval) for approval in reply.approvals],
+        "next_page_token": reply.next_page_token,
+    }
 
 
 async def get_approval(request: Request) -> Response:
-    backends = backends_of(request)
-    approval = await call(
-        "tools",
-        backends.approvals.GetApproval(
-            approvals_pb2.GetApprovalRequest(approval_id=request.path_params["approval_id"]),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(approval_json(approval))
+    message = approvals_pb2.GetApprovalRequest(approval_id=request.path_params["approval_id"])
+    return await unary(request, "tools", backends_of(request).approvals.GetApproval, message, approval_json)
 
 
 async def approve(request: Request) -> Response:
     body = await read_body(request, ApproveBody, allow_empty=True)
-    backends = backends_of(request)
-    approval = await call(
-        "tools",
-        backends.approvals.Approve(
-            approvals_pb2.ApproveRequest(
-                approval_id=request.path_params["approval_id"],
-                scope=APPROVAL_SCOPES[body.scope],  # type: ignore[arg-type]
-                ttl_seconds=body.ttl_seconds,
-                reason=body.reason,
-            ),
-            timeout=backends.timeout,
-            metadata=_as_human(request),
-        ),
+    message = approvals_pb2.ApproveRequest(
+        approval_id=request.path_params["approval_id"],
+        scope=APPROVAL_SCOPES[body.scope],  # type: ignore[arg-type]
+        ttl_seconds=body.ttl_seconds,
+        reason=body.reason,
     )
-    return JSONResponse(approval_json(approval))
+    return await unary(
+        request, "tools", backends_of(request).approvals.Approve, message, approval_json, metadata=_as_human(request)
+    )
 
 
 async def deny(request: Request) -> Response:
     body = await read_body(request, DenyBody, allow_empty=True)
-    backends = backends_of(request)
-    approval = await call(
-        "tools",
-        backends.approvals.Deny(
-            approvals_pb2.DenyRequest(approval_id=request.path_params["approval_id"], reason=body.reason),
-            timeout=backends.timeout,
-            metadata=_as_human(request),
-        ),
+    message = approvals_pb2.DenyRequest(approval_id=request.path_params["approval_id"], reason=body.reason)
+    return await unary(
+        request, "tools", backends_of(request).approvals.Deny, message, approval_json, metadata=_as_human(request)
     )
-    return JSONResponse(approval_json(approval))
 
 
 routes = [

@@ -45,7 +45,7 @@ from services.gateway.routes.client_tools import (
 )
 from services.gateway.routes.completion_turn import Turn
 from services.gateway.routes.tasks import MAX_MESSAGE_CHARS
-from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment
+from services.gateway.sse import gated_stream, sse, sse_comment
 
 __all__ = ["MODEL_ID", "routes", "task_message"]
 
@@ -294,15 +294,8 @@ async def chat_completions(request: Request) -> Response:
     if not body.stream:
         first = await turn.start(message)
         return await _answer(request, turn, first)
-    gate: StreamGate = request.app.state.streams
-    release = gate.enter()
-    try:
-        first = await turn.start(message)
-    except BaseException:
-        release()
-        raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return EventStreamResponse(_chunks(turn, first, include_usage), release)
+    return await gated_stream(request, lambda: turn.start(message), lambda first: _chunks(turn, first, include_usage))
 
 
 def _model() -> dict[str, Any]:

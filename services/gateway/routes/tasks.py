@@ -13,14 +13,14 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.gateway.api import ApiRoute, Doc, backends_of, paging, query
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query, unary
 from services.gateway.backends import Backends
 from services.gateway.convert import TASK_STATUSES, event_json, task_json
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call
 from services.gateway.inputs import INT64_MAX, Body, query_bool, query_choice, query_int, query_str, read_body
 from services.gateway.openapi_schemas import BOOL
-from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment, with_heartbeats
+from services.gateway.sse import gated_stream, sse, sse_comment, with_heartbeats
 
 __all__ = ["event_stream_response", "first_event", "read_stream", "routes", "wants_stream"]
 
@@ -98,15 +98,13 @@ async def event_stream_response(
 ) -> Response:
     """The events of the stream `open_stream()` starts, as Server-Sent Events. The stream is only
     started within the gateway's cap on open streams (past it: a 503, and no call at all)."""
-    gate: StreamGate = request.app.state.streams
-    release = gate.enter()
-    try:
+    async def start() -> tuple[common_pb2.Event | None, grpc.aio.UnaryStreamCall[Any, Any]]:
         stream = open_stream()
-        first = await first_event(service, stream)
-    except BaseException:
-        release()
-        raise
-    return EventStreamResponse(_event_body(backends_of(request), first, stream, service), release)
+        return await first_event(service, stream), stream
+
+    return await gated_stream(
+        request, start, lambda started: _event_body(backends_of(request), started[0], started[1], service)
+    )
 
 
 async def chat(request: Request) -> Response:
@@ -132,70 +130,39 @@ async def chat(request: Request) -> Response:
 
 
 async def list_tasks(request: Request) -> Response:
-    backends = backends_of(request)
     status = query_choice(request, "status", {"all": 0, **TASK_STATUSES}, "all")
-    reply = await call(
-        "runtime",
-        backends.runtime.ListTasks(
-            runtime_pb2.ListTasksRequest(
-                page_size=query_int(request, "page_size", 0, maximum=500),
-                page_token=query_str(request, "page_token"),
-                status=status,  # type: ignore[arg-type]
-            ),
-            timeout=backends.timeout,
-        ),
+    message = runtime_pb2.ListTasksRequest(
+        page_size=query_int(request, "page_size", 0, maximum=500),
+        page_token=query_str(request, "page_token"),
+        status=status,  # type: ignore[arg-type]
     )
-    return JSONResponse(
-        {"tasks": [task_json(task) for task in reply.tasks], "next_page_token": reply.next_page_token}
-    )
+    return await unary(request, "runtime", backends_of(request).runtime.ListTasks, message, _task_list)
+
+
+def _task_list(reply: runtime_pb2.ListTasksResponse) -> dict[str, Any]:
+    return {"tasks": [task_json(task) for task in reply.tasks], "next_page_token": reply.next_page_token}
 
 
 async def get_task(request: Request) -> Response:
-    backends = backends_of(request)
-    task = await call(
-        "runtime",
-        backends.runtime.GetTask(
-            runtime_pb2.GetTaskRequest(task_id=request.path_params["task_id"]), timeout=backends.timeout
-        ),
-    )
-    return JSONResponse(task_json(task))
+    message = runtime_pb2.GetTaskRequest(task_id=request.path_params["task_id"])
+    return await unary(request, "runtime", backends_of(request).runtime.GetTask, message, task_json)
 
 
 async def rename_task(request: Request) -> Response:
     body = await read_body(request, RenameBody)
-    backends = backends_of(request)
-    task = await call(
-        "runtime",
-        backends.runtime.UpdateTask(
-            runtime_pb2.UpdateTaskRequest(task_id=request.path_params["task_id"], title=body.title),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(task_json(task))
+    message = runtime_pb2.UpdateTaskRequest(task_id=request.path_params["task_id"], title=body.title)
+    return await unary(request, "runtime", backends_of(request).runtime.UpdateTask, message, task_json)
 
 
 async def delete_task(request: Request) -> Response:
-    backends = backends_of(request)
-    await call(
-        "runtime",
-        backends.runtime.DeleteTask(
-            runtime_pb2.DeleteTaskRequest(task_id=request.path_params["task_id"]), timeout=backends.timeout
-        ),
-    )
-    return Response(status_code=204)
+    message = runtime_pb2.DeleteTaskRequest(task_id=request.path_params["task_id"])
+    return await unary(request, "runtime", backends_of(request).runtime.DeleteTask, message, None)
 
 
 async def cancel_task(request: Request) -> Response:
     body = await read_body(request, CancelBody, allow_empty=True)
-    backends = backends_of(request)
-    task = await call(
-        "runtime",
-        backends.runtime.CancelTask(
-            runtime_pb2.CancelTaskRequest(task_id=request.path_params["task_id"], reason=body.reason),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(task_json(task))
+    message = runtime_pb2.CancelTaskRequest(task_id=request.path_params["task_id"], reason=body.reason)
+    return await unary(request, "runtime", backends_of(request).runtime.CancelTask, message, task_json)
 
 
 def _last_event_id(request: Request) -> int:
@@ -224,20 +191,16 @@ async def task_events(request: Request) -> Response:
         return await event_stream_response(
             request, "runtime", lambda: backends.runtime.StreamTaskEvents(stream_request)
         )
-    reply = await call(
-        "runtime",
-        backends.runtime.ListTaskEvents(
-            runtime_pb2.ListTaskEventsRequest(
-                task_id=task_id,
-                page_size=query_int(request, "page_size", 0, maximum=1000),
-                page_token=query_str(request, "page_token"),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = runtime_pb2.ListTaskEventsRequest(
+        task_id=task_id,
+        page_size=query_int(request, "page_size", 0, maximum=1000),
+        page_token=query_str(request, "page_token"),
     )
-    return JSONResponse(
-        {"events": [event_json(event) for event in reply.events], "next_page_token": reply.next_page_token}
-    )
+    return await unary(request, "runtime", backends.runtime.ListTaskEvents, message, _event_list)
+
+
+def _event_list(reply: runtime_pb2.ListTaskEventsResponse) -> dict[str, Any]:
+    return {"events": [event_json(event) for event in reply.events], "next_page_token": reply.next_page_token}
 
 
 routes = [
