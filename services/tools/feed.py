@@ -46,6 +46,12 @@ class Subscription:
         self._queue.put_nowait(record)
         return False
 
+    def end(self) -> None:
+        """Ends the stream after what is queued."""
+        if not self.cut_off:
+            self.cut_off = True
+            self._queue.put_nowait(None)
+
     async def changes(self) -> AsyncIterator[ApprovalRecord]:
         """The changes as they come, until the watcher is cut off."""
         while True:
@@ -66,6 +72,11 @@ class ApprovalFeed:
         for subscription in list(self._subscriptions):
             if subscription.offer(record):
                 log.warning("an approvals watcher fell %d changes behind and was cut off", self._queue_size)
+
+    def close(self) -> None:
+        """Ends every watcher's stream (the service is stopping); they reconnect and resync."""
+        for subscription in list(self._subscriptions):
+            subscription.end()
 
     @asynccontextmanager
     async def subscribe(self, task_id: str = "") -> AsyncIterator[Subscription]:

@@ -323,6 +323,7 @@ async def create_server(settings: Settings, *, clock: Callable[[], float] = time
         await store.close()
         raise
     server.add_cleanup(store.close)
+    server.closing.append(book.feed.close)
     # Health says whether commands are confined: SERVING with the sandbox, NOT_SERVING without
     # it (turned off, or it cannot be created).
     confined = sandbox is not None and sandbox.problem is None

@@ -46,3 +46,13 @@ async def test_a_watcher_that_falls_behind_is_cut_off_and_its_stream_ends() -> N
         assert slow.cut_off
         # What was queued before the cut-off, then the end: the watcher reconnects and resyncs.
         assert [r.id async for r in slow.changes()] == ["a0", "a1"]
+
+
+async def test_closing_the_feed_ends_every_stream_after_what_is_queued() -> None:
+    feed = ApprovalFeed()
+    async with feed.subscribe() as first, feed.subscribe("t1") as second:
+        feed.publish(RECORD)
+        feed.close()
+        feed.publish(replace(RECORD, id="late"))  # after the close: no longer delivered
+        assert [r.id async for r in first.changes()] == ["a1"]
+        assert [r.id async for r in second.changes()] == ["a1"]
