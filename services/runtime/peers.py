@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -136,7 +136,7 @@ class Peers(Protocol):
     async def get_approval(self, approval_id: str) -> ApprovalInfo: ...
     # Returns once the tools service watches for this caller; iterating yields each approval
     # change from then on, and raises PeerError when the stream drops.
-    async def watch_approvals(self) -> AsyncIterator[ApprovalInfo]: ...
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]: ...
     async def deny_approval(self, approval_id: str, reason: str) -> None: ...
     async def list_skills(self) -> list[SkillSummary]: ...
     async def get_skill(self, name: str) -> SkillSummary: ...
@@ -203,7 +203,7 @@ def _approval(message: approvals_pb2.Approval) -> ApprovalInfo:
 
 async def _changes(
     call: grpc.aio.UnaryStreamCall[approvals_pb2.WatchApprovalsRequest, approvals_pb2.WatchApprovalsResponse],
-) -> AsyncIterator[ApprovalInfo]:
+) -> AsyncGenerator[ApprovalInfo, None]:
     """The stream's approvals; its failure (or its end: the server stopped) becomes PeerError."""
     try:
         async for change in call:
@@ -300,7 +300,7 @@ class GrpcPeers:
             result.setdefault("truncated", True)
         return ToolOutcome(ok=True, result=result)
 
-    async def watch_approvals(self) -> AsyncIterator[ApprovalInfo]:
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]:
         """Subscribes to every approval change (no deadline: the stream lasts until it drops)."""
         await self._ready("tools", "approvals")
         call = self._approvals.WatchApprovals(approvals_pb2.WatchApprovalsRequest(), wait_for_ready=True)

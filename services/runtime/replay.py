@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +129,7 @@ class RecordedPeers:
     async def deny_approval(self, approval_id: str, reason: str) -> None:
         raise ReplayExhausted("approvals are not decided in a replay")
 
-    async def watch_approvals(self) -> AsyncIterator[ApprovalInfo]:
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]:
         raise ReplayExhausted("approvals are not watched in a replay")
 
     async def list_skills(self) -> list[SkillSummary]:

@@ -13,6 +13,7 @@ before a restart, or before the wait was recorded is never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
@@ -135,12 +136,13 @@ class TaskRunner:
         assert peers is not None
         while True:
             try:
-                changes = await peers.watch_approvals()
-                # Subscribed: decisions from now on arrive on the stream; earlier ones are read once.
-                await self.check_approvals()
-                self.watching.set()
-                async for approval in changes:
-                    await self.approval_changed(approval)
+                # Closed however this ends, so no stream is left open behind a failed resync.
+                async with contextlib.aclosing(await peers.watch_approvals()) as changes:
+                    # Subscribed: decisions from now on arrive on the stream; earlier ones are read once.
+                    await self.check_approvals()
+                    self.watching.set()
+                    async for approval in changes:
+                        await self.approval_changed(approval)
             except PeerError as exc:
                 log.warning("the approvals stream dropped (%s); reconnecting", exc)
             except Exception:

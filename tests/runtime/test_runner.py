@@ -5,7 +5,7 @@ the stream was down, when it came before the wait was recorded, or when it arriv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -31,14 +31,14 @@ class FakeApprovals:
     async def get_approval(self, approval_id: str) -> ApprovalInfo:
         return self.approvals[approval_id]
 
-    async def watch_approvals(self) -> AsyncIterator[ApprovalInfo]:
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]:
         queue: asyncio.Queue[ApprovalInfo | PeerError] = asyncio.Queue()
         self._streams.append(queue)
         self._opened += 1
         self.subscriptions.put_nowait(self._opened)
         return self._stream(queue)
 
-    async def _stream(self, queue: asyncio.Queue[ApprovalInfo | PeerError]) -> AsyncIterator[ApprovalInfo]:
+    async def _stream(self, queue: asyncio.Queue[ApprovalInfo | PeerError]) -> AsyncGenerator[ApprovalInfo, None]:
         while True:
             item = await queue.get()
             if isinstance(item, PeerError):
