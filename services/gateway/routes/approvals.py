@@ -24,11 +24,7 @@ from services.gateway.errors import ApiError
 from services.gateway.inputs import INT64_MAX, Body, query_choice, query_int, query_str, read_body
 from services.gateway.openapi_schemas import words
 
-__all__ = ["DEFAULT_DECIDER", "routes"]
-
-# Who a skill-proposal decision is recorded as when the client does not say (routes/skills.py).
-# Approval decisions never use it: they are recorded as the approver credential's principal.
-DEFAULT_DECIDER = "gateway"
+__all__ = ["routes"]
 
 
 class ApproveBody(Body):

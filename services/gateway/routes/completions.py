@@ -36,7 +36,7 @@ from services.common.protos import to_struct
 from services.gateway.api import ApiRoute, Doc, backends_of
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call, error_body
-from services.gateway.inputs import read_body
+from services.gateway.inputs import MAX_MESSAGE_CHARS, read_body
 from services.gateway.routes.client_tools import (
     FunctionTool,
     client_functions,
@@ -44,7 +44,6 @@ from services.gateway.routes.client_tools import (
     tool_results,
 )
 from services.gateway.routes.completion_turn import Turn
-from services.gateway.routes.tasks import MAX_MESSAGE_CHARS
 from services.gateway.sse import gated_stream, sse, sse_comment
 
 __all__ = ["MODEL_ID", "routes", "task_message"]

@@ -21,11 +21,12 @@ from services.gateway.convert import (
 )
 from services.gateway.inputs import Body, query_choice, query_int, query_str, read_body
 from services.gateway.openapi_schemas import words
-from services.gateway.routes.approvals import DEFAULT_DECIDER
 
 __all__ = ["routes"]
 
 MAX_SKILL_MD_CHARS = 256 * 1024
+# Who a proposal decision is recorded as when the client does not say.
+DEFAULT_DECIDER = "gateway"
 
 
 class ValidateBody(Body):

@@ -4,7 +4,7 @@ and a task's events (paged JSON, or Server-Sent Events that follow the task live
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -18,13 +18,21 @@ from services.gateway.backends import Backends
 from services.gateway.convert import TASK_STATUSES, event_json, task_json
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call
-from services.gateway.inputs import INT64_MAX, Body, query_bool, query_choice, query_int, query_str, read_body
+from services.gateway.event_streams import first_event, read_stream
+from services.gateway.inputs import (
+    INT64_MAX,
+    MAX_MESSAGE_CHARS,
+    Body,
+    query_bool,
+    query_choice,
+    query_int,
+    query_str,
+    read_body,
+)
 from services.gateway.openapi_schemas import BOOL
 from services.gateway.sse import gated_stream, sse, sse_comment, with_heartbeats
 
-__all__ = ["event_stream_response", "first_event", "read_stream", "routes", "wants_stream"]
-
-MAX_MESSAGE_CHARS = 32_000
+__all__ = ["event_stream_response", "routes", "wants_stream"]
 
 
 class ChatBody(Body):
@@ -49,30 +57,9 @@ def wants_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
 
-async def read_stream(stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterator[common_pb2.Event]:
-    """A gRPC response stream read with read() (a stream is read one way only, never mixed)."""
-    while True:
-        item = await stream.read()
-        if item is grpc.aio.EOF:
-            return
-        # The grpc stubs type read() as `object` (EOF's type is private); past EOF it is an Event.
-        yield cast(common_pb2.Event, item)
-
-
 def event_message(event: common_pb2.Event) -> str:
     body = event_json(event)
     return sse(body, event=body["type"], event_id=event.seq or None)
-
-
-async def first_event(service: str, stream: grpc.aio.UnaryStreamCall[Any, Any]) -> common_pb2.Event | None:
-    """Waits for a stream's first event, so a bad request (unknown task, empty message) gets its
-    proper HTTP status instead of a 200 followed by an error event. None: the stream was empty."""
-    try:
-        first = await call(service, stream.read())
-    except BaseException:
-        stream.cancel()
-        raise
-    return None if first is grpc.aio.EOF else cast(common_pb2.Event, first)
 
 
 def _event_body(
