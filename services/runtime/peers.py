@@ -31,6 +31,7 @@ from google.protobuf import json_format
 
 from services.common.channels import open_channel
 from services.common.protos import from_struct, to_struct
+from services.runtime.workspace_entries import WorkspaceEntry, workspace_entries
 
 __all__ = [
     "ApprovalInfo",
@@ -43,23 +44,6 @@ __all__ = [
     "WorkspaceEntry",
     "workspace_entries",
 ]
-
-
-@dataclass(frozen=True)
-class WorkspaceEntry:
-    """One workspace path, as the staged decision offers it for a path argument."""
-
-    path: str
-    is_dir: bool
-
-
-def workspace_entries(matches: list[str]) -> list[WorkspaceEntry]:
-    """Entries from a recursive listing of paths: a path is a folder when another lies inside it."""
-    folders = {match.rsplit("/", 1)[0] for match in matches if "/" in match}
-    for folder in list(folders):
-        parts = folder.split("/")
-        folders.update("/".join(parts[:index]) for index in range(1, len(parts)))
-    return [WorkspaceEntry(path=match, is_dir=match in folders) for match in sorted(set(matches) | folders)]
 
 
 class PeerError(Exception):
