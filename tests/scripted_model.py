@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.common.testing import free_port
@@ -27,6 +27,8 @@ from services.common.testing import free_port
 class ScriptedModel:
     outputs: deque[str] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # GET /v1/models requests seen (the runtime's health probes); answered 404 as before.
+    probes: int = 0
     # Used when the script runs dry.
     fallback: str = '{"action": "respond", "message": "(script ran dry)"}'
     port: int = 0
@@ -69,12 +71,17 @@ class ScriptedModel:
         data = [{"index": i, "embedding": [float(len(text)), 1.0, 0.5]} for i, text in enumerate(inputs)]
         return JSONResponse({"data": data, "model": body.get("model", "scripted")})
 
+    async def _models(self, request: Request) -> Response:
+        self.probes += 1
+        return PlainTextResponse("Not Found", status_code=404)
+
     async def start(self) -> None:
         self.port = free_port()
         app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._completions, methods=["POST"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
             ]
         )
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"))

@@ -47,6 +47,9 @@ class GrpcServer:
     service_names: tuple[str, ...]
     # Run after the server stops, in order: close databases, clients, background tasks.
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Run as the server starts to stop, before its grace period: end streams that would
+    # otherwise hold the shutdown for all of it.
+    closing: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -61,6 +64,8 @@ class GrpcServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
+        for close in self.closing:
+            close()
         await self.server.stop(grace)
         for cleanup in self.cleanups:
             await cleanup()

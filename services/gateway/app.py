@@ -21,7 +21,8 @@ from services.gateway.access_log import AccessLogMiddleware
 from services.gateway.backends import Backends
 from services.gateway.config import Settings
 from services.gateway.errors import EXCEPTION_HANDLERS
-from services.gateway.routes import approvals, completions, memory, pages, skills, tasks
+from services.gateway.routes import pages
+from services.gateway.routes.table import ROUTES
 from services.gateway.sites import SiteGuardMiddleware
 from services.gateway.sse import StreamGate
 
@@ -40,15 +41,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             await app.state.backends.close()
 
     app = Starlette(
-        routes=[
-            *pages.routes,
-            *auth.routes,
-            *completions.routes,  # before tasks: /v1/chat/completions is not a chat
-            *tasks.routes,
-            *approvals.routes,
-            *skills.routes,
-            *memory.routes,
-        ],
+        routes=ROUTES,
         middleware=[
             Middleware(AccessLogMiddleware),
             Middleware(HttpMetricsMiddleware),

@@ -26,10 +26,10 @@ from pydantic import Field
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.common.config import ConfigError
+from services.gateway.api import ApiRoute, Doc
 from services.gateway.config import Settings
 from services.gateway.errors import ApiError, error_response
 from services.gateway.inputs import Body, read_body
@@ -182,7 +182,15 @@ async def logout(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/auth/session", session, methods=["GET"]),
-    Route("/v1/auth/login", login, methods=["POST"]),
-    Route("/v1/auth/logout", logout, methods=["POST"]),
+    ApiRoute("/v1/auth/session", "GET", session, Doc(
+        "Whether a token is needed and whether this client has it", "auth", reply="Session", backend=False,
+        public=True,
+    )),
+    ApiRoute("/v1/auth/login", "POST", login, Doc(
+        "Check the token and set the WebChat session cookie", "auth", ok=204, backend=False, body=LoginBody,
+        public=True,
+    )),
+    ApiRoute("/v1/auth/logout", "POST", logout, Doc(
+        "Clear the WebChat session cookie", "auth", public=True, responses={"204": {"description": "Logged out"}},
+    )),
 ]

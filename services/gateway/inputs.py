@@ -18,6 +18,7 @@ __all__ = [
     "INT32_MAX",
     "INT64_MAX",
     "MAX_BODY_BYTES",
+    "MAX_MESSAGE_CHARS",
     "Body",
     "query_bool",
     "query_choice",
@@ -32,6 +33,8 @@ M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 1024 * 1024
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
+# Longest user message a route accepts (the runtime refuses longer ones too).
+MAX_MESSAGE_CHARS = 32_000
 # Deeper JSON than this is refused: protobuf messages and Structs have a nesting limit too.
 MAX_DEPTH = 32
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from starlette.background import BackgroundTask
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from services.gateway.errors import ApiError
 
-__all__ = ["EventStreamResponse", "StreamGate", "sse", "sse_comment", "with_heartbeats"]
+__all__ = ["EventStreamResponse", "StreamGate", "gated_stream", "sse", "sse_comment", "with_heartbeats"]
 
 T = TypeVar("T")
 
@@ -98,6 +99,22 @@ class StreamGate:
                 self.open -= 1
 
         return release
+
+
+async def gated_stream(
+    request: Request, start: Callable[[], Awaitable[T]], body: Callable[[T], AsyncIterator[str]]
+) -> EventStreamResponse:
+    """The one way an event stream opens: within the app's StreamGate (past its cap, a 503 and
+    `start` is never called), `start()` begins the backend call, and `body(started)` is what the
+    response sends; the slot is given back however the stream ends, or if starting failed."""
+    gate: StreamGate = request.app.state.streams
+    release = gate.enter()
+    try:
+        started = await start()
+    except BaseException:
+        release()
+        raise
+    return EventStreamResponse(body(started), release)
 
 
 class EventStreamResponse(StreamingResponse):

@@ -46,8 +46,9 @@ class Settings(BaseModel):
     skill_body_share: float = Field(default=0.2, gt=0, le=0.5)
     # Steps kept verbatim after a compaction.
     compact_keep_events: int = Field(default=6, ge=1)
-    # How often the runtime checks approvals of tasks waiting for one.
-    approval_poll_seconds: float = Field(default=0.5, gt=0)
+    # How long the runtime waits before reconnecting to the tools service's approvals stream after
+    # it dropped (decisions made meanwhile are read on reconnect).
+    approval_retry_seconds: float = Field(default=1.0, gt=0)
     # Reflect on each finished task and propose a skill when one emerges.
     reflect_after_task: bool = False
     # How long a call waits for a tools or skills service that is restarting before the task

@@ -369,8 +369,9 @@ class RuntimeLoop:
         started = time.perf_counter()
         outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        if not outcome.ok and outcome.reason == "APPROVAL_REQUIRED" and not approval_id:
-            approval = await self._peers.request_approval(task_id, tool, arguments)
+        approval = outcome.approval_required
+        if approval is not None:
+            # Nothing ran: the tools service recorded the pending approval with its answer.
             await self._store.wait_for_approval(
                 task_id,
                 {"approval_id": approval.id, "call_id": call_id, "tool": tool, "arguments": arguments, "action_hash": approval.action_hash},

@@ -8,13 +8,17 @@ A peer that restarts is waited for: calls to the tools and skills services first
 the channel's service config. A call that cannot be repeated safely (ExecuteTool, approvals,
 Remember, RecordExperience) is never retried; an ExecuteTool the peer dropped mid-run is reported
 as interrupted, never repeated. Memory is best effort and is not waited for.
+
+A gated call that no approval covers comes back from ExecuteTool as a `ToolOutcome` carrying the
+pending approval the tools service created for it; `watch_approvals` then streams the changes to
+approvals (WatchApprovals) until the stream drops, and the caller reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -27,6 +31,7 @@ from google.protobuf import json_format
 
 from services.common.channels import open_channel
 from services.common.protos import from_struct, to_struct
+from services.runtime.workspace_entries import WorkspaceEntry, workspace_entries
 
 __all__ = [
     "ApprovalInfo",
@@ -39,23 +44,6 @@ __all__ = [
     "WorkspaceEntry",
     "workspace_entries",
 ]
-
-
-@dataclass(frozen=True)
-class WorkspaceEntry:
-    """One workspace path, as the staged decision offers it for a path argument."""
-
-    path: str
-    is_dir: bool
-
-
-def workspace_entries(matches: list[str]) -> list[WorkspaceEntry]:
-    """Entries from a recursive listing of paths: a path is a folder when another lies inside it."""
-    folders = {match.rsplit("/", 1)[0] for match in matches if "/" in match}
-    for folder in list(folders):
-        parts = folder.split("/")
-        folders.update("/".join(parts[:index]) for index in range(1, len(parts)))
-    return [WorkspaceEntry(path=match, is_dir=match in folders) for match in sorted(set(matches) | folders)]
 
 
 class PeerError(Exception):
@@ -86,6 +74,7 @@ class ApprovalInfo:
     action_hash: str
     reason: str = ""
     decided_by: str = ""
+    task_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,11 +101,15 @@ class RecalledMemory:
 
 @dataclass
 class ToolOutcome:
+    """How one ExecuteTool ended: it ran (`ok`, `result`), it failed (`error`, `code`, `reason`),
+    or, with `approval_required`, nothing ran and the call waits on that pending approval."""
+
     ok: bool
     result: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     code: str = ""
     reason: str = ""
+    approval_required: ApprovalInfo | None = None
 
 
 class Peers(Protocol):
@@ -124,8 +117,10 @@ class Peers(Protocol):
 
     async def list_tools(self) -> list[ToolSpec]: ...
     async def execute_tool(self, task_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> ToolOutcome: ...
-    async def request_approval(self, task_id: str, tool: str, arguments: dict[str, Any]) -> ApprovalInfo: ...
     async def get_approval(self, approval_id: str) -> ApprovalInfo: ...
+    # Returns once the tools service watches for this caller; iterating yields each approval
+    # change from then on, and raises PeerError when the stream drops.
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]: ...
     async def deny_approval(self, approval_id: str, reason: str) -> None: ...
     async def list_skills(self) -> list[SkillSummary]: ...
     async def get_skill(self, name: str) -> SkillSummary: ...
@@ -186,7 +181,22 @@ def _approval(message: approvals_pb2.Approval) -> ApprovalInfo:
         action_hash=message.action_hash,
         reason=message.reason,
         decided_by=message.decided_by,
+        task_id=message.task_id,
     )
+
+
+async def _changes(
+    call: grpc.aio.UnaryStreamCall[approvals_pb2.WatchApprovalsRequest, approvals_pb2.WatchApprovalsResponse],
+) -> AsyncGenerator[ApprovalInfo, None]:
+    """The stream's approvals; its failure (or its end: the server stopped) becomes PeerError."""
+    try:
+        async for change in call:
+            yield _approval(change.approval)
+    except grpc.aio.AioRpcError as exc:
+        raise _peer_error("approvals", exc) from exc
+    finally:
+        call.cancel()
+    raise PeerError("approvals", "UNAVAILABLE", "the approvals stream ended")
 
 
 class GrpcPeers:
@@ -266,14 +276,25 @@ class GrpcPeers:
                 # have run. Reported as interrupted, never repeated.
                 return ToolOutcome(ok=False, error=INTERRUPTED, code=exc.code().name, reason="INTERRUPTED")
             return ToolOutcome(ok=False, error=exc.details() or exc.code().name, code=exc.code().name, reason=_reason(exc))
+        if reply.outcome == tools_pb2.EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED:
+            return ToolOutcome(ok=False, code="APPROVAL_REQUIRED", reason="APPROVAL_REQUIRED",
+                               approval_required=_approval(reply.approval))
         result = from_struct(reply.result)
         if reply.truncated:
             result.setdefault("truncated", True)
         return ToolOutcome(ok=True, result=result)
 
-    async def request_approval(self, task_id: str, tool: str, arguments: dict[str, Any]) -> ApprovalInfo:
-        request = approvals_pb2.RequestApprovalRequest(task_id=task_id, tool_name=tool, arguments=to_struct(arguments))
-        return _approval(await self._call("tools", "approvals", self._approvals.RequestApproval, request))
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]:
+        """Subscribes to every approval change (no deadline: the stream lasts until it drops)."""
+        await self._ready("tools", "approvals")
+        call = self._approvals.WatchApprovals(approvals_pb2.WatchApprovalsRequest(), wait_for_ready=True)
+        try:
+            # The server sends its initial metadata once it is subscribed (or its error status).
+            await call.initial_metadata()
+        except grpc.aio.AioRpcError as exc:
+            call.cancel()
+            raise _peer_error("approvals", exc) from exc
+        return _changes(call)
 
     async def get_approval(self, approval_id: str) -> ApprovalInfo:
         reply = await self._call(

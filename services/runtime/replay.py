@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,14 +123,14 @@ class RecordedPeers:
         return ToolOutcome(ok=bool(data["ok"]), result=dict(data.get("result") or {}), error=str(data.get("error", "")),
                            code=str(data.get("code", "")))
 
-    async def request_approval(self, task_id: str, tool: str, arguments: dict[str, Any]) -> ApprovalInfo:
-        raise ReplayExhausted("approvals are not requested in a replay")
-
     async def get_approval(self, approval_id: str) -> ApprovalInfo:
         raise ReplayExhausted("approvals are not read in a replay")
 
     async def deny_approval(self, approval_id: str, reason: str) -> None:
         raise ReplayExhausted("approvals are not decided in a replay")
+
+    async def watch_approvals(self) -> AsyncGenerator[ApprovalInfo, None]:
+        raise ReplayExhausted("approvals are not watched in a replay")
 
     async def list_skills(self) -> list[SkillSummary]:
         return [SkillSummary(name=name, description="") for name in sorted(self._skills)]

@@ -3,36 +3,58 @@
 A task's turn runs apart from the RPC that started it, so a client that goes away does not
 stop or break the task; cancelling goes through `cancel`. Unexpected errors fail the task with
 an error event instead of vanishing.
+
+A task waiting for an approval resumes when the tools service's WatchApprovals stream reports the
+decision. Whenever the stream (re)connects, and whenever a turn comes to rest waiting, the
+approvals waited for are read once (GetApproval), so a decision made while no stream was open,
+before a restart, or before the wait was recorded is never lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
-from services.common.errors import DuckLMError, FailedPrecondition
+from services.common.errors import DuckLMError, FailedPrecondition, NotFound
 from services.runtime.experience import experience_from_turn
-from services.runtime.loop import RuntimeLoop
 from services.runtime.metrics import observe_task_outcome
-from services.runtime.peers import PeerError
+from services.runtime.peers import ApprovalInfo, PeerError, Peers
 from services.runtime.recovery import reconcile
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import TaskRecord, TaskStore
 
-__all__ = ["TaskRunner"]
+__all__ = ["TaskRunner", "Turns"]
 
 log = logging.getLogger(__name__)
 
 
+class Turns(Protocol):
+    """What the runner drives: the loop (services/runtime/loop.py), or a fake of it in tests."""
+
+    @property
+    def peers(self) -> Peers | None: ...
+
+    async def run_turn(self, task_id: str) -> None: ...
+
+
 class TaskRunner:
-    def __init__(self, store: TaskStore, loop: RuntimeLoop, *, approval_poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self, store: TaskStore, loop: Turns, *, approval_retry_seconds: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._store = store
         self._loop = loop
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._poll = approval_poll_seconds
+        # How long to wait before reconnecting a dropped approvals stream (`sleep` is injected
+        # so tests need no real clock).
+        self._retry = approval_retry_seconds
+        self._sleep = sleep
         self._watcher: asyncio.Task[None] | None = None
+        # Set while an approvals stream is open and the resync after it is done.
+        self.watching = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         # Called with each recorded experience id (reflection, when configured).
         self.after_experience: Callable[[str], Coroutine[Any, Any, None]] | None = None
@@ -105,47 +127,80 @@ class TaskRunner:
         return resumed
 
     def watch_approvals(self) -> None:
-        """Starts the background check that resumes tasks whose approval a human decided."""
+        """Starts the background watch that resumes tasks whose approval a human decided."""
         if self._loop.peers is not None and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_approvals(), name="approval-watcher")
 
     async def _watch_approvals(self) -> None:
+        peers = self._loop.peers
+        assert peers is not None
         while True:
             try:
-                await self.check_approvals()
+                # Closed however this ends, so no stream is left open behind a failed resync.
+                async with contextlib.aclosing(await peers.watch_approvals()) as changes:
+                    # Subscribed: decisions from now on arrive on the stream; earlier ones are read once.
+                    await self.check_approvals()
+                    self.watching.set()
+                    async for approval in changes:
+                        await self.approval_changed(approval)
+            except PeerError as exc:
+                log.warning("the approvals stream dropped (%s); reconnecting", exc)
             except Exception:
-                log.exception("checking approvals failed; trying again")
-            await asyncio.sleep(self._poll)
+                log.exception("watching approvals failed; reconnecting")
+            self.watching.clear()
+            await self._sleep(self._retry)
 
     async def check_approvals(self) -> list[str]:
         """Resumes each waiting task whose approval is no longer pending. Returns their ids."""
-        peers = self._loop.peers
-        assert peers is not None
         resumed = []
         for task in await self._store.tasks_in(TaskStatus.WAITING_APPROVAL):
-            if self.is_running(task.id) or not task.pending_approval_id:
-                continue
-            try:
-                approval = await peers.get_approval(task.pending_approval_id)
-            except PeerError as exc:
-                log.warning("cannot read approval %s: %s", task.pending_approval_id, exc, extra={"task_id": task.id})
-                continue
-            if approval.state == "pending":
-                continue
-            # "used" means it was approved and then consumed: for this task it counts as approved.
-            decision = "approved" if approval.state in ("approved", "used") else approval.state
-            decided = {"approval_id": approval.id, "decision": decision, "reason": approval.reason,
-                       "decided_by": approval.decided_by}
-            # The decision and the switch to running in one transaction, and only if the task
-            # still waits for this approval (a cancel may have come first).
-            if self.is_running(task.id) or await self._store.transition(
-                task.id, TaskStatus.RUNNING, events=[("approval_decided", decided)], reason=f"approval {decision}",
-                expect=(TaskStatus.WAITING_APPROVAL,),
-            ) is None:
-                continue
-            self.start(task.id)
-            resumed.append(task.id)
+            if await self._check_waiting(task):
+                resumed.append(task.id)
         return resumed
+
+    async def approval_changed(self, approval: ApprovalInfo) -> bool:
+        """Resumes the task that waits for `approval` if it was decided; True if it resumed."""
+        if approval.state == "pending" or not approval.task_id:
+            return False
+        try:
+            task = await self._store.get_task(approval.task_id)
+        except NotFound:
+            return False  # not a task of this runtime
+        return await self._resume(task, approval)
+
+    async def _check_waiting(self, task: TaskRecord) -> bool:
+        """Reads the approval a waiting task waits for, and resumes the task if it was decided."""
+        peers = self._loop.peers
+        if peers is None or self.is_running(task.id) or not task.pending_approval_id:
+            return False
+        try:
+            approval = await peers.get_approval(task.pending_approval_id)
+        except PeerError as exc:
+            log.warning("cannot read approval %s: %s", task.pending_approval_id, exc, extra={"task_id": task.id})
+            return False
+        return await self._resume(task, approval)
+
+    async def _resume(self, task: TaskRecord, approval: ApprovalInfo) -> bool:
+        if (
+            approval.state == "pending"
+            or task.status is not TaskStatus.WAITING_APPROVAL
+            or task.pending_approval_id != approval.id
+            or self.is_running(task.id)
+        ):
+            return False
+        # "used" means it was approved and then consumed: for this task it counts as approved.
+        decision = "approved" if approval.state in ("approved", "used") else approval.state
+        decided = {"approval_id": approval.id, "decision": decision, "reason": approval.reason,
+                   "decided_by": approval.decided_by}
+        # The decision and the switch to running in one transaction, and only if the task
+        # still waits for this approval (a cancel, or the same decision read twice, may have come first).
+        if await self._store.transition(
+            task.id, TaskStatus.RUNNING, events=[("approval_decided", decided)], reason=f"approval {decision}",
+            expect=(TaskStatus.WAITING_APPROVAL,),
+        ) is None:
+            return False
+        self.start(task.id)
+        return True
 
     async def shutdown(self) -> None:
         """Stops running loops without changing their tasks' status, so they resume on restart."""
@@ -176,9 +231,16 @@ class TaskRunner:
             # Only this job's own entry: a new turn may have started as this one came to rest.
             if self._running.get(task_id) is asyncio.current_task():
                 del self._running[task_id]
-        observe_task_outcome((await self._store.get_task(task_id)).status.value)
+        task = await self._store.get_task(task_id)
+        observe_task_outcome(task.status.value)
+        if task.status is TaskStatus.WAITING_APPROVAL:
+            # A decision streamed before this wait was recorded did not find the task waiting.
+            self._in_background(self._settle_waiting(task_id))
         # Recorded in the background: the turn has come to rest and its caller need not wait.
         self._in_background(self._record_experience(task_id))
+
+    async def _settle_waiting(self, task_id: str) -> None:
+        await self._check_waiting(await self._store.get_task(task_id))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         job: asyncio.Task[None] = asyncio.create_task(work)

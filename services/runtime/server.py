@@ -319,7 +319,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     catalogue = SkillCatalogue(lambda text: models.count_tokens("chat", text))
     loop = RuntimeLoop(settings, store, models, schema, peers, decider=make_decider(settings, completions),
                        skill_catalogue=catalogue)
-    runner = TaskRunner(store, loop, approval_poll_seconds=settings.approval_poll_seconds)
+    runner = TaskRunner(store, loop, approval_retry_seconds=settings.approval_retry_seconds)
     if peers is not None and settings.reflect_after_task:
         reflecting_peers = peers
 

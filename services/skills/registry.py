@@ -15,7 +15,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,10 +60,13 @@ class SkillRegistry:
         rescan_interval: float = 0.5,
         max_file_bytes: int = 1 << 20,
         strict: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.skills_dir = skills_dir
         self.strict = strict
         self._interval = rescan_interval
+        # Injected so the throttle can be tested without waiting for it.
+        self._clock = clock
         self._max_file_bytes = max_file_bytes
         self._lock = asyncio.Lock()
         self._snapshot = Snapshot()
@@ -119,14 +122,14 @@ class SkillRegistry:
         return found
 
     async def _refresh(self) -> None:
-        if time.monotonic() - self._checked_at < self._interval:
+        if self._clock() - self._checked_at < self._interval:
             return
         async with self._lock:
-            if time.monotonic() - self._checked_at < self._interval:
+            if self._clock() - self._checked_at < self._interval:
                 return  # another request refreshed while this one waited for the lock
             # The fingerprint is taken before the scan, so a change during the scan is seen next time.
             fingerprint = await asyncio.to_thread(_fingerprint, self.skills_dir)
-            self._checked_at = time.monotonic()
+            self._checked_at = self._clock()
             if fingerprint == self._fingerprint:
                 return
             self._snapshot = await asyncio.to_thread(_scan, self.skills_dir, self.strict)

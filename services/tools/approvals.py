@@ -5,7 +5,9 @@ Lifecycle: PENDING -> APPROVED | DENIED; APPROVED -> USED (single-use, on execut
 action any number of times, for its own task only. A TASK_PATTERN grant covers, the same way,
 every run_command call of the pattern shown on the approval (services/tools/patterns.py), each
 use logged with the exact action that ran. The requester may withdraw a pending request (it
-ends DENIED); only a human (the caller names who, from the credential) decides.
+ends DENIED); only a human (the caller names who, from the credential) decides. A gated call that
+nothing covers gets a pending request of its own (`admit`), and every approval created, decided
+or used is published, once committed, on the book's feed (WatchApprovals).
 
 This module must never let an approval cover anything but the exact action hash (or, for a
 pattern grant, the pattern hash) it was asked for, a different task, or a time after its expiry.
@@ -16,13 +18,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.tools.canonical import Action
+from services.tools.feed import ApprovalFeed
 from services.tools.patterns import Pattern
 from services.tools.store import ApprovalRecord, ApprovalStore
 
-__all__ = ["SCOPES", "STATES", "WITHDRAWN_BY", "ApprovalBook"]
+__all__ = ["SCOPES", "STATES", "WITHDRAWN_BY", "Admission", "ApprovalBook"]
 
 STATES = ("PENDING", "APPROVED", "DENIED", "USED", "EXPIRED")
 SCOPES = ("ONCE", "TASK", "TASK_PATTERN")
@@ -34,24 +38,35 @@ def _refused(message: str, reason: str, action_hash: str) -> FailedPrecondition:
     return FailedPrecondition(f"{message} (action hash {action_hash})", reason=reason)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What the gate decided for one gated call."""
+
+    approval: ApprovalRecord
+    # False: nothing covers the call, and `approval` is the pending request it now waits on.
+    admitted: bool
+
+
 class ApprovalBook:
     """Requests, decisions, checks and uses of approvals."""
 
     def __init__(
-        self, store: ApprovalStore, ttl_seconds: int, clock: Callable[[], float] = time.time
+        self,
+        store: ApprovalStore,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
+        feed: ApprovalFeed | None = None,
     ) -> None:
         self.store = store
         self.ttl_seconds = ttl_seconds
         self._clock = clock
+        self.feed = feed or ApprovalFeed()
 
     async def request(self, action: Action, task_id: str, pattern: Pattern | None = None) -> ApprovalRecord:
         """A PENDING approval for `action` in `task_id` (the existing one if already pending),
         showing the pattern a TASK_PATTERN grant of it would cover."""
         if not task_id:
             raise InvalidArgument("task_id is required: an approval belongs to one task")
-        existing = await self.store.find(task_id, action.hash, "PENDING")
-        if existing is not None:
-            return existing
         record = ApprovalRecord(
             id=uuid.uuid4().hex,
             task_id=task_id,
@@ -72,8 +87,10 @@ class ApprovalBook:
             pattern=pattern.text if pattern else "",
             pattern_hash=pattern.hash if pattern else "",
         )
-        await self.store.insert(record, actor=task_id)
-        return record
+        pending = await self.store.insert_pending(record, actor=task_id)
+        if pending is record:
+            self.feed.publish(record)
+        return pending
 
     async def get(self, approval_id: str) -> ApprovalRecord:
         await self.store.expire_due(self._clock())
@@ -172,6 +189,7 @@ class ApprovalBook:
                 f"approval '{approval_id}' was decided by someone else meanwhile",
                 reason="APPROVAL_ALREADY_DECIDED",
             )
+        self.feed.publish(decided)
         return decided
 
     async def check(
@@ -203,26 +221,33 @@ class ApprovalBook:
         note = f"action {action.hash}: {action.canonical}" if grant.scope == "TASK_PATTERN" else ""
         await self.store.record_use(grant.id, task_id, self._clock(), note)
 
-    async def consume(
+    async def admit(
         self, approval_id: str, action: Action, task_id: str, pattern: Pattern | None = None
-    ) -> ApprovalRecord:
-        """Uses the approval for one execution of `action`, or raises FAILED_PRECONDITION.
+    ) -> Admission:
+        """Uses the approval for one execution of `action`; without an id and without a task
+        grant that covers it, requests one instead (the call waits for a human, nothing runs).
+        An approval id that cannot cover the action raises FAILED_PRECONDITION saying why.
 
         A single-use approval is marked USED by the same statement that checks it, before the
         tool runs. Without an id, only a task-scope grant of this task can cover the action: its
         exact action, or (`pattern`, for run_command) a pattern grant of the call's pattern.
         """
         if not approval_id:
-            grant = await self._grant(action, task_id, pattern) if task_id else None
-            if grant is None:
-                raise _refused(
-                    f"'{action.tool_name}' needs a human approval for this exact action; call RequestApproval"
-                    " with the same task_id, tool_name and arguments, then ExecuteTool with its approval_id",
-                    "APPROVAL_REQUIRED",
-                    action.hash,
+            if not task_id:
+                raise InvalidArgument(
+                    f"'{action.tool_name}' needs a human approval for this exact action, and an approval "
+                    f"belongs to one task: give a task_id (action hash {action.hash})"
                 )
+            grant = await self._grant(action, task_id, pattern)
+            if grant is None:
+                return Admission(await self.request(action, task_id, pattern), admitted=False)
             await self._record_use(grant, action, task_id)
-            return grant
+            return Admission(grant, admitted=True)
+        return Admission(await self._consume(approval_id, action, task_id, pattern), admitted=True)
+
+    async def _consume(
+        self, approval_id: str, action: Action, task_id: str, pattern: Pattern | None
+    ) -> ApprovalRecord:
         record = await self._usable(approval_id, action, task_id, pattern)
         if record.scope in ("TASK", "TASK_PATTERN"):
             await self._record_use(record, action, task_id)
@@ -232,6 +257,7 @@ class ApprovalBook:
             # Lost a race with another use (or its time ran out in between): say which.
             await self._usable(approval_id, action, task_id, pattern)
             raise _refused(f"approval '{approval_id}' is no longer usable", "APPROVAL_USED", action.hash)
+        self.feed.publish(used)
         return used
 
     async def _usable(

@@ -1,6 +1,6 @@
 """ExecuteTool from end to end: look the tool up, canonicalise and validate its arguments, apply
 the policy (refusals come before any approval is asked), compute the action hash, take the
-approval if the action is gated, then run it.
+approval if the action is gated (or, where none covers it, request one and return it), then run it.
 
 The gate is here, in the tools service, so no caller can skip it: a gated action runs only after
 `ApprovalBook.consume` accepted an approval for its exact hash.
@@ -25,6 +25,7 @@ from services.tools.patterns import Pattern, pattern_of
 from services.tools.policy import Policy
 from services.tools.sandbox import Sandbox, describe, sandbox_failure
 from services.tools.shell import CommandResult, run_plan
+from services.tools.store import ApprovalRecord
 
 __all__ = ["CommandLimits", "Outcome", "Prepared", "ToolInfo", "ToolRunner"]
 
@@ -57,9 +58,13 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Outcome:
+    """How one ExecuteTool ended: the tool ran (`result`), or, with `approval_required`, nothing
+    ran and the call waits for a human on that pending approval."""
+
     result: dict[str, Any]
     truncated: bool
     action_hash: str
+    approval_required: ApprovalRecord | None = None
 
 
 class ToolRunner:
@@ -157,10 +162,16 @@ class ToolRunner:
     async def execute(
         self, tool_name: str, arguments: dict[str, Any], task_id: str, approval_id: str
     ) -> Outcome:
-        """Runs a call if the policy allows it and, when gated, an approval covers it exactly."""
+        """Runs a call if the policy allows it and, when gated, an approval covers it exactly; a
+        gated call nothing covers comes back with its pending approval. Prepared (checked and
+        canonicalised) once: the approval, if one is requested, is for that same action."""
         prepared = await self.prepare(tool_name, arguments)
         if prepared.needs_approval:
-            approval = await self.book.consume(approval_id, prepared.action, task_id, prepared.pattern)
+            admission = await self.book.admit(approval_id, prepared.action, task_id, prepared.pattern)
+            approval = admission.approval
+            if not admission.admitted:
+                log.info("%s waits for approval %s", tool_name, approval.id, extra={"task_id": task_id})
+                return Outcome({}, False, prepared.action.hash, approval_required=approval)
             log.info(
                 "running %s under approval %s (%s)",
                 tool_name,

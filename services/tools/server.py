@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
@@ -132,8 +134,17 @@ class ToolsServicer(tools_pb2_grpc.ToolsServiceServicer):
         outcome = await self._runner.execute(
             request.tool_name, from_struct(request.arguments), request.task_id, request.approval_id
         )
+        if outcome.approval_required is not None:
+            return tools_pb2.ExecuteToolResponse(
+                action_hash=outcome.action_hash,
+                outcome=tools_pb2.EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED,
+                approval=_approval_proto(outcome.approval_required),
+            )
         return tools_pb2.ExecuteToolResponse(
-            result=to_struct(outcome.result), truncated=outcome.truncated, action_hash=outcome.action_hash
+            result=to_struct(outcome.result),
+            truncated=outcome.truncated,
+            action_hash=outcome.action_hash,
+            outcome=tools_pb2.EXECUTE_TOOL_OUTCOME_DONE,
         )
 
 
@@ -219,6 +230,19 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
         return _approval_proto(await self._book.withdraw(request.approval_id, reason=request.reason))
 
     @grpc_errors
+    async def WatchApprovals(
+        self,
+        request: approvals_pb2.WatchApprovalsRequest,
+        context: grpc.aio.ServicerContext[approvals_pb2.WatchApprovalsRequest, approvals_pb2.WatchApprovalsResponse],
+    ) -> AsyncIterator[approvals_pb2.WatchApprovalsResponse]:
+        async with self._book.feed.subscribe(request.task_id) as subscription:
+            # The initial metadata tells the watcher it is subscribed: what it reads after this
+            # covers every change from now on.
+            await context.send_initial_metadata(())
+            async for record in subscription.changes():
+                yield approvals_pb2.WatchApprovalsResponse(approval=_approval_proto(record))
+
+    @grpc_errors
     async def CheckApproval(
         self,
         request: approvals_pb2.CheckApprovalRequest,
@@ -233,8 +257,9 @@ class ApprovalsServicer(approvals_pb2_grpc.ApprovalsServiceServicer):
         )
 
 
-async def create_server(settings: Settings) -> GrpcServer:
-    """Opens the workspace, the policy and the approvals database, and starts both services."""
+async def create_server(settings: Settings, *, clock: Callable[[], float] = time.time) -> GrpcServer:
+    """Opens the workspace, the policy and the approvals database, and starts both services.
+    `clock` (Unix seconds) times the approvals; tests inject one to expire them without waiting."""
     approvers = Approvers(settings.approver_token)
     workspace = Workspace(settings.workspace_dir)
     # Blocking start-up file work (folder creation, policy read) runs in a thread.
@@ -270,7 +295,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     else:
         log.warning(describe(False))
     store = await ApprovalStore.open(settings.database_path)
-    book = ApprovalBook(store, settings.approval_ttl_seconds)
+    book = ApprovalBook(store, settings.approval_ttl_seconds, clock)
     try:
         runner = ToolRunner(
             policy,
@@ -298,6 +323,7 @@ async def create_server(settings: Settings) -> GrpcServer:
         await store.close()
         raise
     server.add_cleanup(store.close)
+    server.closing.append(book.feed.close)
     # Health says whether commands are confined: SERVING with the sandbox, NOT_SERVING without
     # it (turned off, or it cannot be created).
     confined = sandbox is not None and sandbox.problem is None

@@ -139,28 +139,44 @@ class ApprovalStore:
 
     async def insert(self, record: ApprovalRecord, actor: str) -> None:
         async with self._write:
-            await self._db.execute(
-                "INSERT INTO approvals (id, task_id, tool_name, arguments_json, canonical_action,"
-                " action_hash, working_directory, policy_version, state, scope, create_time, pattern,"
-                " pattern_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.task_id,
-                    record.tool_name,
-                    json.dumps(record.arguments, sort_keys=True, ensure_ascii=False),
-                    record.canonical_action,
-                    record.action_hash,
-                    record.working_directory,
-                    record.policy_version,
-                    record.state,
-                    record.scope,
-                    record.create_time,
-                    record.pattern,
-                    record.pattern_hash,
-                ),
-            )
-            await self._event(record.id, "requested", actor, "", record.create_time)
+            await self._insert(record, actor)
             await self._db.commit()
+
+    async def insert_pending(self, record: ApprovalRecord, actor: str) -> ApprovalRecord:
+        """The PENDING approval of `record`'s task for its action, inserting `record` only where
+        there is none; the look-up and the insert are one transaction, so two concurrent requests
+        for one action share one approval."""
+        async with self._write:
+            existing = await self.find(record.task_id, record.action_hash, "PENDING")
+            if existing is not None:
+                return existing
+            await self._insert(record, actor)
+            await self._db.commit()
+        return record
+
+    async def _insert(self, record: ApprovalRecord, actor: str) -> None:
+        """The row and its `requested` event, in the caller's transaction."""
+        await self._db.execute(
+            "INSERT INTO approvals (id, task_id, tool_name, arguments_json, canonical_action,"
+            " action_hash, working_directory, policy_version, state, scope, create_time, pattern,"
+            " pattern_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.task_id,
+                record.tool_name,
+                json.dumps(record.arguments, sort_keys=True, ensure_ascii=False),
+                record.canonical_action,
+                record.action_hash,
+                record.working_directory,
+                record.policy_version,
+                record.state,
+                record.scope,
+                record.create_time,
+                record.pattern,
+                record.pattern_hash,
+            ),
+        )
+        await self._event(record.id, "requested", actor, "", record.create_time)
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
         async with self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)) as cursor:

@@ -80,7 +80,7 @@ async def scripted(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sc
         log_dir=data_dir / "logs",
         extra_env={
             "DUCKLM_RUNTIME_MODELS_FILE": str(models_file),
-            "DUCKLM_RUNTIME_APPROVAL_POLL_SECONDS": "0.1",
+            "DUCKLM_RUNTIME_APPROVAL_RETRY_SECONDS": "0.1",
             "DUCKLM_SKILLS_SKILLS_DIR": str(data_dir / "skills"),
         },
         with_gateway=False,

@@ -126,7 +126,7 @@ async def scripted_stack(data_dir: Path, model: ScriptedModel) -> AsyncIterator[
     extra_env = {
         "DUCKLM_RUNTIME_MODELS_FILE": str(write_models_file(data_dir / "models.yaml", model.endpoint)),
         "DUCKLM_SKILLS_SKILLS_DIR": str(skills_dir),
-        "DUCKLM_RUNTIME_APPROVAL_POLL_SECONDS": "0.1",
+        "DUCKLM_RUNTIME_APPROVAL_RETRY_SECONDS": "0.1",
         "DUCKLM_GRPC_TOKEN": GRPC_TOKEN,
     }
     stack = LocalStack(

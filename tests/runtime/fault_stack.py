@@ -108,7 +108,7 @@ class FaultStack:
             services=("tools", "skills"), with_gateway=False,
             extra_env={
                 "DUCKLM_RUNTIME_MODELS_FILE": str(self.root / "models.yaml"),
-                "DUCKLM_RUNTIME_APPROVAL_POLL_SECONDS": "0.05",
+                "DUCKLM_RUNTIME_APPROVAL_RETRY_SECONDS": "0.05",
                 "DUCKLM_RUNTIME_RECALL_TOP_K": "0",
                 "DUCKLM_RUNTIME_PEER_WAIT_SECONDS": "20",
                 "DUCKLM_TOOLS_POLICY_FILE": str(self.root / "tools.yaml"),

@@ -35,7 +35,7 @@ def settings_for(tmp_path: Path, model: ScriptedModel, peers: Peers, **overrides
         tools_address=peers.tools.address,
         skills_address=peers.skills.address,
         memory_address=peers.memory_address,
-        approval_poll_seconds=0.05,
+        approval_retry_seconds=0.05,
         max_steps=6,
         **overrides,  # type: ignore[arg-type]
     )

@@ -13,6 +13,7 @@ from services.runtime.config import Settings
 from services.runtime.server import create_server
 from tests.runtime.conftest import write_models_file
 from tests.scripted_model import ScriptedModel
+from tests.waits import until
 
 
 async def health_of(address: str) -> int:
@@ -50,7 +51,12 @@ async def test_health_follows_a_frozen_model_server(tmp_path: Path, scripted_mod
         "database": tmp_path / "ok.db", "models_file": write_models_file(tmp_path / "ok.yaml", scripted_model.endpoint),
     }))
     try:
-        await asyncio.sleep(0.5)  # a few probes
+        seen = scripted_model.probes
+
+        async def probed() -> bool:
+            return scripted_model.probes >= seen + 2
+
+        await until(probed, "two health probes of the answering model server")
         assert await health_of(answering.address) == health_pb2.HealthCheckResponse.SERVING
     finally:
         await answering.stop(grace=0.5)

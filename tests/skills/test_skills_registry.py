@@ -3,7 +3,6 @@ disk without a restart (hot reload), through the real server."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import grpc
 from ducklm.skills.v1 import skills_pb2
 
 from services.skills.config import Settings
+from services.skills.registry import SkillRegistry
 
 
 async def _names(stub: Any) -> list[str]:
@@ -109,13 +109,14 @@ async def test_missing_skills_folder_lists_nothing_until_it_appears(
         assert await _names(service.stub) == ["late"]
 
 
-async def test_rescans_are_throttled(skills_settings: Settings, start_skills: Any, write_skill: Any) -> None:
-    settings = skills_settings.model_copy(update={"rescan_interval": 1.0})
-    async with start_skills(settings) as service:
-        before = await _names(service.stub)
-        write_skill(settings.skills_dir, "throttled")
-        # Within the interval the registry does not look at the disk again...
-        assert await _names(service.stub) == before
-        await asyncio.sleep(1.1)
-        # ...and after it, it does.
-        assert "throttled" in await _names(service.stub)
+async def test_rescans_are_throttled(skills_settings: Settings, write_skill: Any) -> None:
+    now = [100.0]
+    registry = SkillRegistry(skills_settings.skills_dir, rescan_interval=1.0, clock=lambda: now[0])
+    before = set((await registry.snapshot()).skills)
+    write_skill(skills_settings.skills_dir, "throttled")
+    now[0] += 0.9
+    # Within the interval the registry does not look at the disk again...
+    assert set((await registry.snapshot()).skills) == before
+    now[0] += 0.2
+    # ...and after it, it does.
+    assert "throttled" in (await registry.snapshot()).skills

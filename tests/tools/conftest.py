@@ -3,7 +3,8 @@ secret beside the workspace."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,12 @@ async def start_tools(tmp_path: Path) -> AsyncIterator[StartTools]:
     """Starts real tools servers on port 0; every one is stopped when the test ends."""
     running: list[ToolsClient] = []
 
-    async def start(**settings: Any) -> ToolsClient:
+    async def start(*, clock: Callable[[], float] = time.time, **settings: Any) -> ToolsClient:
         settings.setdefault("workspace_dir", tmp_path / "workspace")
         settings.setdefault("database_path", tmp_path / "tools.db")
         settings.setdefault("policy_file", DEFAULT_POLICY)
         settings.setdefault("approver_token", APPROVER_TOKEN)
-        server = await create_server(Settings(address="127.0.0.1:0", **settings))
+        server = await create_server(Settings(address="127.0.0.1:0", **settings), clock=clock)
         client = ToolsClient(
             server, grpc.aio.insecure_channel(server.address), Path(settings["workspace_dir"])
         )

@@ -29,7 +29,8 @@ DEFAULT_POLICY = repo_root() / "config" / "tools.yaml"
 
 @dataclass
 class Reply:
-    """An ExecuteTool (or other) outcome: the result, or the status code, reason and message."""
+    """An ExecuteTool (or other) outcome: the result; the status code, reason and message; or, with
+    code and reason APPROVAL_REQUIRED, the pending approval the call now waits on (nothing ran)."""
 
     code: str = "OK"
     reason: str = ""
@@ -37,6 +38,7 @@ class Reply:
     result: dict[str, Any] = field(default_factory=dict)
     truncated: bool = False
     action_hash: str = ""
+    approval: approvals_pb2.Approval | None = None
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,15 @@ class ToolsClient:
             response = await self.tools.ExecuteTool(request, timeout=60)
         except grpc.aio.AioRpcError as exc:
             return error_reply(exc)
+        if response.outcome == tools_pb2.EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED:
+            assert response.HasField("approval") and not response.result.fields, response
+            return Reply(
+                code="APPROVAL_REQUIRED",
+                reason="APPROVAL_REQUIRED",
+                action_hash=response.action_hash,
+                approval=response.approval,
+            )
+        assert response.outcome == tools_pb2.EXECUTE_TOOL_OUTCOME_DONE, response
         return Reply(
             result=from_struct(response.result),
             truncated=response.truncated,

@@ -21,12 +21,39 @@ WRITE_A = {"path": "notes.txt", "content": "A"}
 WRITE_B = {"path": "notes.txt", "content": "B"}
 
 
-async def test_gated_call_without_approval_is_refused_and_names_the_hash(start_tools: StartTools) -> None:
+async def test_gated_call_without_approval_waits_on_the_pending_approval_it_created(
+    start_tools: StartTools,
+) -> None:
     client = await start_tools()
     reply = await client.execute("write_file", WRITE_A)
-    assert (reply.code, reply.reason) == ("FAILED_PRECONDITION", "APPROVAL_REQUIRED")
-    approval = await client.request_approval("write_file", WRITE_A)
-    assert approval.action_hash in reply.details
+    assert reply.reason == "APPROVAL_REQUIRED" and reply.approval is not None
+    assert reply.approval.state == approvals_pb2.APPROVAL_STATE_PENDING
+    assert (reply.approval.task_id, reply.approval.tool_name) == ("task-1", "write_file")
+    assert reply.approval.action_hash == reply.action_hash
+    assert not (client.workspace / "notes.txt").exists()
+    # Asking again (by either call) finds the same pending approval, never a second one.
+    again = await client.execute("write_file", WRITE_A)
+    assert again.approval is not None and again.approval.id == reply.approval.id
+    assert (await client.request_approval("write_file", WRITE_A)).id == reply.approval.id
+    # Once approved, the call runs under it: one approval, two ExecuteTool calls in all.
+    await client.approve(reply.approval.id)
+    done = await client.execute("write_file", WRITE_A, approval_id=reply.approval.id)
+    assert done.ok and (client.workspace / "notes.txt").read_text() == "A"
+
+
+async def test_concurrent_gated_calls_share_one_pending_approval(start_tools: StartTools) -> None:
+    client = await start_tools()
+    replies = await asyncio.gather(*(client.execute("write_file", WRITE_A) for _ in range(5)))
+    ids = {reply.approval.id for reply in replies if reply.approval is not None}
+    assert len(ids) == 1 and all(reply.reason == "APPROVAL_REQUIRED" for reply in replies)
+    listed = await client.approvals.ListApprovals(approvals_pb2.ListApprovalsRequest(task_id="task-1"))
+    assert [approval.id for approval in listed.approvals] == list(ids)
+
+
+async def test_a_gated_call_without_a_task_is_refused(start_tools: StartTools) -> None:
+    client = await start_tools()
+    reply = await client.execute("write_file", WRITE_A, task_id="")
+    assert reply.code == "INVALID_ARGUMENT" and "task_id" in reply.details, reply
     assert not (client.workspace / "notes.txt").exists()
 
 
@@ -73,11 +100,12 @@ async def test_one_byte_more_needs_a_new_approval(start_tools: StartTools) -> No
 
 
 async def test_expired_approval_is_refused(start_tools: StartTools) -> None:
-    client = await start_tools()
+    now = [1_000_000.0]
+    client = await start_tools(clock=lambda: now[0])
     approval = await client.request_approval("write_file", WRITE_A)
     approved = await client.approve(approval.id, ttl_seconds=1)
-    assert approved.expire_time.seconds - approved.decide_time.seconds <= 1
-    await asyncio.sleep(1.2)
+    assert approved.expire_time.seconds - approved.decide_time.seconds == 1
+    now[0] += 1.0
     reply = await client.execute("write_file", WRITE_A, approval_id=approval.id)
     assert (reply.code, reply.reason) == ("FAILED_PRECONDITION", "APPROVAL_EXPIRED")
     state = await client.approvals.GetApproval(approvals_pb2.GetApprovalRequest(approval_id=approval.id))
@@ -307,3 +335,32 @@ async def test_config_can_loosen_tighten_and_disable_tools(start_tools: StartToo
     catalogue = {tool.name: tool.requires_approval for tool in listed.tools}
     assert "make_dir" not in catalogue
     assert catalogue["write_file"] is False and catalogue["read_file"] is True
+
+
+async def test_watch_approvals_streams_each_request_decision_and_use(start_tools: StartTools) -> None:
+    client = await start_tools()
+    watch = client.approvals.WatchApprovals(approvals_pb2.WatchApprovalsRequest(task_id="task-1"))
+    await watch.initial_metadata()  # subscribed from here on
+    # Another task's approvals are not this watcher's.
+    await client.execute("make_dir", {"path": "elsewhere"}, task_id="task-2")
+    waiting = await client.execute("write_file", WRITE_A)
+    assert waiting.approval is not None
+    await client.approve(waiting.approval.id)
+    assert (await client.execute("write_file", WRITE_A, approval_id=waiting.approval.id)).ok
+    denied = await client.execute("write_file", WRITE_B)
+    assert denied.approval is not None
+    await client.deny(denied.approval.id, reason="no")
+    seen = []
+    for _ in range(5):
+        change = await asyncio.wait_for(watch.read(), 10)
+        assert isinstance(change, approvals_pb2.WatchApprovalsResponse), change
+        seen.append(change.approval)
+    watch.cancel()
+    assert [(approval.id, approval.state) for approval in seen] == [
+        (waiting.approval.id, approvals_pb2.APPROVAL_STATE_PENDING),
+        (waiting.approval.id, approvals_pb2.APPROVAL_STATE_APPROVED),
+        (waiting.approval.id, approvals_pb2.APPROVAL_STATE_USED),
+        (denied.approval.id, approvals_pb2.APPROVAL_STATE_PENDING),
+        (denied.approval.id, approvals_pb2.APPROVAL_STATE_DENIED),
+    ]
+    assert seen[-1].reason == "no"

@@ -160,7 +160,7 @@ async def test_read_only_programs_run_without_approval_and_others_wait(
     assert (await client.execute("run_command", {"argv": ["sleep", "0"]})).ok
     assert (await client.execute("run_command", {"argv": ["git", "log", "-1"]})).ok
     gated = await client.execute("run_command", {"argv": ["git", "add", "."]})
-    assert (gated.code, gated.reason) == ("FAILED_PRECONDITION", "APPROVAL_REQUIRED")
+    assert (gated.code, gated.reason) == ("APPROVAL_REQUIRED", "APPROVAL_REQUIRED")
     assert (await client.execute("run_command", {"argv": ["touch", "x"]})).reason == "APPROVAL_REQUIRED"
 
 

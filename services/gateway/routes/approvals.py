@@ -9,26 +9,22 @@ itself and carries the waiting task on.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ducklm.approvals.v1 import approvals_pb2
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from services.common.auth import approver_metadata
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query, unary
 from services.gateway.config import Settings
 from services.gateway.convert import APPROVAL_SCOPES, APPROVAL_STATES, approval_json
-from services.gateway.errors import ApiError, call
+from services.gateway.errors import ApiError
 from services.gateway.inputs import INT64_MAX, Body, query_choice, query_int, query_str, read_body
-from services.gateway.routes.tasks import backends_of
+from services.gateway.openapi_schemas import words
 
-__all__ = ["DEFAULT_DECIDER", "routes"]
-
-# Who a skill-proposal decision is recorded as when the client does not say (routes/skills.py).
-# Approval decisions never use it: they are recorded as the approver credential's principal.
-DEFAULT_DECIDER = "gateway"
+__all__ = ["routes"]
 
 
 class ApproveBody(Body):
@@ -64,76 +60,63 @@ def _as_human(request: Request) -> tuple[tuple[str, str], ...]:
 
 
 async def list_approvals(request: Request) -> Response:
-    backends = backends_of(request)
     state = query_choice(request, "state", {"all": 0, **APPROVAL_STATES}, "pending")
-    reply = await call(
-        "tools",
-        backends.approvals.ListApprovals(
-            approvals_pb2.ListApprovalsRequest(
-                page_size=query_int(request, "page_size", 0, maximum=500),
-                page_token=query_str(request, "page_token"),
-                state=state,  # type: ignore[arg-type]
-                task_id=query_str(request, "task_id", max_length=128),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = approvals_pb2.ListApprovalsRequest(
+        page_size=query_int(request, "page_size", 0, maximum=500),
+        page_token=query_str(request, "page_token"),
+        state=state,  # type: ignore[arg-type]
+        task_id=query_str(request, "task_id", max_length=128),
     )
-    return JSONResponse(
-        {
-            "approvals": [approval_json(approval) for approval in reply.approvals],
-            "next_page_token": reply.next_page_token,
-        }
-    )
+    return await unary(request, "tools", backends_of(request).approvals.ListApprovals, message, _approval_list)
+
+
+def _approval_list(reply: approvals_pb2.ListApprovalsResponse) -> dict[str, Any]:
+    return {
+        "approvals": [approval_json(approval) for approval in reply.approvals],
+        "next_page_token": reply.next_page_token,
+    }
 
 
 async def get_approval(request: Request) -> Response:
-    backends = backends_of(request)
-    approval = await call(
-        "tools",
-        backends.approvals.GetApproval(
-            approvals_pb2.GetApprovalRequest(approval_id=request.path_params["approval_id"]),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(approval_json(approval))
+    message = approvals_pb2.GetApprovalRequest(approval_id=request.path_params["approval_id"])
+    return await unary(request, "tools", backends_of(request).approvals.GetApproval, message, approval_json)
 
 
 async def approve(request: Request) -> Response:
     body = await read_body(request, ApproveBody, allow_empty=True)
-    backends = backends_of(request)
-    approval = await call(
-        "tools",
-        backends.approvals.Approve(
-            approvals_pb2.ApproveRequest(
-                approval_id=request.path_params["approval_id"],
-                scope=APPROVAL_SCOPES[body.scope],  # type: ignore[arg-type]
-                ttl_seconds=body.ttl_seconds,
-                reason=body.reason,
-            ),
-            timeout=backends.timeout,
-            metadata=_as_human(request),
-        ),
+    message = approvals_pb2.ApproveRequest(
+        approval_id=request.path_params["approval_id"],
+        scope=APPROVAL_SCOPES[body.scope],  # type: ignore[arg-type]
+        ttl_seconds=body.ttl_seconds,
+        reason=body.reason,
     )
-    return JSONResponse(approval_json(approval))
+    return await unary(
+        request, "tools", backends_of(request).approvals.Approve, message, approval_json, metadata=_as_human(request)
+    )
 
 
 async def deny(request: Request) -> Response:
     body = await read_body(request, DenyBody, allow_empty=True)
-    backends = backends_of(request)
-    approval = await call(
-        "tools",
-        backends.approvals.Deny(
-            approvals_pb2.DenyRequest(approval_id=request.path_params["approval_id"], reason=body.reason),
-            timeout=backends.timeout,
-            metadata=_as_human(request),
-        ),
+    message = approvals_pb2.DenyRequest(approval_id=request.path_params["approval_id"], reason=body.reason)
+    return await unary(
+        request, "tools", backends_of(request).approvals.Deny, message, approval_json, metadata=_as_human(request)
     )
-    return JSONResponse(approval_json(approval))
 
 
 routes = [
-    Route("/v1/approvals", list_approvals, methods=["GET"]),
-    Route("/v1/approvals/{approval_id}", get_approval, methods=["GET"]),
-    Route("/v1/approvals/{approval_id}/approve", approve, methods=["POST"]),
-    Route("/v1/approvals/{approval_id}/deny", deny, methods=["POST"]),
+    ApiRoute("/v1/approvals", "GET", list_approvals, Doc(
+        "List approvals (pending by default)", "approvals", reply="ApprovalList",
+        params=(*paging(), query("state", words(APPROVAL_STATES, "all")), query("task_id")),
+    )),
+    ApiRoute("/v1/approvals/{approval_id}", "GET", get_approval, Doc(
+        "Get an approval", "approvals", reply="Approval", errors=(404,),
+    )),
+    ApiRoute("/v1/approvals/{approval_id}/approve", "POST", approve, Doc(
+        "Allow the pending action once, or for the rest of its task (scope: task)", "approvals",
+        reply="Approval", errors=(404, 409), body=ApproveBody, body_required=False,
+    )),
+    ApiRoute("/v1/approvals/{approval_id}/deny", "POST", deny, Doc(
+        "Refuse the pending action", "approvals", reply="Approval", errors=(404, 409), body=DenyBody,
+        body_required=False,
+    )),
 ]

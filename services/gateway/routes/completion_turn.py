@@ -19,8 +19,8 @@ from google.protobuf import json_format
 
 from services.gateway.backends import Backends
 from services.gateway.errors import ApiError
+from services.gateway.event_streams import first_event, read_stream
 from services.gateway.routes.client_tools import tool_call
-from services.gateway.routes.tasks import first_event, read_stream
 from services.gateway.sse import with_heartbeats
 
 __all__ = ["Turn"]

@@ -31,12 +31,12 @@ from ducklm.runtime.v1 import runtime_pb2
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from services.common.protos import to_struct
+from services.gateway.api import ApiRoute, Doc, backends_of
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call, error_body
-from services.gateway.inputs import read_body
+from services.gateway.inputs import MAX_MESSAGE_CHARS, read_body
 from services.gateway.routes.client_tools import (
     FunctionTool,
     client_functions,
@@ -44,8 +44,7 @@ from services.gateway.routes.client_tools import (
     tool_results,
 )
 from services.gateway.routes.completion_turn import Turn
-from services.gateway.routes.tasks import MAX_MESSAGE_CHARS, backends_of
-from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment
+from services.gateway.sse import gated_stream, sse, sse_comment
 
 __all__ = ["MODEL_ID", "routes", "task_message"]
 
@@ -294,15 +293,8 @@ async def chat_completions(request: Request) -> Response:
     if not body.stream:
         first = await turn.start(message)
         return await _answer(request, turn, first)
-    gate: StreamGate = request.app.state.streams
-    release = gate.enter()
-    try:
-        first = await turn.start(message)
-    except BaseException:
-        release()
-        raise
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    return EventStreamResponse(_chunks(turn, first, include_usage), release)
+    return await gated_stream(request, lambda: turn.start(message), lambda first: _chunks(turn, first, include_usage))
 
 
 def _model() -> dict[str, Any]:
@@ -324,7 +316,15 @@ async def get_model(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/v1/models/{model}", get_model, methods=["GET"]),
+    ApiRoute("/v1/chat/completions", "POST", chat_completions, Doc(
+        "OpenAI-compatible chat completion: runs a DuckLM task (streams chat.completion.chunk events ending with "
+        "[DONE] when stream is true)",
+        "openai", reply="ChatCompletion", errors=(404, 409, 504), body=CompletionBody, stream=True,
+    )),
+    ApiRoute("/v1/models", "GET", list_models, Doc(
+        "The one model DuckLM serves", "openai", reply="ModelList", backend=False,
+    )),
+    ApiRoute("/v1/models/{model}", "GET", get_model, Doc(
+        "Get a model", "openai", reply="Model", errors=(404,), backend=False,
+    )),
 ]

@@ -15,14 +15,14 @@ from typing import Annotated, Any, Literal
 from ducklm.memory.v1 import memory_pb2
 from pydantic import ConfigDict, Field, model_validator
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
 from services.common.protos import to_struct
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query, unary
 from services.gateway.convert import memory_json
-from services.gateway.errors import ApiError, call
+from services.gateway.errors import ApiError
 from services.gateway.inputs import Body, query_int, query_str, read_body
-from services.gateway.routes.tasks import backends_of
+from services.gateway.openapi_schemas import STR
 
 __all__ = ["routes"]
 
@@ -158,24 +158,17 @@ def _remember_scope(body: RememberBody) -> int:
 
 async def remember(request: Request) -> Response:
     body = await read_body(request, RememberBody)
-    backends = backends_of(request)
-    memory = await call(
-        "memory",
-        backends.memory.Remember(
-            memory_pb2.RememberRequest(
-                text=body.text,
-                scope=_remember_scope(body),  # type: ignore[arg-type]
-                task_id=body.task_id,
-                project=body.project,
-                kind=body.kind,
-                tags=body.tags,
-                metadata=to_struct(body.metadata),
-                collection=body.collection,
-            ),
-            timeout=backends.timeout,
-        ),
+    message = memory_pb2.RememberRequest(
+        text=body.text,
+        scope=_remember_scope(body),  # type: ignore[arg-type]
+        task_id=body.task_id,
+        project=body.project,
+        kind=body.kind,
+        tags=body.tags,
+        metadata=to_struct(body.metadata),
+        collection=body.collection,
     )
-    return JSONResponse(memory_json(memory), status_code=201)
+    return await unary(request, "memory", backends_of(request).memory.Remember, message, memory_json, status=201)
 
 
 async def list_memories(request: Request) -> Response:
@@ -190,29 +183,25 @@ async def list_memories(request: Request) -> Response:
         tags=[tag for tag in request.query_params.getlist("tag") if tag],
         text=query_str(request, "text", max_length=200),
     )
-    backends = backends_of(request)
-    reply = await call(
-        "memory",
-        backends.memory.ListMemories(
-            memory_pb2.ListMemoriesRequest(
-                filter=memory_filter,
-                page_size=query_int(request, "page_size", 0, maximum=500),
-                page_token=query_str(request, "page_token"),
-                collection=query_str(request, "collection", max_length=200),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = memory_pb2.ListMemoriesRequest(
+        filter=memory_filter,
+        page_size=query_int(request, "page_size", 0, maximum=500),
+        page_token=query_str(request, "page_token"),
+        collection=query_str(request, "collection", max_length=200),
     )
-    return JSONResponse({
+    return await unary(request, "memory", backends_of(request).memory.ListMemories, message, _memory_list)
+
+
+def _memory_list(reply: memory_pb2.ListMemoriesResponse) -> dict[str, Any]:
+    return {
         "memories": [memory_json(memory) for memory in reply.memories],
         "next_page_token": reply.next_page_token,
         "total_size": reply.total_size,
-    })
+    }
 
 
 async def search(request: Request) -> Response:
     body = await read_body(request, SearchBody)
-    backends = backends_of(request)
     message = memory_pb2.SearchRequest(
         top_k=body.top_k,
         filter=body.filter.to_proto(),
@@ -224,106 +213,111 @@ async def search(request: Request) -> Response:
         message.text = body.text
     else:
         message.vector.values.extend(body.vector or [])
-    reply = await call("memory", backends.memory.Search(message, timeout=backends.timeout))
-    return JSONResponse(
-        {
-            "results": [{"memory": memory_json(item.memory), "score": item.score} for item in reply.results],
-            "embedding_ms": reply.embedding_ms,
-            "search_ms": reply.search_ms,
-        }
-    )
+    return await unary(request, "memory", backends_of(request).memory.Search, message, _search_results)
+
+
+def _search_results(reply: memory_pb2.SearchResponse) -> dict[str, Any]:
+    return {
+        "results": [{"memory": memory_json(item.memory), "score": item.score} for item in reply.results],
+        "embedding_ms": reply.embedding_ms,
+        "search_ms": reply.search_ms,
+    }
 
 
 async def get_memory(request: Request) -> Response:
-    backends = backends_of(request)
-    memory = await call(
-        "memory",
-        backends.memory.GetMemory(
-            memory_pb2.GetMemoryRequest(
-                memory_id=request.path_params["memory_id"],
-                collection=query_str(request, "collection", max_length=200),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = memory_pb2.GetMemoryRequest(
+        memory_id=request.path_params["memory_id"], collection=query_str(request, "collection", max_length=200)
     )
-    return JSONResponse(memory_json(memory))
+    return await unary(request, "memory", backends_of(request).memory.GetMemory, message, memory_json)
 
 
 async def update_memory(request: Request) -> Response:
     body = await read_body(request, UpdateBody)
-    backends = backends_of(request)
-    mask = sorted(body.model_fields_set - {"collection"})
-    memory = await call(
-        "memory",
-        backends.memory.UpdateMemory(
-            memory_pb2.UpdateMemoryRequest(
-                memory_id=request.path_params["memory_id"],
-                update_mask=mask,
-                text=body.text or "",
-                kind=body.kind or "",
-                tags=body.tags or [],
-                metadata=to_struct(body.metadata or {}),
-                collection=body.collection,
-            ),
-            timeout=backends.timeout,
-        ),
+    message = memory_pb2.UpdateMemoryRequest(
+        memory_id=request.path_params["memory_id"],
+        update_mask=sorted(body.model_fields_set - {"collection"}),
+        text=body.text or "",
+        kind=body.kind or "",
+        tags=body.tags or [],
+        metadata=to_struct(body.metadata or {}),
+        collection=body.collection,
     )
-    return JSONResponse(memory_json(memory))
+    return await unary(request, "memory", backends_of(request).memory.UpdateMemory, message, memory_json)
 
 
 async def promote_memory(request: Request) -> Response:
     body = await read_body(request, PromoteMemoryBody, allow_empty=True)
-    backends = backends_of(request)
-    memory = await call(
-        "memory",
-        backends.memory.PromoteMemory(
-            memory_pb2.PromoteMemoryRequest(
-                memory_id=request.path_params["memory_id"],
-                scope=SCOPES[body.scope],
-                project=body.project,
-                collection=body.collection,
-            ),
-            timeout=backends.timeout,
-        ),
+    message = memory_pb2.PromoteMemoryRequest(
+        memory_id=request.path_params["memory_id"],
+        scope=SCOPES[body.scope],
+        project=body.project,
+        collection=body.collection,
     )
-    return JSONResponse(memory_json(memory))
+    return await unary(request, "memory", backends_of(request).memory.PromoteMemory, message, memory_json)
 
 
 async def forget_one(request: Request) -> Response:
-    backends = backends_of(request)
-    reply = await call(
-        "memory",
-        backends.memory.Forget(
-            memory_pb2.ForgetRequest(
-                memory_id=request.path_params["memory_id"],
-                collection=query_str(request, "collection", max_length=200),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = memory_pb2.ForgetRequest(
+        memory_id=request.path_params["memory_id"], collection=query_str(request, "collection", max_length=200)
     )
-    return JSONResponse({"deleted": reply.deleted})
+    return await unary(request, "memory", backends_of(request).memory.Forget, message, _deleted)
+
+
+def _deleted(reply: memory_pb2.ForgetResponse) -> dict[str, Any]:
+    return {"deleted": reply.deleted}
 
 
 async def forget_matching(request: Request) -> Response:
     body = await read_body(request, ForgetBody)
-    backends = backends_of(request)
     message = memory_pb2.ForgetRequest(confirm=body.confirm, collection=body.collection)
     if body.scope is not None:
         message.scope.CopyFrom(body.scope.to_proto())
     else:
         assert body.filter is not None
         message.filter.CopyFrom(body.filter.to_proto())
-    reply = await call("memory", backends.memory.Forget(message, timeout=backends.timeout))
-    return JSONResponse({"deleted": reply.deleted})
+    return await unary(request, "memory", backends_of(request).memory.Forget, message, _deleted)
 
 
 routes = [
-    Route("/v1/memories", remember, methods=["POST"]),
-    Route("/v1/memories", list_memories, methods=["GET"]),
-    Route("/v1/memories/search", search, methods=["POST"]),
-    Route("/v1/memories/forget", forget_matching, methods=["POST"]),
-    Route("/v1/memories/{memory_id}", get_memory, methods=["GET"]),
-    Route("/v1/memories/{memory_id}", update_memory, methods=["PATCH"]),
-    Route("/v1/memories/{memory_id}", forget_one, methods=["DELETE"]),
-    Route("/v1/memories/{memory_id}/promote", promote_memory, methods=["POST"]),
+    ApiRoute("/v1/memories", "POST", remember, Doc(
+        "Remember a text: a person stating a memory, long-term unless a task or project is named "
+        "(409 EMBEDDINGS_DISABLED when embeddings are off)",
+        "memory", ok=201, reply="Memory", errors=(409,), body=RememberBody,
+    )),
+    ApiRoute("/v1/memories", "GET", list_memories, Doc(
+        "List memories, newest first, filtered by scope, task, project, kind, tags or text", "memory",
+        reply="MemoryList", errors=(409,),
+        params=(
+            *paging(),
+            query("scope", {"type": "string", "enum": ["task", "long_term", "project"]}),
+            query("task_id"),
+            query("project"),
+            query("kind"),
+            query("tag", STR, "repeat for several; a memory must carry all"),
+            query("text", STR, "the memory's text contains this (any case)"),
+            query("collection"),
+        ),
+    )),
+    ApiRoute("/v1/memories/search", "POST", search, Doc(
+        "Find the memories nearest a text or vector", "memory", reply="SearchResults", errors=(409,),
+        body=SearchBody,
+    )),
+    ApiRoute("/v1/memories/forget", "POST", forget_matching, Doc(
+        "Forget the memories matching a filter, or a whole scope (with confirm naming it)", "memory",
+        reply="Deleted", errors=(409,), body=ForgetBody,
+    )),
+    ApiRoute("/v1/memories/{memory_id}", "GET", get_memory, Doc(
+        "Get a memory", "memory", reply="Memory", errors=(404, 409), params=(query("collection"),),
+    )),
+    ApiRoute("/v1/memories/{memory_id}", "PATCH", update_memory, Doc(
+        "Change a memory's text, kind, tags or metadata (a new text is embedded again)", "memory",
+        reply="Memory", errors=(404, 409), body=UpdateBody,
+    )),
+    ApiRoute("/v1/memories/{memory_id}", "DELETE", forget_one, Doc(
+        "Forget a memory", "memory", reply="Deleted", errors=(404, 409), params=(query("collection"),),
+    )),
+    ApiRoute("/v1/memories/{memory_id}/promote", "POST", promote_memory, Doc(
+        "Keep a memory long-term (or in a project): only a person's request does this", "memory",
+        reply="Memory", errors=(404, 409), body=PromoteMemoryBody, body_required=False,
+    )),
 ]

@@ -17,8 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.gateway.api import ApiRoute, Doc, backends_of
 from services.gateway.openapi import openapi_document
-from services.gateway.routes.tasks import backends_of
+from services.gateway.openapi_schemas import ANY_OBJ, ref
 from services.gateway.sse import StreamGate
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC", "SecurityHeadersMiddleware", "routes"]
@@ -80,8 +81,13 @@ async def openapi(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/", webchat, methods=["GET"]),
     Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
+    ApiRoute("/healthz", "GET", healthz, Doc("Health of every backend", "health", public=True, responses={
+        "200": {"description": "All serving", "content": {"application/json": {"schema": ref("Health")}}},
+        "503": {"description": "Some backend is not serving", "content": {"application/json": {"schema": ref("Health")}}},
+    })),
+    ApiRoute("/openapi.json", "GET", openapi, Doc("This document", "health", public=True, responses={
+        "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": ANY_OBJ}}},
+    })),
     Route("/docs", api_docs, methods=["GET"]),
     # The gateway's own Prometheus metrics (HTTP requests by route and status, latencies).
     Mount("/metrics", app=make_asgi_app()),

@@ -3,12 +3,14 @@ promote / reject proposals; list experience records. All served by the skills se
 
 from __future__ import annotations
 
+from typing import Any
+
 from ducklm.skills.v1 import skills_pb2
 from pydantic import ConfigDict, Field, model_validator
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query, unary
 from services.gateway.convert import (
     OUTCOMES,
     PROPOSAL_STATES,
@@ -17,14 +19,14 @@ from services.gateway.convert import (
     proposal_json,
     skill_json,
 )
-from services.gateway.errors import call
 from services.gateway.inputs import Body, query_choice, query_int, query_str, read_body
-from services.gateway.routes.approvals import DEFAULT_DECIDER
-from services.gateway.routes.tasks import backends_of
+from services.gateway.openapi_schemas import words
 
 __all__ = ["routes"]
 
 MAX_SKILL_MD_CHARS = 256 * 1024
+# Who a proposal decision is recorded as when the client does not say.
+DEFAULT_DECIDER = "gateway"
 
 
 class ValidateBody(Body):
@@ -68,168 +70,141 @@ def _page_size(request: Request) -> int:
 
 
 async def list_skills(request: Request) -> Response:
-    backends = backends_of(request)
-    reply = await call(
-        "skills",
-        backends.skills.ListSkills(
-            skills_pb2.ListSkillsRequest(
-                page_size=_page_size(request), page_token=query_str(request, "page_token")
-            ),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(
-        {
-            "skills": [skill_json(skill, with_body=False) for skill in reply.skills],
-            "invalid_skills": [problem_json(problem) for problem in reply.invalid_skills],
-            "next_page_token": reply.next_page_token,
-        }
-    )
+    message = skills_pb2.ListSkillsRequest(page_size=_page_size(request), page_token=query_str(request, "page_token"))
+    return await unary(request, "skills", backends_of(request).skills.ListSkills, message, _skill_list)
+
+
+def _skill_list(reply: skills_pb2.ListSkillsResponse) -> dict[str, Any]:
+    return {
+        "skills": [skill_json(skill, with_body=False) for skill in reply.skills],
+        "invalid_skills": [problem_json(problem) for problem in reply.invalid_skills],
+        "next_page_token": reply.next_page_token,
+    }
 
 
 async def get_skill(request: Request) -> Response:
-    backends = backends_of(request)
-    skill = await call(
-        "skills",
-        backends.skills.GetSkill(
-            skills_pb2.GetSkillRequest(name=request.path_params["name"]), timeout=backends.timeout
-        ),
+    message = skills_pb2.GetSkillRequest(name=request.path_params["name"])
+    return await unary(
+        request, "skills", backends_of(request).skills.GetSkill, message, lambda skill: skill_json(skill, with_body=True)
     )
-    return JSONResponse(skill_json(skill, with_body=True))
 
 
 async def validate_skill(request: Request) -> Response:
     body = await read_body(request, ValidateBody)
-    backends = backends_of(request)
     message = (
         skills_pb2.ValidateSkillRequest(skill_md=body.skill_md, folder_name=body.folder_name, strict=body.strict)
         if body.skill_md is not None
         else skills_pb2.ValidateSkillRequest(name=body.name, strict=body.strict)
     )
-    reply = await call("skills", backends.skills.ValidateSkill(message, timeout=backends.timeout))
-    return JSONResponse(
-        {
-            "valid": reply.valid,
-            "problems": [problem_json(problem) for problem in reply.problems],
-            "warnings": [problem_json(warning) for warning in reply.warnings],
-        }
-    )
+    return await unary(request, "skills", backends_of(request).skills.ValidateSkill, message, _validation)
+
+
+def _validation(reply: skills_pb2.ValidateSkillResponse) -> dict[str, Any]:
+    return {
+        "valid": reply.valid,
+        "problems": [problem_json(problem) for problem in reply.problems],
+        "warnings": [problem_json(warning) for warning in reply.warnings],
+    }
 
 
 async def list_proposals(request: Request) -> Response:
-    backends = backends_of(request)
     state = query_choice(request, "state", {"all": 0, **PROPOSAL_STATES}, "all")
-    reply = await call(
-        "skills",
-        backends.skills.ListProposals(
-            skills_pb2.ListProposalsRequest(
-                state=state,  # type: ignore[arg-type]
-                page_size=_page_size(request),
-                page_token=query_str(request, "page_token"),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = skills_pb2.ListProposalsRequest(
+        state=state,  # type: ignore[arg-type]
+        page_size=_page_size(request),
+        page_token=query_str(request, "page_token"),
     )
-    return JSONResponse(
-        {
-            "proposals": [proposal_json(proposal) for proposal in reply.proposals],
-            "next_page_token": reply.next_page_token,
-        }
-    )
+    return await unary(request, "skills", backends_of(request).skills.ListProposals, message, _proposal_list)
+
+
+def _proposal_list(reply: skills_pb2.ListProposalsResponse) -> dict[str, Any]:
+    return {
+        "proposals": [proposal_json(proposal) for proposal in reply.proposals],
+        "next_page_token": reply.next_page_token,
+    }
 
 
 async def propose_skill(request: Request) -> Response:
     body = await read_body(request, ProposeBody)
-    backends = backends_of(request)
-    proposal = await call(
-        "skills",
-        backends.skills.ProposeSkill(
-            skills_pb2.ProposeSkillRequest(
-                skill_md=body.skill_md,
-                experience_ids=body.experience_ids,
-                event_refs=body.event_refs,
-                rationale=body.rationale,
-            ),
-            timeout=backends.timeout,
-        ),
+    message = skills_pb2.ProposeSkillRequest(
+        skill_md=body.skill_md,
+        experience_ids=body.experience_ids,
+        event_refs=body.event_refs,
+        rationale=body.rationale,
     )
-    return JSONResponse(proposal_json(proposal), status_code=201)
+    return await unary(request, "skills", backends_of(request).skills.ProposeSkill, message, proposal_json, status=201)
 
 
 async def get_proposal(request: Request) -> Response:
-    backends = backends_of(request)
-    proposal = await call(
-        "skills",
-        backends.skills.GetProposal(
-            skills_pb2.GetProposalRequest(proposal_id=request.path_params["proposal_id"]),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(proposal_json(proposal))
+    message = skills_pb2.GetProposalRequest(proposal_id=request.path_params["proposal_id"])
+    return await unary(request, "skills", backends_of(request).skills.GetProposal, message, proposal_json)
 
 
 async def promote_proposal(request: Request) -> Response:
     body = await read_body(request, PromoteBody, allow_empty=True)
-    backends = backends_of(request)
-    proposal = await call(
-        "skills",
-        backends.skills.PromoteProposal(
-            skills_pb2.PromoteProposalRequest(
-                proposal_id=request.path_params["proposal_id"], decided_by=body.decided_by
-            ),
-            timeout=backends.timeout,
-        ),
+    message = skills_pb2.PromoteProposalRequest(
+        proposal_id=request.path_params["proposal_id"], decided_by=body.decided_by
     )
-    return JSONResponse(proposal_json(proposal))
+    return await unary(request, "skills", backends_of(request).skills.PromoteProposal, message, proposal_json)
 
 
 async def reject_proposal(request: Request) -> Response:
     body = await read_body(request, RejectBody, allow_empty=True)
-    backends = backends_of(request)
-    proposal = await call(
-        "skills",
-        backends.skills.RejectProposal(
-            skills_pb2.RejectProposalRequest(
-                proposal_id=request.path_params["proposal_id"], decided_by=body.decided_by, reason=body.reason
-            ),
-            timeout=backends.timeout,
-        ),
+    message = skills_pb2.RejectProposalRequest(
+        proposal_id=request.path_params["proposal_id"], decided_by=body.decided_by, reason=body.reason
     )
-    return JSONResponse(proposal_json(proposal))
+    return await unary(request, "skills", backends_of(request).skills.RejectProposal, message, proposal_json)
 
 
 async def list_experiences(request: Request) -> Response:
-    backends = backends_of(request)
     outcome = query_choice(request, "outcome", {"all": 0, **OUTCOMES}, "all")
-    reply = await call(
-        "skills",
-        backends.skills.ListExperiences(
-            skills_pb2.ListExperiencesRequest(
-                outcome=outcome,  # type: ignore[arg-type]
-                task_id=query_str(request, "task_id", max_length=128),
-                tool=query_str(request, "tool", max_length=200),
-                page_size=_page_size(request),
-                page_token=query_str(request, "page_token"),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = skills_pb2.ListExperiencesRequest(
+        outcome=outcome,  # type: ignore[arg-type]
+        task_id=query_str(request, "task_id", max_length=128),
+        tool=query_str(request, "tool", max_length=200),
+        page_size=_page_size(request),
+        page_token=query_str(request, "page_token"),
     )
-    return JSONResponse(
-        {
-            "experiences": [experience_json(item) for item in reply.experiences],
-            "next_page_token": reply.next_page_token,
-        }
-    )
+    return await unary(request, "skills", backends_of(request).skills.ListExperiences, message, _experience_list)
+
+
+def _experience_list(reply: skills_pb2.ListExperiencesResponse) -> dict[str, Any]:
+    return {
+        "experiences": [experience_json(item) for item in reply.experiences],
+        "next_page_token": reply.next_page_token,
+    }
 
 
 routes = [
-    Route("/v1/skills", list_skills, methods=["GET"]),
-    Route("/v1/skills/validate", validate_skill, methods=["POST"]),
-    Route("/v1/skills/{name}", get_skill, methods=["GET"]),
-    Route("/v1/skill-proposals", list_proposals, methods=["GET"]),
-    Route("/v1/skill-proposals", propose_skill, methods=["POST"]),
-    Route("/v1/skill-proposals/{proposal_id}", get_proposal, methods=["GET"]),
-    Route("/v1/skill-proposals/{proposal_id}/promote", promote_proposal, methods=["POST"]),
-    Route("/v1/skill-proposals/{proposal_id}/reject", reject_proposal, methods=["POST"]),
-    Route("/v1/experiences", list_experiences, methods=["GET"]),
+    ApiRoute("/v1/skills", "GET", list_skills, Doc(
+        "List valid skills, and problems of invalid ones", "skills", reply="SkillList", params=paging(),
+    )),
+    ApiRoute("/v1/skills/validate", "POST", validate_skill, Doc(
+        "Validate a SKILL.md text or a skill folder", "skills", reply="Validation", errors=(404,), body=ValidateBody,
+    )),
+    ApiRoute("/v1/skills/{name}", "GET", get_skill, Doc(
+        "Get a skill with its body", "skills", reply="Skill", errors=(404,),
+    )),
+    ApiRoute("/v1/skill-proposals", "GET", list_proposals, Doc(
+        "List skill proposals", "skills", reply="ProposalList",
+        params=(*paging(), query("state", words(PROPOSAL_STATES, "all"))),
+    )),
+    ApiRoute("/v1/skill-proposals", "POST", propose_skill, Doc(
+        "Propose a skill (stored for review, never loaded until promoted)", "skills", ok=201, reply="Proposal",
+        errors=(409,), body=ProposeBody,
+    )),
+    ApiRoute("/v1/skill-proposals/{proposal_id}", "GET", get_proposal, Doc(
+        "Get a proposal", "skills", reply="Proposal", errors=(404,),
+    )),
+    ApiRoute("/v1/skill-proposals/{proposal_id}/promote", "POST", promote_proposal, Doc(
+        "Turn a valid proposal into a skill", "skills", reply="Proposal", errors=(404, 409), body=PromoteBody,
+        body_required=False,
+    )),
+    ApiRoute("/v1/skill-proposals/{proposal_id}/reject", "POST", reject_proposal, Doc(
+        "Reject a proposal", "skills", reply="Proposal", errors=(404, 409), body=RejectBody, body_required=False,
+    )),
+    ApiRoute("/v1/experiences", "GET", list_experiences, Doc(
+        "List experience records of finished tasks", "skills", reply="ExperienceList",
+        params=(*paging(), query("outcome", words(OUTCOMES, "all")), query("task_id"), query("tool")),
+    )),
 ]

@@ -4,7 +4,7 @@ and a task's events (paged JSON, or Server-Sent Events that follow the task live
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
@@ -12,18 +12,27 @@ from ducklm.runtime.v1 import runtime_pb2
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from services.gateway.api import ApiRoute, Doc, backends_of, paging, query, unary
 from services.gateway.backends import Backends
 from services.gateway.convert import TASK_STATUSES, event_json, task_json
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call
-from services.gateway.inputs import INT64_MAX, Body, query_bool, query_choice, query_int, query_str, read_body
-from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment, with_heartbeats
+from services.gateway.event_streams import first_event, read_stream
+from services.gateway.inputs import (
+    INT64_MAX,
+    MAX_MESSAGE_CHARS,
+    Body,
+    query_bool,
+    query_choice,
+    query_int,
+    query_str,
+    read_body,
+)
+from services.gateway.openapi_schemas import BOOL
+from services.gateway.sse import gated_stream, sse, sse_comment, with_heartbeats
 
-__all__ = ["backends_of", "event_stream_response", "first_event", "read_stream", "routes", "wants_stream"]
-
-MAX_MESSAGE_CHARS = 32_000
+__all__ = ["event_stream_response", "routes", "wants_stream"]
 
 
 class ChatBody(Body):
@@ -44,39 +53,13 @@ class CancelBody(Body):
     reason: str = Field(default="", max_length=2000)
 
 
-def backends_of(request: Request) -> Backends:
-    backends: Backends = request.app.state.backends
-    return backends
-
-
 def wants_stream(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
-
-
-async def read_stream(stream: grpc.aio.UnaryStreamCall[Any, Any]) -> AsyncIterator[common_pb2.Event]:
-    """A gRPC response stream read with read() (a stream is read one way only, never mixed)."""
-    while True:
-        item = await stream.read()
-        if item is grpc.aio.EOF:
-            return
-        # The grpc stubs type read() as `object` (EOF's type is private); past EOF it is an Event.
-        yield cast(common_pb2.Event, item)
 
 
 def event_message(event: common_pb2.Event) -> str:
     body = event_json(event)
     return sse(body, event=body["type"], event_id=event.seq or None)
-
-
-async def first_event(service: str, stream: grpc.aio.UnaryStreamCall[Any, Any]) -> common_pb2.Event | None:
-    """Waits for a stream's first event, so a bad request (unknown task, empty message) gets its
-    proper HTTP status instead of a 200 followed by an error event. None: the stream was empty."""
-    try:
-        first = await call(service, stream.read())
-    except BaseException:
-        stream.cancel()
-        raise
-    return None if first is grpc.aio.EOF else cast(common_pb2.Event, first)
 
 
 def _event_body(
@@ -102,15 +85,13 @@ async def event_stream_response(
 ) -> Response:
     """The events of the stream `open_stream()` starts, as Server-Sent Events. The stream is only
     started within the gateway's cap on open streams (past it: a 503, and no call at all)."""
-    gate: StreamGate = request.app.state.streams
-    release = gate.enter()
-    try:
+    async def start() -> tuple[common_pb2.Event | None, grpc.aio.UnaryStreamCall[Any, Any]]:
         stream = open_stream()
-        first = await first_event(service, stream)
-    except BaseException:
-        release()
-        raise
-    return EventStreamResponse(_event_body(backends_of(request), first, stream, service), release)
+        return await first_event(service, stream), stream
+
+    return await gated_stream(
+        request, start, lambda started: _event_body(backends_of(request), started[0], started[1], service)
+    )
 
 
 async def chat(request: Request) -> Response:
@@ -136,70 +117,39 @@ async def chat(request: Request) -> Response:
 
 
 async def list_tasks(request: Request) -> Response:
-    backends = backends_of(request)
     status = query_choice(request, "status", {"all": 0, **TASK_STATUSES}, "all")
-    reply = await call(
-        "runtime",
-        backends.runtime.ListTasks(
-            runtime_pb2.ListTasksRequest(
-                page_size=query_int(request, "page_size", 0, maximum=500),
-                page_token=query_str(request, "page_token"),
-                status=status,  # type: ignore[arg-type]
-            ),
-            timeout=backends.timeout,
-        ),
+    message = runtime_pb2.ListTasksRequest(
+        page_size=query_int(request, "page_size", 0, maximum=500),
+        page_token=query_str(request, "page_token"),
+        status=status,  # type: ignore[arg-type]
     )
-    return JSONResponse(
-        {"tasks": [task_json(task) for task in reply.tasks], "next_page_token": reply.next_page_token}
-    )
+    return await unary(request, "runtime", backends_of(request).runtime.ListTasks, message, _task_list)
+
+
+def _task_list(reply: runtime_pb2.ListTasksResponse) -> dict[str, Any]:
+    return {"tasks": [task_json(task) for task in reply.tasks], "next_page_token": reply.next_page_token}
 
 
 async def get_task(request: Request) -> Response:
-    backends = backends_of(request)
-    task = await call(
-        "runtime",
-        backends.runtime.GetTask(
-            runtime_pb2.GetTaskRequest(task_id=request.path_params["task_id"]), timeout=backends.timeout
-        ),
-    )
-    return JSONResponse(task_json(task))
+    message = runtime_pb2.GetTaskRequest(task_id=request.path_params["task_id"])
+    return await unary(request, "runtime", backends_of(request).runtime.GetTask, message, task_json)
 
 
 async def rename_task(request: Request) -> Response:
     body = await read_body(request, RenameBody)
-    backends = backends_of(request)
-    task = await call(
-        "runtime",
-        backends.runtime.UpdateTask(
-            runtime_pb2.UpdateTaskRequest(task_id=request.path_params["task_id"], title=body.title),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(task_json(task))
+    message = runtime_pb2.UpdateTaskRequest(task_id=request.path_params["task_id"], title=body.title)
+    return await unary(request, "runtime", backends_of(request).runtime.UpdateTask, message, task_json)
 
 
 async def delete_task(request: Request) -> Response:
-    backends = backends_of(request)
-    await call(
-        "runtime",
-        backends.runtime.DeleteTask(
-            runtime_pb2.DeleteTaskRequest(task_id=request.path_params["task_id"]), timeout=backends.timeout
-        ),
-    )
-    return Response(status_code=204)
+    message = runtime_pb2.DeleteTaskRequest(task_id=request.path_params["task_id"])
+    return await unary(request, "runtime", backends_of(request).runtime.DeleteTask, message, None)
 
 
 async def cancel_task(request: Request) -> Response:
     body = await read_body(request, CancelBody, allow_empty=True)
-    backends = backends_of(request)
-    task = await call(
-        "runtime",
-        backends.runtime.CancelTask(
-            runtime_pb2.CancelTaskRequest(task_id=request.path_params["task_id"], reason=body.reason),
-            timeout=backends.timeout,
-        ),
-    )
-    return JSONResponse(task_json(task))
+    message = runtime_pb2.CancelTaskRequest(task_id=request.path_params["task_id"], reason=body.reason)
+    return await unary(request, "runtime", backends_of(request).runtime.CancelTask, message, task_json)
 
 
 def _last_event_id(request: Request) -> int:
@@ -228,28 +178,49 @@ async def task_events(request: Request) -> Response:
         return await event_stream_response(
             request, "runtime", lambda: backends.runtime.StreamTaskEvents(stream_request)
         )
-    reply = await call(
-        "runtime",
-        backends.runtime.ListTaskEvents(
-            runtime_pb2.ListTaskEventsRequest(
-                task_id=task_id,
-                page_size=query_int(request, "page_size", 0, maximum=1000),
-                page_token=query_str(request, "page_token"),
-            ),
-            timeout=backends.timeout,
-        ),
+    message = runtime_pb2.ListTaskEventsRequest(
+        task_id=task_id,
+        page_size=query_int(request, "page_size", 0, maximum=1000),
+        page_token=query_str(request, "page_token"),
     )
-    return JSONResponse(
-        {"events": [event_json(event) for event in reply.events], "next_page_token": reply.next_page_token}
-    )
+    return await unary(request, "runtime", backends.runtime.ListTaskEvents, message, _event_list)
+
+
+def _event_list(reply: runtime_pb2.ListTaskEventsResponse) -> dict[str, Any]:
+    return {"events": [event_json(event) for event in reply.events], "next_page_token": reply.next_page_token}
 
 
 routes = [
-    Route("/v1/chat", chat, methods=["POST"]),
-    Route("/v1/tasks", list_tasks, methods=["GET"]),
-    Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
-    Route("/v1/tasks/{task_id}", rename_task, methods=["PATCH"]),
-    Route("/v1/tasks/{task_id}", delete_task, methods=["DELETE"]),
-    Route("/v1/tasks/{task_id}/cancel", cancel_task, methods=["POST"]),
-    Route("/v1/tasks/{task_id}/events", task_events, methods=["GET"]),
+    ApiRoute("/v1/chat", "POST", chat, Doc(
+        "Send a message: opens a task, or continues task_id. JSON answer when the task rests, or Server-Sent "
+        "Events of the task's events with stream: true",
+        "tasks", reply="ChatReply", errors=(404, 409, 413), body=ChatBody, stream=True,
+    )),
+    ApiRoute("/v1/tasks", "GET", list_tasks, Doc(
+        "List tasks, newest first", "tasks", reply="TaskList",
+        params=(*paging(), query("status", {"type": "string", "enum": ["all", *TASK_STATUSES]})),
+    )),
+    ApiRoute("/v1/tasks/{task_id}", "GET", get_task, Doc("Get a task", "tasks", reply="Task", errors=(404,))),
+    ApiRoute("/v1/tasks/{task_id}", "PATCH", rename_task, Doc(
+        "Rename a task (its title)", "tasks", reply="Task", errors=(404,), body=RenameBody,
+    )),
+    ApiRoute("/v1/tasks/{task_id}", "DELETE", delete_task, Doc(
+        "Delete a task and its events (a task waiting for an approval is cancelled first; 409 while it is running)",
+        "tasks", ok=204, errors=(404, 409),
+    )),
+    ApiRoute("/v1/tasks/{task_id}/cancel", "POST", cancel_task, Doc(
+        "Cancel a task that is not final", "tasks", reply="Task", errors=(404, 409), body=CancelBody,
+        body_required=False,
+    )),
+    ApiRoute("/v1/tasks/{task_id}/events", "GET", task_events, Doc(
+        "A task's events: paged JSON, or Server-Sent Events with stream=true (or Accept: text/event-stream); "
+        "after_seq (or Last-Event-ID) resumes, follow keeps the stream open after the task rests",
+        "tasks", reply="EventList", errors=(404,), stream=True,
+        params=(
+            *paging(1000),
+            query("stream", BOOL),
+            query("after_seq", {"type": "integer", "minimum": 0, "maximum": INT64_MAX}),
+            query("follow", BOOL),
+        ),
+    )),
 ]

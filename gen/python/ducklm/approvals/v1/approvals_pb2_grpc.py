@@ -69,6 +69,11 @@ class ApprovalsServiceStub:
                 request_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalRequest.SerializeToString,
                 response_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalResponse.FromString,
                 _registered_method=True)
+        self.WatchApprovals = channel.unary_stream(
+                '/ducklm.approvals.v1.ApprovalsService/WatchApprovals',
+                request_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WatchApprovalsRequest.SerializeToString,
+                response_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WatchApprovalsResponse.FromString,
+                _registered_method=True)
 
 
 class ApprovalsServiceServicer:
@@ -122,6 +127,15 @@ class ApprovalsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchApprovals(self, request, context):
+        """Streams each approval as it is requested, decided (approved, denied, withdrawn) or used, from
+        the moment the server sends its initial metadata: changes before that are not replayed, so a
+        watcher that (re)connects reads the approvals it waits for once (GetApproval) after that.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApprovalsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +173,11 @@ def add_ApprovalsServiceServicer_to_server(servicer, server):
                     servicer.CheckApproval,
                     request_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalRequest.FromString,
                     response_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalResponse.SerializeToString,
+            ),
+            'WatchApprovals': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchApprovals,
+                    request_deserializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WatchApprovalsRequest.FromString,
+                    response_serializer=ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WatchApprovalsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +369,33 @@ class ApprovalsService:
             '/ducklm.approvals.v1.ApprovalsService/CheckApproval',
             ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalRequest.SerializeToString,
             ducklm_dot_approvals_dot_v1_dot_approvals__pb2.CheckApprovalResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ducklm.approvals.v1.ApprovalsService/WatchApprovals',
+            ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WatchApprovalsRequest.SerializeToString,
+            ducklm_dot_approvals_dot_v1_dot_approvals__pb2.WatchApprovalsResponse.FromString,
             options,
             channel_credentials,
             insecure,

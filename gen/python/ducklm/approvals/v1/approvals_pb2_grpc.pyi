@@ -4,8 +4,8 @@ isort:skip_file
 Approvals: a human's permission bound to one exact action (tool + canonical arguments), or,
 for run_command, to one spelled-out pattern of actions.
 
-Who may call what: RequestApproval, GetApproval, ListApprovals, CheckApproval and
-WithdrawApproval are open to every caller of the tools service (the runtime among them).
+Who may call what: RequestApproval, GetApproval, ListApprovals, CheckApproval, WatchApprovals
+and WithdrawApproval are open to every caller of the tools service (the runtime among them).
 Approve and Deny need the approver credential, metadata `ducklm-approver-token`, which only the
 human's side (the gateway, the CLI) holds; the decision is recorded as that principal, never
 as anything the request says.
@@ -53,6 +53,11 @@ class ApprovalsServiceStub:
     """
     CheckApproval: _grpc.UnaryUnaryMultiCallable[_approvals_pb2.CheckApprovalRequest, _approvals_pb2.CheckApprovalResponse]
     """Whether an exact action is covered by a usable approval (read-only; does not consume it)."""
+    WatchApprovals: _grpc.UnaryStreamMultiCallable[_approvals_pb2.WatchApprovalsRequest, _approvals_pb2.WatchApprovalsResponse]
+    """Streams each approval as it is requested, decided (approved, denied, withdrawn) or used, from
+    the moment the server sends its initial metadata: changes before that are not replayed, so a
+    watcher that (re)connects reads the approvals it waits for once (GetApproval) after that.
+    """
 
 @_typing.type_check_only
 class ApprovalsServiceAsyncStub(ApprovalsServiceStub):
@@ -71,6 +76,11 @@ class ApprovalsServiceAsyncStub(ApprovalsServiceStub):
     """
     CheckApproval: _aio.UnaryUnaryMultiCallable[_approvals_pb2.CheckApprovalRequest, _approvals_pb2.CheckApprovalResponse]  # type: ignore[assignment]
     """Whether an exact action is covered by a usable approval (read-only; does not consume it)."""
+    WatchApprovals: _aio.UnaryStreamMultiCallable[_approvals_pb2.WatchApprovalsRequest, _approvals_pb2.WatchApprovalsResponse]  # type: ignore[assignment]
+    """Streams each approval as it is requested, decided (approved, denied, withdrawn) or used, from
+    the moment the server sends its initial metadata: changes before that are not replayed, so a
+    watcher that (re)connects reads the approvals it waits for once (GetApproval) after that.
+    """
 
 class ApprovalsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -128,5 +138,16 @@ class ApprovalsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_approvals_pb2.CheckApprovalResponse, _abc.Awaitable[_approvals_pb2.CheckApprovalResponse]]:
         """Whether an exact action is covered by a usable approval (read-only; does not consume it)."""
+
+    @_abc_1.abstractmethod
+    def WatchApprovals(
+        self,
+        request: _approvals_pb2.WatchApprovalsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_approvals_pb2.WatchApprovalsResponse], _abc.AsyncIterator[_approvals_pb2.WatchApprovalsResponse]]:
+        """Streams each approval as it is requested, decided (approved, denied, withdrawn) or used, from
+        the moment the server sends its initial metadata: changes before that are not replayed, so a
+        watcher that (re)connects reads the approvals it waits for once (GetApproval) after that.
+        """
 
 def add_ApprovalsServiceServicer_to_server(servicer: ApprovalsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

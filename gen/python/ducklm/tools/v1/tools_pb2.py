@@ -22,28 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ducklm.approvals.v1 import approvals_pb2 as ducklm_dot_approvals_dot_v1_dot_approvals__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64ucklm/tools/v1/tools.proto\x12\x0f\x64ucklm.tools.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x8e\x01\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x18\n\x10\x61rguments_schema\x18\x03 \x01(\t\x12.\n\nrisk_level\x18\x04 \x01(\x0e\x32\x1a.ducklm.tools.v1.RiskLevel\x12\x19\n\x11requires_approval\x18\x05 \x01(\x08\"9\n\x10ListToolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"n\n\x11ListToolsResponse\x12$\n\x05tools\x18\x01 \x03(\x0b\x32\x15.ducklm.tools.v1.Tool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1a\n\x12\x63ommands_sandboxed\x18\x03 \x01(\x08\"y\n\x12\x45xecuteToolRequest\x12\x11\n\ttool_name\x18\x01 \x01(\t\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x04 \x01(\t\"f\n\x13\x45xecuteToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x13\n\x0b\x61\x63tion_hash\x18\x03 \x01(\t*q\n\tRiskLevel\x12\x1a\n\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14RISK_LEVEL_READ_ONLY\x10\x01\x12\x14\n\x10RISK_LEVEL_WRITE\x10\x02\x12\x18\n\x14RISK_LEVEL_DANGEROUS\x10\x03\x32\xbc\x01\n\x0cToolsService\x12R\n\tListTools\x12!.ducklm.tools.v1.ListToolsRequest\x1a\".ducklm.tools.v1.ListToolsResponse\x12X\n\x0b\x45xecuteTool\x12#.ducklm.tools.v1.ExecuteToolRequest\x1a$.ducklm.tools.v1.ExecuteToolResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x64ucklm/tools/v1/tools.proto\x12\x0f\x64ucklm.tools.v1\x1a#ducklm/approvals/v1/approvals.proto\x1a\x1cgoogle/protobuf/struct.proto\"\x8e\x01\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x18\n\x10\x61rguments_schema\x18\x03 \x01(\t\x12.\n\nrisk_level\x18\x04 \x01(\x0e\x32\x1a.ducklm.tools.v1.RiskLevel\x12\x19\n\x11requires_approval\x18\x05 \x01(\x08\"9\n\x10ListToolsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"n\n\x11ListToolsResponse\x12$\n\x05tools\x18\x01 \x03(\x0b\x32\x15.ducklm.tools.v1.Tool\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x1a\n\x12\x63ommands_sandboxed\x18\x03 \x01(\x08\"y\n\x12\x45xecuteToolRequest\x12\x11\n\ttool_name\x18\x01 \x01(\t\x12*\n\targuments\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07task_id\x18\x03 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x04 \x01(\t\"\xcd\x01\n\x13\x45xecuteToolResponse\x12\'\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\x13\n\x0b\x61\x63tion_hash\x18\x03 \x01(\t\x12\x34\n\x07outcome\x18\x04 \x01(\x0e\x32#.ducklm.tools.v1.ExecuteToolOutcome\x12/\n\x08\x61pproval\x18\x05 \x01(\x0b\x32\x1d.ducklm.approvals.v1.Approval*q\n\tRiskLevel\x12\x1a\n\x16RISK_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14RISK_LEVEL_READ_ONLY\x10\x01\x12\x14\n\x10RISK_LEVEL_WRITE\x10\x02\x12\x18\n\x14RISK_LEVEL_DANGEROUS\x10\x03*\x85\x01\n\x12\x45xecuteToolOutcome\x12$\n EXECUTE_TOOL_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45XECUTE_TOOL_OUTCOME_DONE\x10\x01\x12*\n&EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED\x10\x02\x32\xbc\x01\n\x0cToolsService\x12R\n\tListTools\x12!.ducklm.tools.v1.ListToolsRequest\x1a\".ducklm.tools.v1.ListToolsResponse\x12X\n\x0b\x45xecuteTool\x12#.ducklm.tools.v1.ExecuteToolRequest\x1a$.ducklm.tools.v1.ExecuteToolResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ducklm.tools.v1.tools_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RISKLEVEL']._serialized_start=621
-  _globals['_RISKLEVEL']._serialized_end=734
-  _globals['_TOOL']._serialized_start=79
-  _globals['_TOOL']._serialized_end=221
-  _globals['_LISTTOOLSREQUEST']._serialized_start=223
-  _globals['_LISTTOOLSREQUEST']._serialized_end=280
-  _globals['_LISTTOOLSRESPONSE']._serialized_start=282
-  _globals['_LISTTOOLSRESPONSE']._serialized_end=392
-  _globals['_EXECUTETOOLREQUEST']._serialized_start=394
-  _globals['_EXECUTETOOLREQUEST']._serialized_end=515
-  _globals['_EXECUTETOOLRESPONSE']._serialized_start=517
-  _globals['_EXECUTETOOLRESPONSE']._serialized_end=619
-  _globals['_TOOLSSERVICE']._serialized_start=737
-  _globals['_TOOLSSERVICE']._serialized_end=925
+  _globals['_RISKLEVEL']._serialized_start=762
+  _globals['_RISKLEVEL']._serialized_end=875
+  _globals['_EXECUTETOOLOUTCOME']._serialized_start=878
+  _globals['_EXECUTETOOLOUTCOME']._serialized_end=1011
+  _globals['_TOOL']._serialized_start=116
+  _globals['_TOOL']._serialized_end=258
+  _globals['_LISTTOOLSREQUEST']._serialized_start=260
+  _globals['_LISTTOOLSREQUEST']._serialized_end=317
+  _globals['_LISTTOOLSRESPONSE']._serialized_start=319
+  _globals['_LISTTOOLSRESPONSE']._serialized_end=429
+  _globals['_EXECUTETOOLREQUEST']._serialized_start=431
+  _globals['_EXECUTETOOLREQUEST']._serialized_end=552
+  _globals['_EXECUTETOOLRESPONSE']._serialized_start=555
+  _globals['_EXECUTETOOLRESPONSE']._serialized_end=760
+  _globals['_TOOLSSERVICE']._serialized_start=1014
+  _globals['_TOOLSSERVICE']._serialized_end=1202
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from ducklm.approvals.v1 import approvals_pb2 as _approvals_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -14,10 +15,19 @@ class RiskLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RISK_LEVEL_READ_ONLY: _ClassVar[RiskLevel]
     RISK_LEVEL_WRITE: _ClassVar[RiskLevel]
     RISK_LEVEL_DANGEROUS: _ClassVar[RiskLevel]
+
+class ExecuteToolOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXECUTE_TOOL_OUTCOME_UNSPECIFIED: _ClassVar[ExecuteToolOutcome]
+    EXECUTE_TOOL_OUTCOME_DONE: _ClassVar[ExecuteToolOutcome]
+    EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED: _ClassVar[ExecuteToolOutcome]
 RISK_LEVEL_UNSPECIFIED: RiskLevel
 RISK_LEVEL_READ_ONLY: RiskLevel
 RISK_LEVEL_WRITE: RiskLevel
 RISK_LEVEL_DANGEROUS: RiskLevel
+EXECUTE_TOOL_OUTCOME_UNSPECIFIED: ExecuteToolOutcome
+EXECUTE_TOOL_OUTCOME_DONE: ExecuteToolOutcome
+EXECUTE_TOOL_OUTCOME_APPROVAL_REQUIRED: ExecuteToolOutcome
 
 class Tool(_message.Message):
     __slots__ = ("name", "description", "arguments_schema", "risk_level", "requires_approval")
@@ -64,11 +74,15 @@ class ExecuteToolRequest(_message.Message):
     def __init__(self, tool_name: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., task_id: _Optional[str] = ..., approval_id: _Optional[str] = ...) -> None: ...
 
 class ExecuteToolResponse(_message.Message):
-    __slots__ = ("result", "truncated", "action_hash")
+    __slots__ = ("result", "truncated", "action_hash", "outcome", "approval")
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     ACTION_HASH_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     result: _struct_pb2.Struct
     truncated: bool
     action_hash: str
-    def __init__(self, result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., truncated: _Optional[bool] = ..., action_hash: _Optional[str] = ...) -> None: ...
+    outcome: ExecuteToolOutcome
+    approval: _approvals_pb2.Approval
+    def __init__(self, result: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., truncated: _Optional[bool] = ..., action_hash: _Optional[str] = ..., outcome: _Optional[_Union[ExecuteToolOutcome, str]] = ..., approval: _Optional[_Union[_approvals_pb2.Approval, _Mapping]] = ...) -> None: ...

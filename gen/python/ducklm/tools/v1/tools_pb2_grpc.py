@@ -57,7 +57,9 @@ class ToolsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecuteTool(self, request, context):
-        """Runs a tool. Gated tools run only with a matching approval (FAILED_PRECONDITION otherwise).
+        """Runs a tool, or, for a gated call that no approval covers, records that it waits for a human
+        and returns that pending approval instead (outcome APPROVAL_REQUIRED; nothing ran). An
+        approval_id that cannot cover the call is refused with FAILED_PRECONDITION and its reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,10 @@ class ToolsServiceStub:
     ListTools: _grpc.UnaryUnaryMultiCallable[_tools_pb2.ListToolsRequest, _tools_pb2.ListToolsResponse]
     """Lists the tool catalogue: what the runtime shows the model."""
     ExecuteTool: _grpc.UnaryUnaryMultiCallable[_tools_pb2.ExecuteToolRequest, _tools_pb2.ExecuteToolResponse]
-    """Runs a tool. Gated tools run only with a matching approval (FAILED_PRECONDITION otherwise)."""
+    """Runs a tool, or, for a gated call that no approval covers, records that it waits for a human
+    and returns that pending approval instead (outcome APPROVAL_REQUIRED; nothing ran). An
+    approval_id that cannot cover the call is refused with FAILED_PRECONDITION and its reason.
+    """
 
 @_typing.type_check_only
 class ToolsServiceAsyncStub(ToolsServiceStub):
@@ -42,7 +45,10 @@ class ToolsServiceAsyncStub(ToolsServiceStub):
     ListTools: _aio.UnaryUnaryMultiCallable[_tools_pb2.ListToolsRequest, _tools_pb2.ListToolsResponse]  # type: ignore[assignment]
     """Lists the tool catalogue: what the runtime shows the model."""
     ExecuteTool: _aio.UnaryUnaryMultiCallable[_tools_pb2.ExecuteToolRequest, _tools_pb2.ExecuteToolResponse]  # type: ignore[assignment]
-    """Runs a tool. Gated tools run only with a matching approval (FAILED_PRECONDITION otherwise)."""
+    """Runs a tool, or, for a gated call that no approval covers, records that it waits for a human
+    and returns that pending approval instead (outcome APPROVAL_REQUIRED; nothing ran). An
+    approval_id that cannot cover the call is refused with FAILED_PRECONDITION and its reason.
+    """
 
 class ToolsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -59,6 +65,9 @@ class ToolsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tools_pb2.ExecuteToolRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tools_pb2.ExecuteToolResponse, _abc.Awaitable[_tools_pb2.ExecuteToolResponse]]:
-        """Runs a tool. Gated tools run only with a matching approval (FAILED_PRECONDITION otherwise)."""
+        """Runs a tool, or, for a gated call that no approval covers, records that it waits for a human
+        and returns that pending approval instead (outcome APPROVAL_REQUIRED; nothing ran). An
+        approval_id that cannot cover the call is refused with FAILED_PRECONDITION and its reason.
+        """
 
 def add_ToolsServiceServicer_to_server(servicer: ToolsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
