@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+from google.protobuf import json_format
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, grpc_errors
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import from_struct, to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.common.vocabulary import MAX_MESSAGE_CHARS
+from services.runtime import events as ev
 from services.runtime.client_functions import check_functions
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
@@ -32,7 +36,7 @@ from services.runtime.store import EventRecord, TaskRecord, TaskStore
 
 __all__ = ["EmbeddingServicer", "RuntimeServicer", "create_server", "event_to_proto", "task_to_proto"]
 
-MAX_MESSAGE_CHARS = 32_000
+log = logging.getLogger(__name__)
 
 
 def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
@@ -56,13 +60,25 @@ def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
 
 
 def event_to_proto(event: EventRecord) -> common_pb2.Event:
-    return common_pb2.Event(
+    message = common_pb2.Event(
         task_id=event.task_id,
         seq=event.seq,
         type=f"EVENT_TYPE_{event.type.upper()}",  # by label, as for Task.status
         create_time=to_timestamp(event.create_time),
         data=to_struct(event.data),
     )
+    payload = event.payload
+    if not isinstance(payload, ev.Unknown):
+        # The typed payload from the same fields (events.py reads old shapes too); one the proto
+        # cannot hold (a value of the wrong type in an old log) leaves only `data`.
+        typed = getattr(message, payload.type)
+        typed.SetInParent()
+        try:
+            json_format.ParseDict(ev.to_data(payload), typed, ignore_unknown_fields=True)
+        except json_format.ParseError as exc:
+            message.ClearField(payload.type)
+            log.warning("event %s:%s has no typed payload: %s", event.task_id, event.seq, exc)
+    return message
 
 
 def _message(request: runtime_pb2.ChatRequest) -> str:
@@ -273,7 +289,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
                     continue
                 last_seq = max(last_seq, event.seq)
                 yield event_to_proto(event)
-                if event.type == "status_changed" and TaskStatus(event.data["to"]) in REST_STATES and not follow:
+                if isinstance(event.payload, ev.StatusChanged) and TaskStatus(event.payload.to) in REST_STATES and not follow:
                     return
         finally:
             self._store.unsubscribe(task_id, queue)

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import to_struct
+from services.common.vocabulary import MAX_MESSAGE_CHARS
 from services.gateway.disconnect import unless_disconnected
 from services.gateway.errors import ApiError, BackendError, call, error_body
 from services.gateway.inputs import read_body
@@ -44,7 +45,7 @@ from services.gateway.routes.client_tools import (
     tool_results,
 )
 from services.gateway.routes.completion_turn import Turn
-from services.gateway.routes.tasks import MAX_MESSAGE_CHARS, backends_of
+from services.gateway.routes.tasks import backends_of
 from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment
 
 __all__ = ["MODEL_ID", "routes", "task_message"]

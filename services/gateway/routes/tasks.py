@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from services.common.vocabulary import MAX_MESSAGE_CHARS
 from services.gateway.backends import Backends
 from services.gateway.convert import TASK_STATUSES, event_json, task_json
 from services.gateway.disconnect import unless_disconnected
@@ -22,8 +23,6 @@ from services.gateway.inputs import INT64_MAX, Body, query_bool, query_choice, q
 from services.gateway.sse import EventStreamResponse, StreamGate, sse, sse_comment, with_heartbeats
 
 __all__ = ["backends_of", "event_stream_response", "first_event", "read_stream", "routes", "wants_stream"]
-
-MAX_MESSAGE_CHARS = 32_000
 
 
 class ChatBody(Body):
