@@ -337,9 +337,8 @@ class GrpcPeers:
 
     async def record_experience(self, experience: ExperienceRecord) -> str:
         fields = {item.name: getattr(experience, item.name) for item in dataclasses.fields(experience)}
-        message = skills_pb2.Experience(
-            **fields, outcome=f"OUTCOME_{experience.outcome.upper()}", create_time=to_timestamp(experience.create_time)
-        )
+        fields.update(outcome=f"OUTCOME_{experience.outcome.upper()}", create_time=to_timestamp(experience.create_time))
+        message = skills_pb2.Experience(**fields)
         reply = await self._call(
             "skills", "skills", self._skills.RecordExperience, skills_pb2.RecordExperienceRequest(experience=message)
         )
