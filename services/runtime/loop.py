@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from services.common.vocabulary import TURN_ENDING_ACTIONS
+from services.common.vocabulary import TURN_ENDING_ACTIONS, ApprovalState
 from services.runtime import events as ev
 from services.runtime.client_functions import client_tools, merge_tools
 from services.runtime.compaction import summarise
@@ -340,9 +340,9 @@ class RuntimeLoop:
             if not decided:
                 return "rest"
             decision = decided[-1]
-            if decision.decision == "approved":
+            if decision.decision == ApprovalState.APPROVED:
                 assert self._peers is not None
-                if (await self._peers.get_approval(approval_id)).state == "used":
+                if (await self._peers.get_approval(approval_id)).state == ApprovalState.USED:
                     # Consumed by an execution that the runtime did not see finish: never re-run.
                     await self._interrupted(task_id, call.call_id, call.tool)
                     return "continue"

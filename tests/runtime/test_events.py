@@ -8,15 +8,18 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from ducklm.approvals.v1 import approvals_pb2
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
 from google.protobuf import json_format
 
+from services.common.vocabulary import REST_STATUSES, ApprovalState
 from services.runtime import events as ev
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
@@ -25,6 +28,7 @@ from services.runtime.model_client import ModelClient
 from services.runtime.models_config import load_models_config
 from services.runtime.records import EventRecord
 from services.runtime.server import create_server, event_to_proto
+from services.runtime.states import TaskStatus
 from services.runtime.store import TaskStore
 from services.runtime.turn import TurnState
 from tests.scripted_model import ScriptedModel
@@ -47,6 +51,12 @@ def test_every_event_type_has_one_payload_message_with_the_same_fields() -> None
     for cls_name, message_name in nested.items():
         message = common_pb2.DESCRIPTOR.message_types_by_name[message_name]
         assert {f.name for f in message.fields} == _keys(getattr(ev, cls_name)), cls_name
+
+
+def test_the_shared_words_mirror_the_proto_enums() -> None:
+    approval_words = {name.removeprefix("APPROVAL_STATE_").lower() for name in approvals_pb2.ApprovalState.DESCRIPTOR.values_by_name}
+    assert {state.value for state in ApprovalState} == approval_words - {"unspecified"}
+    assert REST_STATUSES <= {status.value for status in TaskStatus}
 
 
 def test_a_payload_survives_the_store_and_unknown_or_missing_keys_are_tolerated() -> None:
@@ -151,8 +161,6 @@ async def test_a_log_written_by_an_earlier_runtime_replays_and_streams(
 
 
 def test_a_value_the_proto_cannot_hold_leaves_only_data() -> None:
-    from datetime import UTC, datetime
-
     event = EventRecord("t", 1, "tool_call", datetime.now(UTC), {"call_id": "c", "tool": "x", "arguments": [1, 2]})
     message = event_to_proto(event)
     assert message.WhichOneof("payload") is None
