@@ -160,9 +160,9 @@ class RuntimeLoop:
                     return
                 continue
             repairs = 0
-            decided = ev.parse("directive", {"action": directive.action, **directive.fields, "raw": directive.raw})
-            assert isinstance(decided, ev.Directive)
-            turn.add(await self._store.record_step(task_id, *ev.entry(decided)))
+            # Stored as chosen, every field kept (events.Directive reads it back).
+            decided = {"action": directive.action, **directive.fields, "raw": directive.raw}
+            turn.add(await self._store.record_step(task_id, ev.Directive.type, decided))
             if directive.action == "call_tool" and turn.made_call(str(directive.fields.get("tool")), directive.fields.get("arguments")):
                 # Running it again would give the same result: say so, and let the next step only answer.
                 await self._append(turn, ev.Error(
