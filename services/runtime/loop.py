@@ -122,8 +122,7 @@ class RuntimeLoop:
             if steps >= self._settings.max_steps:
                 await self._fail(task_id, "step_limit", f"no answer within {self._settings.max_steps} steps")
                 return
-            task = await self._store.get_task(task_id)
-            spent = task.prompt_tokens + task.completion_tokens
+            spent = turn.tokens_spent
             if spent >= self._settings.token_budget:
                 await self._fail(task_id, "token_budget", f"token budget of {self._settings.token_budget} spent ({spent})")
                 return

@@ -45,6 +45,8 @@ class TurnState:
     last_result: ev.ToolResult | None = None
     # Whether the turn has called the model or recalled memory yet (a resumed turn has).
     begun: bool = False
+    # Prompt and completion tokens of every model call of the task (what its token budget counts).
+    tokens_spent: int = 0
 
     @classmethod
     def from_log(cls, task_id: str, events: list[EventRecord]) -> TurnState:
@@ -70,6 +72,8 @@ class TurnState:
             self.last_result = payload
         elif isinstance(payload, ev.ModelCall | ev.MemoryRecalled):
             self.begun = True
+        if isinstance(payload, ev.ModelCall):
+            self.tokens_spent += payload.usage.prompt_tokens + payload.usage.completion_tokens
         if is_step(payload):
             self.steps += 1
 

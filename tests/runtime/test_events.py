@@ -198,6 +198,27 @@ async def test_a_turn_reads_the_log_once_and_counts_each_decision_as_one_step(
         log = await counting.list_events(task.id, limit=100)
         turn = TurnState.from_log(task.id, log)
         assert turn.steps == 3 and turn.message == ev.UserMessage(text="hi")
+        assert turn.tokens_spent == done.prompt_tokens + done.completion_tokens > 0
     finally:
         await models.close()
         await counting.close()
+
+
+async def test_the_token_budget_counts_the_calls_the_turn_carries(
+    runtime_settings: Settings, scripted_model: ScriptedModel,
+) -> None:
+    # Each unusable output spends tokens; the budget stops the turn before a third model call.
+    settings = runtime_settings.model_copy(update={"max_steps": 6, "max_repairs": 5, "token_budget": 1})
+    scripted_model.script(["not json", "not json", {"action": "respond", "message": "late"}])
+    store = await TaskStore.open(settings.database)
+    models = ModelClient(load_models_config(settings.models_file))
+    try:
+        loop = RuntimeLoop(settings, store, models, DirectiveSchema.load(settings.directive_schema), None)
+        task, _ = await store.open_task({"text": "hi"})
+        await loop.run_turn(task.id)
+        failed = await store.get_task(task.id)
+        assert failed.status is TaskStatus.FAILED and "token budget of 1 spent" in failed.error
+        assert failed.steps == 1 and len(scripted_model.requests) == 1
+    finally:
+        await models.close()
+        await store.close()
