@@ -40,6 +40,7 @@ __all__ = [
     "UserMessage",
     "entry",
     "parse",
+    "stored_key",
     "to_data",
 ]
 
@@ -283,6 +284,11 @@ PAYLOADS: dict[str, type[Payload]] = {
 
 # Dataclass field -> stored key, where a key is not a valid Python name.
 _KEYS = {"from_": "from"}
+
+
+def stored_key(name: str) -> str:
+    """The key a dataclass field is stored (and named in the proto) under."""
+    return _KEYS.get(name, name)
 
 
 def _tuple_of(read: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -10,7 +10,6 @@ from typing import Any
 import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
-from google.protobuf import json_format
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, grpc_errors
 from services.common.paging import next_page_token, page_bounds
@@ -22,6 +21,7 @@ from services.runtime.client_functions import check_functions
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
+from services.runtime.event_protos import PayloadMismatch, fill_payload
 from services.runtime.loop import RuntimeLoop, make_decider
 from services.runtime.model_client import ModelClient
 from services.runtime.model_health import ModelHealth
@@ -71,11 +71,9 @@ def event_to_proto(event: EventRecord) -> common_pb2.Event:
     if not isinstance(payload, ev.Unknown):
         # The typed payload from the same fields (events.py reads old shapes too); one the proto
         # cannot hold (a value of the wrong type in an old log) leaves only `data`.
-        typed = getattr(message, payload.type)
-        typed.SetInParent()
         try:
-            json_format.ParseDict(ev.to_data(payload), typed, ignore_unknown_fields=True)
-        except json_format.ParseError as exc:
+            fill_payload(getattr(message, payload.type), payload)
+        except PayloadMismatch as exc:
             message.ClearField(payload.type)
             log.warning("event %s:%s has no typed payload: %s", event.task_id, event.seq, exc)
     return message

@@ -160,6 +160,32 @@ async def test_a_log_written_by_an_earlier_runtime_replays_and_streams(
     assert len(streamed) == len(OLD_EVENTS) and streamed[-1].status_changed.to == "completed"
 
 
+SAMPLES: list[ev.Payload] = [
+    ev.StatusChanged(from_="running", to="completed", reason="finish"),
+    ev.UserMessage(text="hi", skill="notes", memory=False, reply_schema={"type": "object"},
+                   client_functions=(ev.ClientFunction("lookup", "find", {"type": "object"}),)),
+    ev.ModelCall(role="chat", output="{}", latency_ms=1.5, first_token_ms=0.5, usage=ev.Usage(3, 2, 1),
+                 timings={"prompt_n": 3}, cut_off="length", purpose="compaction", stage="fill"),
+    ev.Directive(action="finish", message={"days": 3}, raw="{}"),
+    ev.Directive(action="read_skill_file", skill="notes", path="a.md", part=2, raw="{}"),
+    ev.ToolResult(call_id="c", tool="t", ok=False, result={"x": [1]}, error="no", code="DENIED", denied=True,
+                  interrupted=False, duration_ms=2.0),
+    ev.SkillUsed(skill="s", body="b", part=1, parts=2, allowed_tools=("a",), pre_approved_tools=("a",),
+                 files=("f.md",), min_tool_calls=1),
+    ev.MemoryRecalled(query="q", automatic=True, memory_ids=("m",), memories=(ev.RecalledMemory("m", "t", 0.5, "task"),)),
+    ev.TaskResumed(from_seq=9),
+]
+
+
+@pytest.mark.parametrize("payload", SAMPLES, ids=lambda payload: payload.type)
+def test_the_typed_payload_is_the_proto_json_mapping_of_the_stored_data(payload: ev.Payload) -> None:
+    event = EventRecord("t", 1, payload.type, datetime.now(UTC), ev.to_data(payload))
+    expected = common_pb2.Event()
+    json_format.ParseDict(ev.to_data(payload), getattr(expected, payload.type))
+    assert getattr(event_to_proto(event), payload.type) == getattr(expected, payload.type)
+    assert event.payload == payload
+
+
 def test_a_value_the_proto_cannot_hold_leaves_only_data() -> None:
     event = EventRecord("t", 1, "tool_call", datetime.now(UTC), {"call_id": "c", "tool": "x", "arguments": [1, 2]})
     message = event_to_proto(event)
