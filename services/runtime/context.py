@@ -21,8 +21,8 @@ from services.runtime.skill_pages import render_skill_event
 from services.runtime.store import EventRecord
 
 __all__ = [
-    "INVALID_DIRECTIVE", "REPEATED_CALL", "RESULT_CHARS", "ActiveSkill", "Catalogue", "active_skill", "build_messages", "compaction",
-    "estimate_tokens", "turn_message", "turn_start",
+    "INVALID_DIRECTIVE", "REPEATED_CALL", "RESULT_CHARS", "Catalogue", "build_messages", "compaction",
+    "estimate_tokens", "turn_start",
 ]
 
 # The error code of a model output that is not a valid directive (a step that took no action).
@@ -156,31 +156,3 @@ def turn_start(events: Sequence[EventRecord]) -> int:
             return event.seq
     return 0
 
-
-def turn_message(events: Sequence[EventRecord]) -> ev.UserMessage | None:
-    """The current turn's user message (None before the first)."""
-    for event in reversed(events):
-        if isinstance(event.payload, ev.UserMessage):
-            return event.payload
-    return None
-
-
-@dataclass(frozen=True)
-class ActiveSkill:
-    """The skill loaded in the current turn: what it loaded, and the seq of that event."""
-
-    used: ev.SkillUsed
-    seq: int
-
-
-def active_skill(events: Sequence[EventRecord]) -> ActiveSkill | None:
-    """The skill loaded in the current turn, if any (its allowed tools bind the turn)."""
-    start = turn_start(events)
-    for event in reversed(events):
-        if event.seq < start:
-            break
-        payload = event.payload
-        # A file read (`file`) belongs to the skill in use; it does not start a new one.
-        if isinstance(payload, ev.SkillUsed) and not payload.error and not payload.file:
-            return ActiveSkill(used=payload, seq=event.seq)
-    return None

@@ -15,13 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from services.runtime import events as ev
-from services.runtime.context import REPEATED_CALL, ActiveSkill
+from services.runtime.context import REPEATED_CALL
 from services.runtime.experience import is_step
 from services.runtime.records import EventRecord
 
-__all__ = ["FollowUp", "TurnState"]
+__all__ = ["ActiveSkill", "FollowUp", "TurnState"]
 
 FollowUp = Literal["free", "look", "answer"]
+
+
+@dataclass(frozen=True)
+class ActiveSkill:
+    """The skill loaded in the current turn: what it loaded, and the seq of that event."""
+
+    used: ev.SkillUsed
+    seq: int
 
 
 def call_key(tool: str, arguments: dict[str, Any] | None) -> tuple[str, str]:
