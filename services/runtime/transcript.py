@@ -98,7 +98,7 @@ def _directive_lines(directive: ev.Directive) -> list[str]:
         arguments = json.dumps(directive.arguments or {}, ensure_ascii=False)
         return [f"Next step: {directive.tool or ''}", f"Arguments: {arguments}"]
     if action in TURN_ENDING_ACTIONS:
-        return [f"Next step: {ANSWER}", f"Answer: {directive.message or ''}"]
+        return [f"Next step: {ANSWER}", f"Answer: {'' if directive.message is None else directive.message}"]
     label, key = FIELD_LINES.get(action, ("Value", ""))
     return [f"Next step: {action}", f"{label}: {directive.fields().get(key, '')}"]
 
