@@ -98,6 +98,11 @@ class TurnState:
         """The skill in use asks for tool calls before an answer, and has not had them yet."""
         return self.skill is not None and self.calls_since_skill < (self.skill.used.min_tool_calls or 0)
 
+    @property
+    def tools_called(self) -> list[str]:
+        """The tools the turn has called so far, in order."""
+        return [tool for tool, _ in self.calls]
+
     def made_call(self, tool: str, arguments: dict[str, Any] | None) -> bool:
         return call_key(tool, arguments) in self.calls
 

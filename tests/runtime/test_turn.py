@@ -33,7 +33,7 @@ def test_steps_calls_and_the_skill_belong_to_the_current_turn() -> None:
     first = TurnState.from_log("t", log[:7])
     assert (first.start, first.steps, first.calls) == (1, 3, [("list_dir", '{"path": "."}')])
     assert first.made_call("list_dir", {"path": "."}) and not first.made_call("list_dir", {"path": "b"})
-    assert first.follow_up() == "look" and first.skill is None
+    assert first.follow_up() == "look" and first.skill is None and first.tools_called == ["list_dir"]
     second = TurnState.from_log("t", log)
     assert (second.start, second.steps, second.calls, second.last_result) == (8, 0, [], None)
     assert second.message is not None and second.message.skill == "notes" and second.is_new
