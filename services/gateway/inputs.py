@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 
+from services.common.vocabulary import MAX_MESSAGE_CHARS
 from services.gateway.errors import ApiError
 
 __all__ = [
@@ -33,8 +34,7 @@ M = TypeVar("M", bound=BaseModel)
 MAX_BODY_BYTES = 1024 * 1024
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-# Longest user message a route accepts (the runtime refuses longer ones too).
-MAX_MESSAGE_CHARS = 32_000
+
 # Deeper JSON than this is refused: protobuf messages and Structs have a nesting limit too.
 MAX_DEPTH = 32
 

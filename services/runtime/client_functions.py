@@ -9,12 +9,11 @@ never executed here: calling one ends the turn.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from services.common.errors import InvalidArgument
+from services.runtime.events import UserMessage
 from services.runtime.peers import ToolSpec
-from services.runtime.store import EventRecord
 
 __all__ = ["check_functions", "client_tools", "merge_tools", "reply_schema"]
 
@@ -40,21 +39,17 @@ def check_functions(functions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return functions
 
 
-def _turn_message(events: Sequence[EventRecord]) -> dict[str, Any]:
-    return next((e.data for e in reversed(events) if e.type == "user_message"), {})
-
-
-def client_tools(events: Sequence[EventRecord]) -> list[ToolSpec]:
-    """The client's functions for the current turn, as tools the step schema can offer."""
+def client_tools(message: UserMessage | None) -> list[ToolSpec]:
+    """The client's functions for the turn of `message`, as tools the step schema can offer."""
     return [
         ToolSpec(
-            name=str(function["name"]),
-            description=str(function.get("description") or "(a function of the client)"),
-            arguments_schema=dict(function.get("parameters") or {"type": "object"}),
+            name=function.name,
+            description=function.description or "(a function of the client)",
+            arguments_schema=dict(function.parameters or {"type": "object"}),
             read_only=False,
             requires_approval=False,
         )
-        for function in _turn_message(events).get("client_functions", [])
+        for function in (message.client_functions or () if message is not None else ())
     ]
 
 
@@ -64,6 +59,6 @@ def merge_tools(tools: list[ToolSpec], client: list[ToolSpec]) -> list[ToolSpec]
     return [*(tool for tool in tools if tool.name not in names), *client]
 
 
-def reply_schema(events: Sequence[EventRecord]) -> dict[str, Any] | None:
-    schema = _turn_message(events).get("reply_schema")
+def reply_schema(message: UserMessage | None) -> dict[str, Any] | None:
+    schema = message.reply_schema if message is not None else None
     return dict(schema) if schema else None

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from services.runtime import events as ev
 from services.runtime.context import RESULT_CHARS
 from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.store import EventRecord
@@ -30,8 +31,8 @@ _INSTRUCTION = (
 def transcript(events: Sequence[EventRecord]) -> str:
     lines = []
     for event in events:
-        if event.type in ("user_message", "assistant_message"):
-            lines.append(f"{event.type.split('_')[0]}: {event.data.get('text', '')}")
+        if isinstance(event.payload, ev.UserMessage | ev.AssistantMessage):
+            lines.append(f"{event.type.split('_')[0]}: {event.payload.text}")
         elif event.type in ("directive", "tool_result", "memory_recalled", "skill_used", "context_compacted"):
             lines.append(f"{event.type}: {json.dumps(event.data, ensure_ascii=False)[:RESULT_CHARS // 4]}")
     return "\n".join(lines)

@@ -13,13 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.vocabulary import TURN_ENDING_ACTIONS
+from services.runtime import events as ev
 from services.runtime.peers import SkillSummary
 from services.runtime.skill_catalogue import catalogue_line
 from services.runtime.skill_pages import render_skill_event
 from services.runtime.store import EventRecord
 
-__all__ = ["RESULT_CHARS", "Catalogue", "active_skill", "build_messages", "estimate_tokens", "turn_start"]
+__all__ = [
+    "INVALID_DIRECTIVE", "REPEATED_CALL", "RESULT_CHARS", "Catalogue", "build_messages", "compaction",
+    "estimate_tokens", "turn_start",
+]
 
+# The error code of a model output that is not a valid directive (a step that took no action).
+INVALID_DIRECTIVE = "invalid_directive"
+# The error code of a tool call the model repeated within a turn (it was not run again).
+REPEATED_CALL = "repeated_call"
 # The most characters of one tool result shown to the model; the full result is in the event.
 RESULT_CHARS = 2000
 # The most characters of an invalid output shown back to the model for repair; the full output
@@ -47,7 +56,7 @@ class Catalogue:
 
     tools: tuple[tuple[str, str], ...] = ()
     skills: tuple[tuple[str, str], ...] = ()
-    actions: tuple[str, ...] = ("respond", "finish")
+    actions: tuple[str, ...] = TURN_ENDING_ACTIONS
     # Loaded skills not listed (unrelated to the request, or over the catalogue's token budget).
     skills_left_out: int = 0
 
@@ -74,58 +83,62 @@ def _compact_json(value: Any, limit: int = RESULT_CHARS) -> str:
 
 
 def _render(event: EventRecord, tool_names: dict[str, str]) -> list[dict[str, str]]:
-    data = event.data
-    if event.type == "user_message":
-        return [{"role": "user", "content": str(data["text"])}]
-    if event.type == "directive":
-        return [{"role": "assistant", "content": str(data["raw"])}]
-    if event.type == "error" and data.get("code") == "invalid_directive":
+    payload = event.payload
+    if isinstance(payload, ev.UserMessage):
+        return [{"role": "user", "content": payload.text}]
+    if isinstance(payload, ev.Directive):
+        return [{"role": "assistant", "content": payload.raw}]
+    if isinstance(payload, ev.Error) and payload.code == INVALID_DIRECTIVE:
         return [
-            {"role": "assistant", "content": _clip(str(data.get("output", "")), INVALID_OUTPUT_CHARS)},
-            {"role": "user", "content": f"That was not a valid action: {data['message']}. Reply with one JSON action."},
+            {"role": "assistant", "content": _clip(payload.output or "", INVALID_OUTPUT_CHARS)},
+            {"role": "user", "content": f"That was not a valid action: {payload.message}. Reply with one JSON action."},
         ]
-    if event.type == "tool_result":
-        tool = tool_names.get(str(data.get("call_id")), "the tool")
-        if data.get("ok"):
-            return [{"role": "user", "content": f"Result of {tool}: {_compact_json(data.get('result', {}))}"}]
-        return [{"role": "user", "content": f"{tool} failed: {data.get('error', 'unknown error')}"}]
-    if event.type == "skill_used":
+    if isinstance(payload, ev.ToolResult):
+        tool = tool_names.get(payload.call_id, "the tool")
+        if payload.ok:
+            return [{"role": "user", "content": f"Result of {tool}: {_compact_json(payload.result)}"}]
+        return [{"role": "user", "content": f"{tool} failed: {payload.error or 'unknown error'}"}]
+    if isinstance(payload, ev.SkillUsed):
         # Hook: skill_pages.render_skill_event shows a body part or a file part, with how to read on.
-        return [{"role": "user", "content": render_skill_event(data)}]
-    if event.type == "memory_recalled":
-        memories = data.get("memories") or []
-        if data.get("automatic") and data.get("error"):
+        return [{"role": "user", "content": render_skill_event(payload)}]
+    if isinstance(payload, ev.MemoryRecalled):
+        memories = payload.memories or ()
+        if payload.automatic and payload.error:
             return []  # stored in the log; not worth a small model's attention every turn
-        if data.get("error"):
-            return [{"role": "user", "content": f"Memory search failed: {data['error']}"}]
+        if payload.error:
+            return [{"role": "user", "content": f"Memory search failed: {payload.error}"}]
         if not memories:
-            return [] if data.get("automatic") else [{"role": "user", "content": "No memories matched."}]
+            return [] if payload.automatic else [{"role": "user", "content": "No memories matched."}]
         listed = "\n".join(
-            f"- {_clip(str(memory['text']), MEMORY_CHARS)}{_SCOPE_NOTES.get(str(memory.get('scope', '')), '')}"
-            for memory in memories
+            f"- {_clip(memory.text, MEMORY_CHARS)}{_SCOPE_NOTES.get(memory.scope, '')}" for memory in memories
         )
         return [{"role": "user", "content": f"Relevant memories:\n{listed}"}]
-    if event.type == "memory_stored":
-        if data.get("error"):
-            return [{"role": "user", "content": f"Could not remember that: {data['error']}"}]
+    if isinstance(payload, ev.MemoryStored):
+        if payload.error:
+            return [{"role": "user", "content": f"Could not remember that: {payload.error}"}]
         return [{"role": "user", "content": "Remembered for this conversation."}]
     return []
+
+
+def compaction(events: Sequence[EventRecord]) -> ev.ContextCompacted | None:
+    """The log's last compaction, whose summary stands in for every event up to its `up_to_seq`."""
+    for event in reversed(events):
+        if isinstance(event.payload, ev.ContextCompacted):
+            return event.payload
+    return None
 
 
 def build_messages(system_prompt: str, catalogue: Catalogue, events: Sequence[EventRecord]) -> list[dict[str, str]]:
     """The chat messages for the next model call."""
     messages: list[dict[str, str]] = [{"role": "system", "content": system_message(system_prompt, catalogue)}]
-    covered = 0
-    for event in events:
-        if event.type == "context_compacted":
-            covered = int(event.data["up_to_seq"])
-            summary = str(event.data["summary"])
-    if covered:
-        messages.append({"role": "user", "content": f"Summary of the conversation so far: {summary}"})
+    compacted = compaction(events)
+    covered = compacted.up_to_seq if compacted is not None else 0
+    if compacted is not None and covered:
+        messages.append({"role": "user", "content": f"Summary of the conversation so far: {compacted.summary}"})
     tool_names: dict[str, str] = {}
     for event in events:
-        if event.type == "tool_call":
-            tool_names[str(event.data["call_id"])] = str(event.data["tool"])
+        if isinstance(event.payload, ev.ToolCall):
+            tool_names[event.payload.call_id] = event.payload.tool
         if event.seq > covered:
             messages.extend(_render(event, tool_names))
     return messages
@@ -139,18 +152,7 @@ def estimate_tokens(messages: Sequence[dict[str, str]]) -> int:
 def turn_start(events: Sequence[EventRecord]) -> int:
     """The seq of the current turn's user message (0 if none)."""
     for event in reversed(events):
-        if event.type == "user_message":
+        if isinstance(event.payload, ev.UserMessage):
             return event.seq
     return 0
 
-
-def active_skill(events: Sequence[EventRecord]) -> dict[str, Any] | None:
-    """The skill loaded in the current turn, if any (its allowed tools bind the turn)."""
-    start = turn_start(events)
-    for event in reversed(events):
-        if event.seq < start:
-            break
-        # A file read (`file`) belongs to the skill in use; it does not start a new one.
-        if event.type == "skill_used" and not event.data.get("error") and not event.data.get("file"):
-            return {**event.data, "seq": event.seq}
-    return None

@@ -17,6 +17,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from services.common.vocabulary import TURN_ENDING_ACTIONS
 from services.runtime.model_text import ModelJSONError, load_model_json
 
 __all__ = ["Directive", "DirectiveError", "DirectiveSchema"]
@@ -92,7 +93,7 @@ class DirectiveSchema:
                 if not skills:
                     continue
                 branch["properties"]["skill"] = {"enum": list(skills)}
-            if reply_schema is not None and action in ("respond", "finish"):
+            if reply_schema is not None and action in TURN_ENDING_ACTIONS:
                 branch["properties"]["message"] = copy.deepcopy(reply_schema)
             branches.append(branch)
         if max_text_chars is not None:

@@ -17,6 +17,7 @@ approvals (WatchApprovals) until the stream drops, and the caller reconnects.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ from ducklm.tools.v1 import tools_pb2, tools_pb2_grpc
 from google.protobuf import json_format
 
 from services.common.channels import open_channel
-from services.common.protos import from_struct, to_struct
+from services.common.protos import from_struct, to_struct, to_timestamp
+from services.runtime.records import ExperienceRecord
 from services.runtime.workspace_entries import WorkspaceEntry, workspace_entries
 
 __all__ = [
@@ -127,7 +129,7 @@ class Peers(Protocol):
     async def read_skill_file(self, name: str, path: str) -> bytes: ...
     async def remember(self, task_id: str, text: str, kind: str) -> str: ...
     async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]: ...
-    async def record_experience(self, experience: dict[str, Any]) -> str: ...
+    async def record_experience(self, experience: ExperienceRecord) -> str: ...
     async def propose_skill(self, skill_md: str, experience_ids: list[str], event_refs: list[str], rationale: str) -> str: ...
     async def list_experiences(self, ids: list[str], limit: int) -> list[dict[str, Any]]: ...
     async def list_workspace(self, task_id: str) -> list[WorkspaceEntry]: ...
@@ -354,8 +356,10 @@ class GrpcPeers:
             for r in reply.results
         ]
 
-    async def record_experience(self, experience: dict[str, Any]) -> str:
-        message = skills_pb2.Experience(**experience)
+    async def record_experience(self, experience: ExperienceRecord) -> str:
+        fields = {item.name: getattr(experience, item.name) for item in dataclasses.fields(experience)}
+        fields.update(outcome=f"OUTCOME_{experience.outcome.upper()}", create_time=to_timestamp(experience.create_time))
+        message = skills_pb2.Experience(**fields)
         reply = await self._call(
             "skills", "skills", self._skills.RecordExperience, skills_pb2.RecordExperienceRequest(experience=message)
         )

@@ -1,6 +1,7 @@
 """The runtime's stored records as plain dataclasses, and how SQLite rows become them.
 
-Read-only shapes: nothing here opens the database or writes to it (that is store.py).
+Read-only shapes: nothing here opens the database or writes to it (that is store.py). An event
+keeps its data as stored; `payload` is its typed reading (events.py), taken once.
 """
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import aiosqlite
 
+from services.runtime.events import Payload, Unknown, parse
 from services.runtime.states import TaskStatus
 
-__all__ = ["EventRecord", "TaskRecord", "event_from_row", "task_from_row"]
+__all__ = ["EventRecord", "ExperienceRecord", "TaskRecord", "event_from_row", "task_from_row"]
 
 
 @dataclass
@@ -40,6 +43,35 @@ class EventRecord:
     type: str
     create_time: datetime
     data: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def payload(self) -> Payload | Unknown:
+        """The typed payload; read from `data` once (an event's data is never changed)."""
+        return parse(self.type, self.data)
+
+
+@dataclass(frozen=True)
+class ExperienceRecord:
+    """One finished turn, as the skills service records it (skills.v1.Experience)."""
+
+    # "task_id:seq of the turn's user message": one experience per turn.
+    id: str
+    task_id: str
+    goal: str
+    # The status word the turn ended in: "completed", "failed" or "cancelled".
+    outcome: str
+    # The turn's steps: directives and unusable outputs (the meaning of TaskRecord.steps).
+    steps: int
+    tools_used: tuple[str, ...]
+    skills_used: tuple[str, ...]
+    errors: tuple[str, ...]
+    duration_seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    final_answer: str
+    create_time: datetime
+    # Bounds the evidence a skill proposal may cite from this turn.
+    last_event_seq: int
 
 
 def task_from_row(row: aiosqlite.Row) -> TaskRecord:

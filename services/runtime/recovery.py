@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from services.common.errors import FailedPrecondition
+from services.runtime import events as ev
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskRecord, TaskStore
 
@@ -19,22 +20,26 @@ __all__ = ["open_approval", "reconcile", "turn_is_open"]
 
 log = logging.getLogger(__name__)
 
+_FINAL_WORDS = frozenset(status.value for status in FINAL_STATES)
+
 
 def open_approval(events: Sequence[EventRecord]) -> str:
     """The id of the approval the log requested and has neither decided nor settled, or ""."""
-    requested = [e for e in events if e.type == "approval_requested"]
+    requested = [e for e in events if isinstance(e.payload, ev.ApprovalRequested)]
     if not requested:
         return ""
     last = requested[-1]
-    approval_id, call_id = str(last.data.get("approval_id", "")), last.data.get("call_id")
+    assert isinstance(last.payload, ev.ApprovalRequested)
+    approval_id, call_id = last.payload.approval_id, last.payload.call_id
     for event in events:
         if event.seq <= last.seq:
             continue
-        if event.type == "approval_decided" and event.data.get("approval_id") == approval_id:
+        payload = event.payload
+        if isinstance(payload, ev.ApprovalDecided) and payload.approval_id == approval_id:
             return ""
-        if event.type == "tool_result" and event.data.get("call_id") == call_id:
+        if isinstance(payload, ev.ToolResult) and payload.call_id == call_id:
             return ""
-        if event.type == "status_changed" and event.data.get("to") in ("cancelled", "failed"):
+        if isinstance(payload, ev.StatusChanged) and payload.to in _FINAL_WORDS:
             return ""
     return approval_id
 
@@ -42,9 +47,9 @@ def open_approval(events: Sequence[EventRecord]) -> str:
 def turn_is_open(events: Sequence[EventRecord]) -> bool:
     """Whether the last user message still waits for the reply that ends its turn."""
     for event in reversed(events):
-        if event.type == "assistant_message":
+        if isinstance(event.payload, ev.AssistantMessage):
             return False
-        if event.type == "user_message":
+        if isinstance(event.payload, ev.UserMessage):
             return True
     return False
 
@@ -55,7 +60,7 @@ async def reconcile(store: TaskStore, task: TaskRecord) -> bool:
         return False
     events = await store.list_events(task.id, limit=1_000_000)
     approval_id = open_approval(events)
-    resumed = ("task_resumed", {"from_seq": events[-1].seq if events else 0})
+    resumed = ev.entry(ev.TaskResumed(from_seq=events[-1].seq if events else 0))
     try:
         if approval_id:
             if task.status is TaskStatus.WAITING_APPROVAL and task.pending_approval_id == approval_id:

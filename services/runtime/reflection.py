@@ -15,6 +15,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from services.runtime import events as ev
 from services.runtime.model_client import ChatModel
 from services.runtime.peers import Peers
 from services.runtime.store import EventRecord, TaskStore
@@ -58,7 +59,6 @@ _INSTRUCTION = (
 # Steps of one task shown to the model, and characters of one step's arguments or result.
 STEPS_SHOWN = 12
 STEP_CHARS = 160
-EVIDENCE_TYPES = ("tool_call", "tool_result", "skill_used")
 
 
 @dataclass
@@ -86,14 +86,22 @@ def _describe(experience: dict[str, Any], steps: list[EventRecord]) -> str:
 
 
 def _step(event: EventRecord) -> str:
-    data = event.data
-    if event.type == "tool_call":
-        return f"call {data.get('tool')} {json.dumps(data.get('arguments', {}), ensure_ascii=False)[:STEP_CHARS]}"
-    if event.type == "tool_result":
-        if data.get("ok"):
-            return f"{data.get('tool')} ok: {json.dumps(data.get('result', {}), ensure_ascii=False)[:STEP_CHARS]}"
-        return f"{data.get('tool')} failed: {str(data.get('error', ''))[:STEP_CHARS]}"
-    return f"used skill {data.get('skill')}" + (f" (file {data['file']})" if data.get("file") else "")
+    payload = event.payload
+    if isinstance(payload, ev.ToolCall):
+        return f"call {payload.tool} {json.dumps(payload.arguments, ensure_ascii=False)[:STEP_CHARS]}"
+    if isinstance(payload, ev.ToolResult):
+        if payload.ok:
+            return f"{payload.tool} ok: {json.dumps(payload.result, ensure_ascii=False)[:STEP_CHARS]}"
+        return f"{payload.tool} failed: {payload.error[:STEP_CHARS]}"
+    assert isinstance(payload, ev.SkillUsed)
+    return f"used skill {payload.skill}" + (f" (file {payload.file})" if payload.file else "")
+
+
+def _is_evidence(payload: ev.Payload | ev.Unknown) -> bool:
+    """A step worth citing: a tool call or result, or a skill that loaded (not a failure)."""
+    if isinstance(payload, ev.ToolCall):
+        return True
+    return isinstance(payload, ev.ToolResult | ev.SkillUsed) and not payload.error
 
 
 async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventRecord]:
@@ -108,7 +116,7 @@ async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventReco
     events = await store.list_events(task_id, limit=100_000)
     return [
         e for e in events
-        if e.type in EVIDENCE_TYPES and e.seq >= first and (not last or e.seq <= last) and not e.data.get("error")
+        if _is_evidence(e.payload) and e.seq >= first and (not last or e.seq <= last)
     ]
 
 

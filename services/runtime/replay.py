@@ -12,10 +12,12 @@ import json
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from services.runtime import events as ev
 from services.runtime.completion_client import StepScores
 from services.runtime.config import Settings
+from services.runtime.context import INVALID_DIRECTIVE
 from services.runtime.directives import DirectiveSchema
 from services.runtime.loop import RuntimeLoop, reply_cap
 from services.runtime.model_client import ModelCall, TokenCallback
@@ -29,11 +31,14 @@ from services.runtime.peers import (
     ToolSpec,
     WorkspaceEntry,
 )
+from services.runtime.records import ExperienceRecord
 from services.runtime.staged import StagedDecider
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskStore
 
 __all__ = ["ReplayResult", "actions_of", "replay_events"]
+
+P = TypeVar("P")
 
 
 class ReplayExhausted(Exception):
@@ -51,17 +56,22 @@ def actions_of(events: Sequence[EventRecord]) -> list[str]:
     """The sequence of actions a run took: each directive, and each refused model output."""
     actions = []
     for event in events:
-        if event.type == "directive":
-            actions.append(json.dumps({k: v for k, v in event.data.items() if k != "raw"}, sort_keys=True))
-        elif event.type == "error" and event.data.get("code") == "invalid_directive":
-            actions.append(json.dumps({"invalid": event.data["output"]}))
+        payload = event.payload
+        if isinstance(payload, ev.Directive):
+            actions.append(json.dumps({"action": payload.action, **payload.fields()}, sort_keys=True))
+        elif isinstance(payload, ev.Error) and payload.code == INVALID_DIRECTIVE:
+            actions.append(json.dumps({"invalid": payload.output or ""}))
     return actions
+
+
+def _of(events: Sequence[EventRecord], kind: type[P]) -> list[P]:
+    return [e.payload for e in events if isinstance(e.payload, kind)]
 
 
 class RecordedModel:
     def __init__(self, config: ModelsConfig, events: Sequence[EventRecord]) -> None:
         self._config = config
-        self._calls = deque(e.data for e in events if e.type == "model_call")
+        self._calls = deque(_of(events, ev.ModelCall))
 
     @property
     def config(self) -> ModelsConfig:
@@ -71,14 +81,12 @@ class RecordedModel:
                    on_token: TokenCallback | None = None) -> ModelCall:
         if not self._calls:
             raise ReplayExhausted("no more recorded model outputs")
-        data = self._calls.popleft()
-        usage = data.get("usage", {})
+        recorded = self._calls.popleft()
         return ModelCall(
-            role=role, model=str(data.get("model", "")), text=str(data["output"]), latency_ms=0.0, first_token_ms=None,
-            prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=int(usage.get("completion_tokens", 0)),
-            cached_prompt_tokens=int(usage.get("cached_prompt_tokens", 0)),
+            role=role, model=recorded.model, text=recorded.output, latency_ms=0.0, first_token_ms=None,
+            prompt_tokens=recorded.usage.prompt_tokens, completion_tokens=recorded.usage.completion_tokens,
+            cached_prompt_tokens=recorded.usage.cached_prompt_tokens,
         )
-
 
     async def complete(
         self, role: str, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
@@ -102,14 +110,15 @@ class RecordedPeers:
 
     def __init__(self, events: Sequence[EventRecord]) -> None:
         # Every tool the run named: called, chosen in a directive, or chosen by a staged step.
-        named = {str(e.data["tool"]) for e in events if e.type in ("tool_call", "directive") and e.data.get("tool")}
-        named |= {str(e.data.get("output", "")) for e in events if e.type == "model_call" and e.data.get("stage") == "choose"}
+        named = {p.tool for p in _of(events, ev.ToolCall)} | {p.tool or "" for p in _of(events, ev.Directive)}
+        named |= {p.output for p in _of(events, ev.ModelCall) if p.stage == "choose"}
         self._tool_names = sorted(named - _NOT_TOOLS)
-        self._results: deque[dict[str, Any]] = deque(e.data for e in events if e.type == "tool_result")
-        self._skills = {e.data["skill"]: e.data for e in events if e.type == "skill_used" and not e.data.get("file")}
-        self._files = {(e.data["skill"], e.data["file"]): e.data for e in events if e.type == "skill_used" and e.data.get("file")}
-        self._recalls = deque(e.data for e in events if e.type == "memory_recalled")
-        self._stored = deque(e.data for e in events if e.type == "memory_stored")
+        self._results = deque(_of(events, ev.ToolResult))
+        used = _of(events, ev.SkillUsed)
+        self._skills = {p.skill: p for p in used if not p.file}
+        self._files = {(p.skill, p.file): p for p in used if p.file}
+        self._recalls = deque(_of(events, ev.MemoryRecalled))
+        self._stored = deque(_of(events, ev.MemoryStored))
 
     async def list_tools(self) -> list[ToolSpec]:
         # Read-only, so that no step's narrowing drops one; needing approval, so that a call a
@@ -119,9 +128,8 @@ class RecordedPeers:
     async def execute_tool(self, task_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> ToolOutcome:
         if not self._results:
             raise ReplayExhausted(f"no recorded result for {tool}")
-        data = self._results.popleft()
-        return ToolOutcome(ok=bool(data["ok"]), result=dict(data.get("result") or {}), error=str(data.get("error", "")),
-                           code=str(data.get("code", "")))
+        recorded = self._results.popleft()
+        return ToolOutcome(ok=recorded.ok, result=dict(recorded.result), error=recorded.error, code=recorded.code or "")
 
     async def get_approval(self, approval_id: str) -> ApprovalInfo:
         raise ReplayExhausted("approvals are not read in a replay")
@@ -136,30 +144,30 @@ class RecordedPeers:
         return [SkillSummary(name=name, description="") for name in sorted(self._skills)]
 
     async def get_skill(self, name: str) -> SkillSummary:
-        data = self._skills.get(name)
-        if data is None or data.get("error"):
-            raise PeerError("skills", "NOT_FOUND", str((data or {}).get("error", f"no skill {name}")))
-        return SkillSummary(name=name, description="", allowed_tools=tuple(data.get("allowed_tools", ())), body=str(data.get("body", "")))
+        recorded = self._skills.get(name)
+        if recorded is None or recorded.error:
+            raise PeerError("skills", "NOT_FOUND", (recorded.error or "") if recorded is not None else f"no skill {name}")
+        return SkillSummary(name=name, description="", allowed_tools=recorded.allowed_tools or (), body=recorded.body or "")
 
     async def read_skill_file(self, name: str, path: str) -> bytes:
-        data = self._files.get((name, path))
-        if data is None or data.get("error"):
-            raise PeerError("skills", "NOT_FOUND", str((data or {}).get("error", f"no file {path} recorded")))
-        return str(data.get("body", "")).encode()
+        recorded = self._files.get((name, path))
+        if recorded is None or recorded.error:
+            raise PeerError("skills", "NOT_FOUND", (recorded.error or "") if recorded is not None else f"no file {path} recorded")
+        return (recorded.body or "").encode()
 
     async def remember(self, task_id: str, text: str, kind: str) -> str:
-        data = self._stored.popleft() if self._stored else {}
-        if data.get("error") or not data:
-            raise PeerError("memory", "FAILED_PRECONDITION", str(data.get("error", "not recorded")))
-        return str(data["memory_id"])
+        recorded = self._stored.popleft() if self._stored else None
+        if recorded is None or recorded.error:
+            raise PeerError("memory", "FAILED_PRECONDITION", (recorded.error or "") if recorded is not None else "not recorded")
+        return recorded.memory_id or ""
 
     async def recall(self, query: str, top_k: int, task_id: str = "") -> list[RecalledMemory]:
-        data = self._recalls.popleft() if self._recalls else {}
-        if data.get("error") or not data:
-            raise PeerError("memory", "FAILED_PRECONDITION", str(data.get("error", "not recorded")))
-        return [RecalledMemory(id=m["id"], text=m["text"], score=float(m["score"])) for m in data.get("memories", [])]
+        recorded = self._recalls.popleft() if self._recalls else None
+        if recorded is None or recorded.error:
+            raise PeerError("memory", "FAILED_PRECONDITION", (recorded.error or "") if recorded is not None else "not recorded")
+        return [RecalledMemory(id=m.id, text=m.text, score=m.score) for m in recorded.memories or ()]
 
-    async def record_experience(self, experience: dict[str, Any]) -> str:
+    async def record_experience(self, experience: ExperienceRecord) -> str:
         return ""
 
     async def propose_skill(self, skill_md: str, experience_ids: list[str], event_refs: list[str], rationale: str) -> str:
@@ -173,7 +181,7 @@ class RecordedPeers:
 
 
 def _was_staged(events: Sequence[EventRecord]) -> bool:
-    return any(e.type == "model_call" and e.data.get("stage") for e in events)
+    return any(call.stage for call in _of(events, ev.ModelCall))
 
 
 async def replay_events(
@@ -182,7 +190,7 @@ async def replay_events(
     """Re-runs the recorded task through the loop and compares the actions it takes."""
     store = await TaskStore.open(":memory:")
     try:
-        uses_peers = any(e.type in ("tool_call", "skill_used", "memory_recalled", "memory_stored") for e in events)
+        uses_peers = any(isinstance(e.payload, ev.ToolCall | ev.SkillUsed | ev.MemoryRecalled | ev.MemoryStored) for e in events)
         peers = RecordedPeers(events) if uses_peers else None
         model = RecordedModel(config, events)
         decider = None
@@ -190,13 +198,13 @@ async def replay_events(
             decider = StagedDecider(model=model, system_prompt=settings.system_prompt,
                                     max_text_chars=reply_cap(settings, config), calibrate=False)
         loop = RuntimeLoop(settings, store, model, schema, peers, decider=decider)
-        messages = [e.data for e in events if e.type == "user_message"]
-        task = await store.create_task(str(messages[0]["text"]) if messages else "replay")
-        await store.append_event(task.id, "task_created", {"message": task.title})
+        messages = _of(events, ev.UserMessage)
+        task = await store.create_task(messages[0].text if messages else "replay")
+        await store.append_event(task.id, *ev.entry(ev.TaskCreated(message=task.title)))
         for message in messages:
             if (await store.get_task(task.id)).status in FINAL_STATES:
                 break
-            await store.append_event(task.id, "user_message", dict(message))
+            await store.append_event(task.id, *ev.entry(message))
             await store.set_status(task.id, TaskStatus.RUNNING, reason="replay")
             try:
                 await loop.run_turn(task.id)

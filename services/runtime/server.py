@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,10 +15,13 @@ from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import from_struct, to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.common.vocabulary import MAX_MESSAGE_CHARS
+from services.runtime import events as ev
 from services.runtime.client_functions import check_functions
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
+from services.runtime.event_protos import PayloadMismatch, fill_payload
 from services.runtime.loop import RuntimeLoop, make_decider
 from services.runtime.model_client import ModelClient
 from services.runtime.model_health import ModelHealth
@@ -32,7 +36,7 @@ from services.runtime.store import EventRecord, TaskRecord, TaskStore
 
 __all__ = ["EmbeddingServicer", "RuntimeServicer", "create_server", "event_to_proto", "task_to_proto"]
 
-MAX_MESSAGE_CHARS = 32_000
+log = logging.getLogger(__name__)
 
 
 def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
@@ -56,13 +60,23 @@ def task_to_proto(task: TaskRecord) -> runtime_pb2.Task:
 
 
 def event_to_proto(event: EventRecord) -> common_pb2.Event:
-    return common_pb2.Event(
+    message = common_pb2.Event(
         task_id=event.task_id,
         seq=event.seq,
         type=f"EVENT_TYPE_{event.type.upper()}",  # by label, as for Task.status
         create_time=to_timestamp(event.create_time),
         data=to_struct(event.data),
     )
+    payload = event.payload
+    if not isinstance(payload, ev.Unknown):
+        # The typed payload from the same fields (events.py reads old shapes too); one the proto
+        # cannot hold (a value of the wrong type in an old log) leaves only `data`.
+        try:
+            fill_payload(getattr(message, payload.type), payload)
+        except PayloadMismatch as exc:
+            message.ClearField(payload.type)
+            log.warning("event %s:%s has no typed payload: %s", event.task_id, event.seq, exc)
+    return message
 
 
 def _message(request: runtime_pb2.ChatRequest) -> str:
@@ -273,7 +287,7 @@ class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
                     continue
                 last_seq = max(last_seq, event.seq)
                 yield event_to_proto(event)
-                if event.type == "status_changed" and TaskStatus(event.data["to"]) in REST_STATES and not follow:
+                if isinstance(event.payload, ev.StatusChanged) and TaskStatus(event.payload.to) in REST_STATES and not follow:
                     return
         finally:
             self._store.unsubscribe(task_id, queue)

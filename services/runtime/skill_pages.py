@@ -10,8 +10,8 @@ a service: the loop fetches, this module cuts and renders.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from services.runtime.events import SkillUsed
 from services.runtime.skill_catalogue import TokenCounter, estimate_text_tokens
 
 __all__ = ["SKILL_FILE", "Part", "cut_part", "render_skill_event"]
@@ -36,28 +36,28 @@ async def cut_part(text: str, part: int, budget_tokens: int, count: TokenCounter
     return text[start:end], number, len(bounds)
 
 
-def render_skill_event(data: dict[str, Any]) -> str:
+def render_skill_event(used: SkillUsed) -> str:
     """The user-message text for a `skill_used` event: a body part, or a part of one file."""
-    skill = str(data.get("skill", ""))
-    if data.get("error"):
-        what = f"File {data['file']} of skill {skill}" if data.get("file") else f"Skill {skill}"
-        return f"{what} could not be loaded: {data['error']}"
-    part, parts = int(data.get("part", 1)), int(data.get("parts", 1))
-    path = str(data.get("file") or SKILL_FILE)
-    if data.get("file"):
+    skill = used.skill
+    if used.error:
+        what = f"File {used.file} of skill {skill}" if used.file else f"Skill {skill}"
+        return f"{what} could not be loaded: {used.error}"
+    part, parts = used.part or 1, used.parts or 1
+    path = used.file or SKILL_FILE
+    if used.file:
         head = f"File {path} of skill {skill}"
     else:
         head = f"Instructions of skill {skill}"
     if parts > 1:
         head += f" (part {part} of {parts})"
-    lines = [f"{head}:", str(data.get("body", ""))]
+    lines = [f"{head}:", used.body or ""]
     if part < parts:
         lines.append(
             f"[{parts - part} more part(s): "
             f'{{"action": "read_skill_file", "skill": "{skill}", "path": "{path}", "part": {part + 1}}}]'
         )
-    files: Sequence[str] = data.get("files") or ()
-    if files and not data.get("file"):
+    files: Sequence[str] = used.files or ()
+    if files and not used.file:
         shown = ", ".join(files[:LISTED_FILES])
         more = f" and {len(files) - LISTED_FILES} more" if len(files) > LISTED_FILES else ""
         lines.append(

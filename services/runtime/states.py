@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 from services.common.errors import FailedPrecondition
+from services.common.vocabulary import REST_STATUSES
 
 __all__ = ["FINAL_STATES", "REST_STATES", "TaskStatus", "check_transition"]
 
@@ -21,9 +22,7 @@ class TaskStatus(str, Enum):
 
 
 # A task at rest is not being worked on: the loop has returned control to a human.
-REST_STATES = frozenset(
-    {TaskStatus.WAITING_APPROVAL, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
-)
+REST_STATES = frozenset(TaskStatus(word) for word in REST_STATUSES)
 # A final task never runs again.
 FINAL_STATES = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 

@@ -258,12 +258,21 @@ class TaskStore:
         """Appends a model_call event and adds its usage to the task, in one transaction."""
         async with self._transaction() as tx:
             await self._db.execute(
-                "UPDATE tasks SET steps = steps + 1, prompt_tokens = prompt_tokens + ?,"
+                "UPDATE tasks SET prompt_tokens = prompt_tokens + ?,"
                 " completion_tokens = completion_tokens + ?, cached_prompt_tokens = cached_prompt_tokens + ?,"
                 " update_time = ? WHERE id = ?",
                 (prompt_tokens, completion_tokens, cached_prompt_tokens, utc_now().isoformat(), task_id),
             )
             return await self._append(tx, task_id, "model_call", data)
+
+    async def record_step(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
+        """Appends one step of the model (a directive, or an output that was not one) and counts
+        it in the task's steps, in one transaction."""
+        async with self._transaction() as tx:
+            await self._db.execute(
+                "UPDATE tasks SET steps = steps + 1, update_time = ? WHERE id = ?", (utc_now().isoformat(), task_id)
+            )
+            return await self._append(tx, task_id, event_type, data)
 
     async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:
         """Records the assistant's reply and completes the task, in one transaction."""

@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.vocabulary import TURN_ENDING_ACTIONS
+from services.runtime import events as ev
+from services.runtime.context import INVALID_DIRECTIVE, REPEATED_CALL, compaction
 from services.runtime.grounding import relevant_lines, result_note
 from services.runtime.intents import asks_for_change
 from services.runtime.prompts import ANSWER, DEMONSTRATIONS, WORKED_EXAMPLES, short_description
@@ -93,15 +96,15 @@ def render_result(result: dict[str, Any]) -> str:
     return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
 
 
-def _directive_lines(data: dict[str, Any]) -> list[str]:
-    action = str(data.get("action", ""))
+def _directive_lines(directive: ev.Directive) -> list[str]:
+    action = directive.action
     if action == "call_tool":
-        arguments = json.dumps(data.get("arguments") or {}, ensure_ascii=False)
-        return [f"Next step: {data.get('tool', '')}", f"Arguments: {arguments}"]
-    if action in ("respond", "finish"):
-        return [f"Next step: {ANSWER}", f"Answer: {data.get('message', '')}"]
+        arguments = json.dumps(directive.arguments or {}, ensure_ascii=False)
+        return [f"Next step: {directive.tool or ''}", f"Arguments: {arguments}"]
+    if action in TURN_ENDING_ACTIONS:
+        return [f"Next step: {ANSWER}", f"Answer: {'' if directive.message is None else directive.message}"]
     label, key = FIELD_LINES.get(action, ("Value", ""))
-    return [f"Next step: {action}", f"{label}: {data.get(key, '')}"]
+    return [f"Next step: {action}", f"{label}: {directive.fields().get(key, '')}"]
 
 
 def _result_lines(result: dict[str, Any], request: str) -> list[str]:
@@ -118,53 +121,50 @@ def _result_lines(result: dict[str, Any], request: str) -> list[str]:
 
 
 def _event_lines(event: EventRecord, request: str) -> list[str]:
-    data = event.data
-    if event.type == "user_message":
-        return ["", f"Request: {data['text']}"]
-    if event.type == "directive":
-        return _directive_lines(data)
-    if event.type == "tool_result":
-        if data.get("ok"):
-            return _result_lines(dict(data.get("result") or {}), request)
-        return [f"Error: {data.get('error', 'the tool failed')}"]
-    if event.type == "error" and data.get("code") == "invalid_directive":
-        return [f"Error: {data.get('message', '')}"]
-    if event.type == "skill_used":
-        if data.get("error"):
-            return [f"Error: skill {data.get('skill')} could not be loaded: {data['error']}"]
-        return ["Skill instructions:", _indent(str(data.get("body", "")), SKILL_BODY_CHARS)]
-    if event.type == "memory_recalled":
-        memories = data.get("memories") or []
-        if data.get("error"):
-            return [] if data.get("automatic") else [f"Error: memory search failed: {data['error']}"]
+    payload = event.payload
+    if isinstance(payload, ev.UserMessage):
+        return ["", f"Request: {payload.text}"]
+    if isinstance(payload, ev.Directive):
+        return _directive_lines(payload)
+    if isinstance(payload, ev.ToolResult):
+        if payload.ok:
+            return _result_lines(dict(payload.result), request)
+        return [f"Error: {payload.error or 'the tool failed'}"]
+    if isinstance(payload, ev.Error) and payload.code == INVALID_DIRECTIVE:
+        return [f"Error: {payload.message}"]
+    if isinstance(payload, ev.SkillUsed):
+        if payload.error:
+            return [f"Error: skill {payload.skill} could not be loaded: {payload.error}"]
+        return ["Skill instructions:", _indent(payload.body or "", SKILL_BODY_CHARS)]
+    if isinstance(payload, ev.MemoryRecalled):
+        memories = payload.memories or ()
+        if payload.error:
+            return [] if payload.automatic else [f"Error: memory search failed: {payload.error}"]
         if not memories:
-            return [] if data.get("automatic") else ["Result:", f"{RESULT_INDENT}(no memory matched)"]
-        listed = "\n".join(str(memory["text"])[:MEMORY_CHARS] for memory in memories)
+            return [] if payload.automatic else ["Result:", f"{RESULT_INDENT}(no memory matched)"]
+        listed = "\n".join(memory.text[:MEMORY_CHARS] for memory in memories)
         return ["Memories:", _indent(listed, RESULT_LINES_CHARS)]
-    if event.type == "memory_stored":
-        return [f"Error: {data['error']}"] if data.get("error") else ["Result:", f"{RESULT_INDENT}remembered"]
+    if isinstance(payload, ev.MemoryStored):
+        return [f"Error: {payload.error}"] if payload.error else ["Result:", f"{RESULT_INDENT}remembered"]
     return []
 
 
 def _is_repeat(event: EventRecord) -> bool:
-    return event.type == "error" and event.data.get("code") == "repeated_call"
+    return isinstance(event.payload, ev.Error) and event.payload.code == REPEATED_CALL
 
 
 def render_events(events: Sequence[EventRecord]) -> str:
     """The task so far, after the header; a compaction's summary stands in for what it covers."""
-    covered = 0
-    summary = ""
-    for event in events:
-        if event.type == "context_compacted":
-            covered, summary = int(event.data["up_to_seq"]), str(event.data["summary"])
-    lines = ["", f"Summary of the conversation so far: {summary}"] if covered else []
+    compacted = compaction(events)
+    covered = compacted.up_to_seq if compacted is not None else 0
+    lines = ["", f"Summary of the conversation so far: {compacted.summary}"] if compacted is not None and covered else []
     shown = [event for event in events if event.seq > covered]
     request = ""
     for index, event in enumerate(shown):
         following = shown[index + 1] if index + 1 < len(shown) else None
         if _is_repeat(event) or (following is not None and _is_repeat(following)):
             continue  # a repeated call was never run: the result above stands, unrepeated
-        if event.type == "user_message":
-            request = str(event.data.get("text", ""))
+        if isinstance(event.payload, ev.UserMessage):
+            request = event.payload.text
         lines += _event_lines(event, request)
     return "\n".join(lines).lstrip("\n") + "\n"

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from services.common.errors import Unavailable
+from services.runtime.events import SkillUsed
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import ModelsConfig
 from services.runtime.peers import SkillSummary
@@ -101,7 +102,7 @@ async def test_a_long_body_is_cut_into_parts_at_line_breaks_that_together_are_th
     pieces = [(await cut_part(body, n, 500, None))[0] for n in range(1, parts + 1)]
     assert "".join(pieces) == body
     assert all(len(piece) // 3 + 1 <= 500 for piece in pieces)
-    shown = render_skill_event({"skill": "big", "body": first, "part": 1, "parts": parts, "files": ["forms.md"]})
+    shown = render_skill_event(SkillUsed(skill="big", body=first, part=1, parts=parts, files=("forms.md",)))
     assert f"(part 1 of {parts})" in shown and '"part": 2' in shown and "forms.md" in shown
     short, number, parts = await cut_part("short body", 3, budget_tokens=500, count=None)
     assert (short, number, parts) == ("short body", 1, 1)

@@ -14,10 +14,11 @@ import json
 import re
 from typing import Any, Literal
 
+from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.common.protos import to_struct
+from services.common.protos import from_struct, to_struct
 from services.gateway.errors import ApiError
 
 __all__ = ["FunctionTool", "call_id", "client_functions", "reply_schema", "tool_call", "tool_results"]
@@ -83,13 +84,13 @@ def call_id(task_id: str, call: str) -> str:
     return f"call_{task_id}_{call}"
 
 
-def tool_call(task_id: str, data: dict[str, Any], index: int) -> dict[str, Any]:
+def tool_call(task_id: str, call: common_pb2.ToolCall, index: int) -> dict[str, Any]:
     """A client function call as the OpenAI API returns it."""
     return {
         "index": index,
-        "id": call_id(task_id, str(data.get("call_id", ""))),
+        "id": call_id(task_id, call.call_id),
         "type": "function",
-        "function": {"name": str(data.get("tool", "")), "arguments": json.dumps(data.get("arguments") or {})},
+        "function": {"name": call.tool, "arguments": json.dumps(from_struct(call.arguments))},
     }
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2
-from google.protobuf import json_format
 
+from services.common.vocabulary import TURN_ENDING_ACTIONS
 from services.gateway.backends import Backends
 from services.gateway.errors import ApiError
 from services.gateway.event_streams import first_event, read_stream
@@ -24,8 +24,6 @@ from services.gateway.routes.client_tools import tool_call
 from services.gateway.sse import with_heartbeats
 
 __all__ = ["Turn"]
-
-_TYPE = common_pb2.EventType
 
 
 @dataclass
@@ -100,38 +98,37 @@ class Turn:
     def _see(self, event: common_pb2.Event) -> list[str]:
         self.task_id = self.task_id or event.task_id
         self.last_seq = max(self.last_seq, event.seq)
-        data = json_format.MessageToDict(event.data)
-        if event.type == _TYPE.EVENT_TYPE_MODEL_TOKEN:
-            delta = str(data.get("reply", ""))
+        kind = event.WhichOneof("payload")
+        if kind == "model_token":
+            delta = event.model_token.reply
             self._streamed += delta
             return [delta] if delta else []
-        if event.type == _TYPE.EVENT_TYPE_MODEL_CALL:
-            usage = data.get("usage") or {}
-            self.prompt_tokens += int(usage.get("prompt_tokens", 0))
-            self.completion_tokens += int(usage.get("completion_tokens", 0))
+        if kind == "model_call":
+            self.prompt_tokens += event.model_call.usage.prompt_tokens
+            self.completion_tokens += event.model_call.usage.completion_tokens
             return []
-        if event.type == _TYPE.EVENT_TYPE_ASSISTANT_MESSAGE:
-            text, streamed = str(data.get("text", "")), self._streamed
+        if kind == "assistant_message":
+            text, streamed = event.assistant_message.text, self._streamed
             self.reply, self._streamed = text, ""
             # The stored message is authoritative; send whatever the live deltas did not cover.
             if streamed and text.startswith(streamed):
                 return [text[len(streamed) :]] if len(text) > len(streamed) else []
             return [text] if not streamed else [("\n\n" + text)]
-        if event.type == _TYPE.EVENT_TYPE_DIRECTIVE and data.get("action") not in ("respond", "finish"):
+        if kind == "directive" and event.directive.action not in TURN_ENDING_ACTIONS:
             self._streamed = ""  # whatever streamed was not a reply
             return []
-        if event.type == _TYPE.EVENT_TYPE_ERROR:
-            self.error = str(data.get("message", "")) or self.error
+        if kind == "error":
+            self.error = event.error.message or self.error
             self._streamed = ""
             return []
-        if event.type == _TYPE.EVENT_TYPE_TOOL_CALL and data.get("client"):
-            self.tool_calls.append(tool_call(self.task_id, data, len(self.tool_calls)))
+        if kind == "tool_call" and event.tool_call.client:
+            self.tool_calls.append(tool_call(self.task_id, event.tool_call, len(self.tool_calls)))
             return []
-        if event.type == _TYPE.EVENT_TYPE_APPROVAL_REQUESTED:
-            self.waiting_on = str(data.get("approval_id", ""))
+        if kind == "approval_requested":
+            self.waiting_on = event.approval_requested.approval_id
             return []
-        if event.type == _TYPE.EVENT_TYPE_STATUS_CHANGED:
-            self.status = str(data.get("to", self.status))
+        if kind == "status_changed":
+            self.status = event.status_changed.to or self.status
         return []
 
     def close(self) -> None:

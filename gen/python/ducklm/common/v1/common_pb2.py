@@ -26,19 +26,57 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ucklm/common/v1/common.proto\x12\x10\x64ucklm.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x05\x45vent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12)\n\x04type\x18\x03 \x01(\x0e\x32\x1b.ducklm.common.v1.EventType\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\"\\\n\nModelUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\x03*\xcb\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12 \n\x1cTASK_STATUS_WAITING_APPROVAL\x10\x03\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06*\x9b\x04\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45VENT_TYPE_TASK_CREATED\x10\x01\x12\x1d\n\x19\x45VENT_TYPE_STATUS_CHANGED\x10\x02\x12\x1b\n\x17\x45VENT_TYPE_USER_MESSAGE\x10\x03\x12\x19\n\x15\x45VENT_TYPE_MODEL_CALL\x10\x04\x12\x1a\n\x16\x45VENT_TYPE_MODEL_TOKEN\x10\x05\x12\x18\n\x14\x45VENT_TYPE_DIRECTIVE\x10\x06\x12 \n\x1c\x45VENT_TYPE_ASSISTANT_MESSAGE\x10\x07\x12\x18\n\x14\x45VENT_TYPE_TOOL_CALL\x10\x08\x12\x1a\n\x16\x45VENT_TYPE_TOOL_RESULT\x10\t\x12!\n\x1d\x45VENT_TYPE_APPROVAL_REQUESTED\x10\n\x12\x1f\n\x1b\x45VENT_TYPE_APPROVAL_DECIDED\x10\x0b\x12\x19\n\x15\x45VENT_TYPE_SKILL_USED\x10\x0c\x12\x1e\n\x1a\x45VENT_TYPE_MEMORY_RECALLED\x10\r\x12\x1c\n\x18\x45VENT_TYPE_MEMORY_STORED\x10\x0e\x12 \n\x1c\x45VENT_TYPE_CONTEXT_COMPACTED\x10\x0f\x12\x14\n\x10\x45VENT_TYPE_ERROR\x10\x10\x12\x1b\n\x17\x45VENT_TYPE_TASK_RESUMED\x10\x11\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64ucklm/common/v1/common.proto\x12\x10\x64ucklm.common.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x08\n\x05\x45vent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12)\n\x04type\x18\x03 \x01(\x0e\x32\x1b.ducklm.common.v1.EventType\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x64\x61ta\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x0ctask_created\x18\n \x01(\x0b\x32\x1d.ducklm.common.v1.TaskCreatedH\x00\x12\x39\n\x0estatus_changed\x18\x0b \x01(\x0b\x32\x1f.ducklm.common.v1.StatusChangedH\x00\x12\x35\n\x0cuser_message\x18\x0c \x01(\x0b\x32\x1d.ducklm.common.v1.UserMessageH\x00\x12\x31\n\nmodel_call\x18\r \x01(\x0b\x32\x1b.ducklm.common.v1.ModelCallH\x00\x12\x33\n\x0bmodel_token\x18\x0e \x01(\x0b\x32\x1c.ducklm.common.v1.ModelTokenH\x00\x12\x30\n\tdirective\x18\x0f \x01(\x0b\x32\x1b.ducklm.common.v1.DirectiveH\x00\x12?\n\x11\x61ssistant_message\x18\x10 \x01(\x0b\x32\".ducklm.common.v1.AssistantMessageH\x00\x12/\n\ttool_call\x18\x11 \x01(\x0b\x32\x1a.ducklm.common.v1.ToolCallH\x00\x12\x33\n\x0btool_result\x18\x12 \x01(\x0b\x32\x1c.ducklm.common.v1.ToolResultH\x00\x12\x41\n\x12\x61pproval_requested\x18\x13 \x01(\x0b\x32#.ducklm.common.v1.ApprovalRequestedH\x00\x12=\n\x10\x61pproval_decided\x18\x14 \x01(\x0b\x32!.ducklm.common.v1.ApprovalDecidedH\x00\x12\x31\n\nskill_used\x18\x15 \x01(\x0b\x32\x1b.ducklm.common.v1.SkillUsedH\x00\x12;\n\x0fmemory_recalled\x18\x16 \x01(\x0b\x32 .ducklm.common.v1.MemoryRecalledH\x00\x12\x37\n\rmemory_stored\x18\x17 \x01(\x0b\x32\x1e.ducklm.common.v1.MemoryStoredH\x00\x12?\n\x11\x63ontext_compacted\x18\x18 \x01(\x0b\x32\".ducklm.common.v1.ContextCompactedH\x00\x12(\n\x05\x65rror\x18\x19 \x01(\x0b\x32\x17.ducklm.common.v1.ErrorH\x00\x12\x35\n\x0ctask_resumed\x18\x1a \x01(\x0b\x32\x1d.ducklm.common.v1.TaskResumedH\x00\x42\t\n\x07payload\"\x1e\n\x0bTaskCreated\x12\x0f\n\x07message\x18\x01 \x01(\t\"9\n\rStatusChanged\x12\x0c\n\x04\x66rom\x18\x01 \x01(\t\x12\n\n\x02to\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"^\n\x0c\x46unctionSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xb3\x01\n\x0bUserMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05skill\x18\x02 \x01(\t\x12\x13\n\x06memory\x18\x03 \x01(\x08H\x00\x88\x01\x01\x12\x38\n\x10\x63lient_functions\x18\x04 \x03(\x0b\x32\x1e.ducklm.common.v1.FunctionSpec\x12-\n\x0creply_schema\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructB\t\n\x07_memory\"\x9b\x02\n\tModelCall\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x1b\n\x0e\x66irst_token_ms\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12+\n\x05usage\x18\x07 \x01(\x0b\x32\x1c.ducklm.common.v1.ModelUsage\x12(\n\x07timings\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x63ut_off\x18\t \x01(\t\x12\x0f\n\x07purpose\x18\n \x01(\t\x12\r\n\x05stage\x18\x0b \x01(\tB\x11\n\x0f_first_token_ms\")\n\nModelToken\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05reply\x18\x02 \x01(\t\"\xd3\x01\n\tDirective\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\'\n\x07message\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12*\n\targuments\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05skill\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04part\x18\x07 \x01(\x03\x12\x0c\n\x04text\x18\x08 \x01(\t\x12\r\n\x05query\x18\t \x01(\t\x12\x0b\n\x03raw\x18\n \x01(\t\"/\n\x10\x41ssistantMessage\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05\x66inal\x18\x02 \x01(\x08\"e\n\x08ToolCall\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12*\n\targuments\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06\x63lient\x18\x04 \x01(\x08\"\xb7\x01\n\nToolResult\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\n\n\x02ok\x18\x03 \x01(\x08\x12\'\n\x06result\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0c\n\x04\x63ode\x18\x06 \x01(\t\x12\x0e\n\x06\x64\x65nied\x18\x07 \x01(\x08\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x13\n\x0b\x64uration_ms\x18\t \x01(\x01\"\x88\x01\n\x11\x41pprovalRequested\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61ll_id\x18\x02 \x01(\t\x12\x0c\n\x04tool\x18\x03 \x01(\t\x12*\n\targuments\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x0b\x61\x63tion_hash\x18\x05 \x01(\t\"\\\n\x0f\x41pprovalDecided\x12\x13\n\x0b\x61pproval_id\x18\x01 \x01(\t\x12\x10\n\x08\x64\x65\x63ision\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\ndecided_by\x18\x04 \x01(\t\"\xbc\x01\n\tSkillUsed\x12\r\n\x05skill\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0c\n\x04part\x18\x03 \x01(\x03\x12\r\n\x05parts\x18\x04 \x01(\x03\x12\x15\n\rallowed_tools\x18\x05 \x03(\t\x12\x1a\n\x12pre_approved_tools\x18\x06 \x03(\t\x12\r\n\x05\x66iles\x18\x07 \x03(\t\x12\x16\n\x0emin_tool_calls\x18\x08 \x01(\x03\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0c\n\x04\x66ile\x18\n \x01(\t\"H\n\x0eRecalledMemory\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12\r\n\x05scope\x18\x04 \x01(\t\"\xac\x01\n\x0eMemoryRecalled\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tautomatic\x18\x02 \x01(\x08\x12\x12\n\nmemory_ids\x18\x03 \x03(\t\x12\x32\n\x08memories\x18\x04 \x03(\x0b\x32 .ducklm.common.v1.RecalledMemory\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0c\n\x04\x63ode\x18\x06 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\"~\n\x0cMemoryStored\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\r\n\x05scope\x18\x03 \x01(\t\x12\x11\n\tmemory_id\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0c\n\x04\x63ode\x18\x06 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\"F\n\x10\x43ontextCompacted\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x11\n\tup_to_seq\x18\x02 \x01(\x03\x12\x0e\n\x06method\x18\x03 \x01(\t\"6\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\"\x1f\n\x0bTaskResumed\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x03\"\\\n\nModelUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\x03*\xcb\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13TASK_STATUS_PENDING\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12 \n\x1cTASK_STATUS_WAITING_APPROVAL\x10\x03\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06*\x9b\x04\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45VENT_TYPE_TASK_CREATED\x10\x01\x12\x1d\n\x19\x45VENT_TYPE_STATUS_CHANGED\x10\x02\x12\x1b\n\x17\x45VENT_TYPE_USER_MESSAGE\x10\x03\x12\x19\n\x15\x45VENT_TYPE_MODEL_CALL\x10\x04\x12\x1a\n\x16\x45VENT_TYPE_MODEL_TOKEN\x10\x05\x12\x18\n\x14\x45VENT_TYPE_DIRECTIVE\x10\x06\x12 \n\x1c\x45VENT_TYPE_ASSISTANT_MESSAGE\x10\x07\x12\x18\n\x14\x45VENT_TYPE_TOOL_CALL\x10\x08\x12\x1a\n\x16\x45VENT_TYPE_TOOL_RESULT\x10\t\x12!\n\x1d\x45VENT_TYPE_APPROVAL_REQUESTED\x10\n\x12\x1f\n\x1b\x45VENT_TYPE_APPROVAL_DECIDED\x10\x0b\x12\x19\n\x15\x45VENT_TYPE_SKILL_USED\x10\x0c\x12\x1e\n\x1a\x45VENT_TYPE_MEMORY_RECALLED\x10\r\x12\x1c\n\x18\x45VENT_TYPE_MEMORY_STORED\x10\x0e\x12 \n\x1c\x45VENT_TYPE_CONTEXT_COMPACTED\x10\x0f\x12\x14\n\x10\x45VENT_TYPE_ERROR\x10\x10\x12\x1b\n\x17\x45VENT_TYPE_TASK_RESUMED\x10\x11\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ducklm.common.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATUS']._serialized_start=380
-  _globals['_TASKSTATUS']._serialized_end=583
-  _globals['_EVENTTYPE']._serialized_start=586
-  _globals['_EVENTTYPE']._serialized_end=1125
+  _globals['_TASKSTATUS']._serialized_start=3554
+  _globals['_TASKSTATUS']._serialized_end=3757
+  _globals['_EVENTTYPE']._serialized_start=3760
+  _globals['_EVENTTYPE']._serialized_end=4299
   _globals['_EVENT']._serialized_start=115
-  _globals['_EVENT']._serialized_end=283
-  _globals['_MODELUSAGE']._serialized_start=285
-  _globals['_MODELUSAGE']._serialized_end=377
+  _globals['_EVENT']._serialized_end=1245
+  _globals['_TASKCREATED']._serialized_start=1247
+  _globals['_TASKCREATED']._serialized_end=1277
+  _globals['_STATUSCHANGED']._serialized_start=1279
+  _globals['_STATUSCHANGED']._serialized_end=1336
+  _globals['_FUNCTIONSPEC']._serialized_start=1338
+  _globals['_FUNCTIONSPEC']._serialized_end=1432
+  _globals['_USERMESSAGE']._serialized_start=1435
+  _globals['_USERMESSAGE']._serialized_end=1614
+  _globals['_MODELCALL']._serialized_start=1617
+  _globals['_MODELCALL']._serialized_end=1900
+  _globals['_MODELTOKEN']._serialized_start=1902
+  _globals['_MODELTOKEN']._serialized_end=1943
+  _globals['_DIRECTIVE']._serialized_start=1946
+  _globals['_DIRECTIVE']._serialized_end=2157
+  _globals['_ASSISTANTMESSAGE']._serialized_start=2159
+  _globals['_ASSISTANTMESSAGE']._serialized_end=2206
+  _globals['_TOOLCALL']._serialized_start=2208
+  _globals['_TOOLCALL']._serialized_end=2309
+  _globals['_TOOLRESULT']._serialized_start=2312
+  _globals['_TOOLRESULT']._serialized_end=2495
+  _globals['_APPROVALREQUESTED']._serialized_start=2498
+  _globals['_APPROVALREQUESTED']._serialized_end=2634
+  _globals['_APPROVALDECIDED']._serialized_start=2636
+  _globals['_APPROVALDECIDED']._serialized_end=2728
+  _globals['_SKILLUSED']._serialized_start=2731
+  _globals['_SKILLUSED']._serialized_end=2919
+  _globals['_RECALLEDMEMORY']._serialized_start=2921
+  _globals['_RECALLEDMEMORY']._serialized_end=2993
+  _globals['_MEMORYRECALLED']._serialized_start=2996
+  _globals['_MEMORYRECALLED']._serialized_end=3168
+  _globals['_MEMORYSTORED']._serialized_start=3170
+  _globals['_MEMORYSTORED']._serialized_end=3296
+  _globals['_CONTEXTCOMPACTED']._serialized_start=3298
+  _globals['_CONTEXTCOMPACTED']._serialized_end=3368
+  _globals['_ERROR']._serialized_start=3370
+  _globals['_ERROR']._serialized_end=3424
+  _globals['_TASKRESUMED']._serialized_start=3426
+  _globals['_TASKRESUMED']._serialized_end=3457
+  _globals['_MODELUSAGE']._serialized_start=3459
+  _globals['_MODELUSAGE']._serialized_end=3551
 # @@protoc_insertion_point(module_scope)
