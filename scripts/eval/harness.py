@@ -58,7 +58,7 @@ async def _wait_for_rest(client: httpx.AsyncClient, task_id: str, *, approve: bo
 
 
 async def run_task(client: httpx.AsyncClient, workspace: Path, task: EvalTask, *, max_steps: int) -> TaskResult:
-    make_workspace(workspace)
+    make_workspace(workspace, task.files_before)
     started = time.perf_counter()
     try:
         return await _run(client, workspace, task, max_steps=max_steps, started=started)

@@ -29,6 +29,7 @@ import yaml
 from deploy.named_models import NAMED_MODELS, apply_named_model, fetch_named_model, named_model_for_path
 from deploy.stack import LocalStack, StackPorts
 from scripts.eval.harness import run_tasks
+from scripts.eval.heldout import HELDOUT_TASKS
 from scripts.eval.scoring import format_report, summary
 from scripts.eval.suite import SMOKE_TASKS, TASKS, EvalTask
 from services.common.config import repo_root
@@ -99,15 +100,19 @@ def models_file_for(model: str, data_dir: Path, base: Path) -> Path | None:
     return out
 
 
-def select_tasks(ids: str, smoke: bool) -> list[EvalTask]:
+SUITES: dict[str, tuple[EvalTask, ...]] = {"main": TASKS, "heldout": HELDOUT_TASKS, "all": TASKS + HELDOUT_TASKS}
+
+
+def select_tasks(ids: str, smoke: bool, suite: str = "main") -> list[EvalTask]:
+    pool = SUITES[suite]
     wanted = list(SMOKE_TASKS) if smoke else [part for part in ids.split(",") if part]
     if not wanted:
-        return list(TASKS)
-    by_id = {task.id: task for task in TASKS}
-    unknown = [name for name in wanted if name not in by_id and name not in {t.category for t in TASKS}]
+        return list(pool)
+    by_id = {task.id: task for task in pool}
+    unknown = [name for name in wanted if name not in by_id and name not in {t.category for t in pool}]
     if unknown:
-        raise SystemExit(f"unknown task or category: {', '.join(unknown)}")
-    return [task for task in TASKS if task.id in wanted or task.category in wanted]
+        raise SystemExit(f"unknown task or category in the {suite} suite: {', '.join(unknown)}")
+    return [task for task in pool if task.id in wanted or task.category in wanted]
 
 
 async def _evaluate(args: argparse.Namespace, tasks: list[EvalTask], data_dir: Path) -> int:
@@ -148,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decision", default="", choices=["", "staged", "single"],
                         help="how the runtime asks for each step (default: the runtime's setting)")
     parser.add_argument("--tasks", default="", help="comma-separated task ids or categories (default: all)")
+    parser.add_argument("--suite", default="main", choices=sorted(SUITES),
+                        help="main (the tasks the runtime is worked out on), heldout (other tasks, never tuned on) or all")
     parser.add_argument("--smoke", action="store_true", help=f"only the smoke subset ({', '.join(SMOKE_TASKS)})")
     parser.add_argument("--max-steps", type=int, default=8, help="the runtime's step limit (DUCKLM_RUNTIME_MAX_STEPS)")
     parser.add_argument("--recall", action="store_true",
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="also write the results to this JSON file")
     parser.add_argument("--label", default="", help="the name printed with the figures")
     args = parser.parse_args(argv)
-    tasks = select_tasks(args.tasks, args.smoke)
+    tasks = select_tasks(args.tasks, args.smoke, args.suite)
     with tempfile.TemporaryDirectory(prefix="ducklm-eval-") as data:
         try:
             return asyncio.run(_evaluate(args, tasks, Path(data)))

@@ -7,6 +7,7 @@ data only; `scoring.py` judges a run and `run_eval.py` drives the real stack.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,12 @@ class EvalTask:
     # Steps of the harness: approve whatever the task asks for (a user who asked would).
     approve: bool = True
     tags: tuple[str, ...] = field(default=())
+    # The workspace the task starts from; None: WORKSPACE_FILES.
+    workspace: Mapping[str, str] | None = None
+
+    @property
+    def files_before(self) -> Mapping[str, str]:
+        return WORKSPACE_FILES if self.workspace is None else self.workspace
 
 
 READ_TOOLS = ("read_file", "run_command")
@@ -129,8 +136,9 @@ TASKS: tuple[EvalTask, ...] = (
 SMOKE_TASKS = ("general-capital", "read-meeting", "write-hello")
 
 
-def make_workspace(root: Path) -> None:
-    """Lays the fixed workspace in `root`, removing anything else there first."""
+def make_workspace(root: Path, files: Mapping[str, str] | None = None) -> None:
+    """Lays a fixed workspace (WORKSPACE_FILES unless given) in `root`, removing anything else
+    there first."""
     if root.exists():
         for entry in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if entry.is_dir() and not entry.is_symlink():
@@ -138,7 +146,7 @@ def make_workspace(root: Path) -> None:
             else:
                 entry.unlink()
     root.mkdir(parents=True, exist_ok=True)
-    for relative, content in WORKSPACE_FILES.items():
+    for relative, content in (WORKSPACE_FILES if files is None else files).items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from scripts.eval.heldout import HELDOUT_FILES
 from scripts.eval.run_eval import ModelChoiceError, models_file_for, select_tasks
 from scripts.eval.scoring import format_report, judge
 from scripts.eval.suite import SMOKE_TASKS, TASKS, make_workspace
@@ -74,3 +75,13 @@ def test_a_model_that_cannot_serve_is_refused_before_any_task(tmp_path: Path) ->
         models_file_for(str(tmp_path / "missing.gguf"), tmp_path, base)
     with pytest.raises(SystemExit, match="unknown task"):
         select_tasks("no-such-task", smoke=False)
+
+
+def test_the_heldout_suite_has_its_own_workspace_and_tasks(tmp_path: Path) -> None:
+    heldout = select_tasks("", smoke=False, suite="heldout")
+    assert heldout and all(task.files_before is HELDOUT_FILES for task in heldout)
+    assert not {task.id for task in heldout} & {task.id for task in TASKS}
+    make_workspace(tmp_path, HELDOUT_FILES)
+    assert (tmp_path / "recipes" / "soup.txt").read_text().startswith("Tomato soup")
+    assert not (tmp_path / "notes.txt").exists()
+    assert len(select_tasks("", smoke=False, suite="all")) == len(TASKS) + len(heldout)
