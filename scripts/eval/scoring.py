@@ -39,6 +39,8 @@ class TaskResult:
     dishonest: bool
     approvals: int
     error: str = ""
+    # Skills the model loaded: no task of the suites asks for one, so each is a false positive.
+    skills: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +84,7 @@ def judge(
     if task.facts:
         answer_right = status == "completed" and any(fact.lower() in reply.lower() for fact in task.facts)
     approvals = sum(1 for e in events if e["type"] == "approval_decided")
+    skills = tuple(str(e["data"].get("skill", "")) for e in events if e["type"] == "skill_used")
     file_right = _file_right(task, workspace)
     if not approvals:
         # Only writes a human approved are judged on their file state (a write the model never
@@ -93,7 +96,7 @@ def judge(
     return TaskResult(
         id=task.id, category=task.category, status=status, tool_right=tool_right, answer_right=answer_right,
         file_right=file_right, steps=steps, seconds=round(seconds, 2), first_tool=first_tool, tools=tools,
-        reply=reply, dishonest=dishonest, approvals=approvals, error=error,
+        reply=reply, dishonest=dishonest, approvals=approvals, error=error, skills=skills,
     )
 
 
@@ -114,6 +117,7 @@ def summary(results: Sequence[TaskResult]) -> dict[str, Any]:
         figures[key] = round(right / judged, 3) if judged else None
         figures[f"{key}_count"] = f"{right}/{judged}"
     figures["dishonest"] = sum(1 for r in results if r.dishonest)
+    figures["skill_unasked"] = sum(1 for r in results if r.skills)
     figures["tasks"] = len(results)
     figures["completed"] = sum(1 for r in results if r.status == "completed")
     figures["mean_steps"] = round(sum(r.steps for r in results) / max(len(results), 1), 2)
@@ -169,6 +173,7 @@ def format_report(results: Sequence[TaskResult], label: str) -> str:
             f"  {r.id:<18} {r.status:<17} tools={','.join(r.tools) or '-':<28} [{marks:<3}] {r.reply[:70]!r}"
         )
     lines += ["", *(_target_line(key, figures) for key in ("tool_right", "answer_right", "file_right", "dishonest"))]
+    lines.append(f"{'skill used unasked:':<22}{figures['skill_unasked']:>7}  (tasks that loaded a skill none asked for)")
     lines.append(
         f"SUMMARY {label}: tool {figures['tool_right']} answer {figures['answer_right']} file {figures['file_right']} "
         f"dishonest {figures['dishonest']} steps {figures['mean_steps']} seconds {figures['mean_seconds']} "

@@ -25,6 +25,8 @@ from typing import Any
 __all__ = ["MAX_NOTE_CHARS", "exact_answer", "relevant_lines", "result_note"]
 
 MAX_NOTE_CHARS = 300
+# A command's output up to this many lines is given as the reply to running it.
+COMMAND_ANSWER_LINES = 8
 NAMES_SHOWN = 20
 
 # Words a request is made of that say nothing about what is looked for in a result.
@@ -41,13 +43,18 @@ _FILLER = frozenset(
         "summarize", "quick", "brief", "list",
     ]
 )
-_WORD = re.compile(r"[a-z0-9]+")
-_PATHLIKE = re.compile(r"[\w.-]*[/.][\w./-]+")
+# A version or a decimal ("1.4.0", "2.5") is one word; other words are runs of letters and digits.
+_WORD = re.compile(r"\d+(?:\.\d+)+|[a-z0-9]+")
+# A path or a file name in the request: every line of that file is "in" it, so it matches nothing.
+_PATHLIKE = re.compile(r"[\w.-]*/[\w./-]+|[\w-]+\.[a-z][a-z0-9]{0,5}\b")
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# What a count may be of, and what it counts: a list's things, tasks or points are its items.
 _COUNT_UNITS = {"line": "lines", "item": "items", "row": "rows", "word": "words", "entry": "entries",
-                "file": "files"}
+                "file": "files", "thing": "items", "task": "items", "point": "items", "element": "items",
+                "bullet": "items"}
 _COUNTING = re.compile(
-    r"\b(?:how\s+many|count(?:\s+the)?|number\s+of)\s+(?:\w+\s+){0,2}?(lines?|items?|rows?|words?|entries|entry|files?)\b"
+    r"\b(?:how\s+many|count(?:\s+the)?|number\s+of)\s+(?:\w+\s+){0,2}?"
+    r"(lines?|items?|rows?|words?|entries|entry|files?|things?|tasks?|points?|elements?|bullets?)\b"
 )
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 _ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+(?:\w+\s+)?(line|item|row|entry)\b")
@@ -187,7 +194,8 @@ def _best_lines(request: str, text: _Text) -> list[str] | None:
     """The line sharing most of the request's words, a word counting less the more lines hold
     it; a line and the one after it count together, so a function's name and its body are found
     as one."""
-    asked = _asked_words(request)
+    # The file's own name says what every line is about ("pancakes" in pancakes.md): not a clue.
+    asked = _asked_words(request) - _stems(text.source.replace("/", " ").replace(".", " "))
     lines = text.lines[1:] if text.is_table else text.lines
     if not asked or not lines:
         return None
@@ -209,7 +217,10 @@ def _best_lines(request: str, text: _Text) -> list[str] | None:
     if best < 0:
         return None
     shown = [_row(text, lines[best])]
-    if best + 1 < len(lines) and own[best + 1] - own[best] and not text.is_table:
+    # The line after joins it where it adds words asked for, or where the line found is a
+    # heading or a label ("## 1.4.0", "Ingredients:"), whose content is what comes under it.
+    heading = lines[best].lstrip().startswith("#") or lines[best].rstrip().endswith(":")
+    if best + 1 < len(lines) and (own[best + 1] - own[best] or heading) and not text.is_table:
         shown.append(_row(text, lines[best + 1]))
     return shown
 
@@ -262,13 +273,27 @@ def _where(result: dict[str, Any]) -> str:
     return "Your workspace" if path in (".", "") else f"The folder {path}"
 
 
+def _printed(result: dict[str, Any]) -> str | None:
+    """A command's short output on one line, as the reply to running it."""
+    if not isinstance(result.get("stdout"), str) or result.get("exit_code") not in (0, None):
+        return None
+    lines = [line.strip() for line in str(result["stdout"]).splitlines() if line.strip()]
+    joined = "; ".join(lines)
+    if not lines or len(lines) > COMMAND_ANSWER_LINES or len(joined) > MAX_NOTE_CHARS:
+        return None
+    argv = result.get("argv")
+    command = " ".join(str(part) for part in argv) if isinstance(argv, list) and argv else "The command"
+    return f"`{command}` printed: {joined}" if command != "The command" else f"The command printed: {joined}"
+
+
 def exact_answer(request: str, result: dict[str, Any]) -> str | None:
-    """The reply where the note is itself the whole answer, computed exactly (a count, a
-    folder's names, what a search found): the model would only lose facts rephrasing it. None
-    where the answer needs words of the model's (a line that holds a fact, a summary)."""
+    """The reply where the result itself is the whole answer, computed exactly (a count, a
+    folder's names, what a search found, a command's short output where no line of it stands
+    out): the model would only lose facts rephrasing it. None where the answer needs words of
+    the model's (a line that holds a fact, a summary)."""
     note = result_note(request, result)
     if note is None:
-        return None
+        return _printed(result) if relevant_lines(request, result) is None else None
     label, _, rest = note.partition(": ")
     if label == "Count":
         return rest

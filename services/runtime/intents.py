@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from services.runtime.peers import WorkspaceEntry
 
-__all__ = ["asks_for_change", "explicit_step", "file_names_in"]
+__all__ = ["asks_for_change", "explicit_step", "file_names_in", "names_given"]
 
 _POLITE = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
 _RUN = re.compile(_POLITE + r"(?:run|execute)\b(?!\s+(?:away|out|into|through)\b)", re.IGNORECASE)
@@ -25,9 +25,12 @@ _MAKE_FOLDER = re.compile(
     re.IGNORECASE,
 )
 _FIND = re.compile(
-    _POLITE + r"(?:find|search|locate|look\s+for)\b(?!\s+out\b)|\banywhere\b|^\s*is\s+there\s+an?\s+[\w.-]+\s+files?\b",
+    _POLITE + r"(?:find|search|locate|look\s+for)\b(?!\s+out\b)|\banywhere\b"
+    r"|^\s*(?:is|are)\s+there\s+(?:an?|any)\s+(?:[\w.-]+\s+)?files?\b",
     re.IGNORECASE,
 )
+# "a folder called archive", "a file named 'to do.txt'": the name that follows.
+_CALLED = re.compile(r"\b(?:called|named)\s+['\"‘“]?([\w][\w./-]*?)['\"’”]?(?=[\s,;:!?]|\.(?:\s|$)|$)", re.IGNORECASE)
 _WRITE = re.compile(_POLITE + r"(?:create|write|save|make|put|store)\b", re.IGNORECASE)
 _CHANGE = re.compile(
     _POLITE + r"(?:add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|"
@@ -74,3 +77,9 @@ def file_names_in(request: str) -> list[str]:
         if name not in names:
             names.append(name)
     return names
+
+
+def names_given(request: str) -> list[str]:
+    """The names the request gives a new entry: its file names, else what follows 'called' or
+    'named' ("make a directory called backups")."""
+    return file_names_in(request) or list(dict.fromkeys(_CALLED.findall(request)))

@@ -27,7 +27,7 @@ from jsonschema import Draft202012Validator
 
 from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
 from services.runtime.directives import Directive, DirectiveError
-from services.runtime.intents import explicit_step, file_names_in
+from services.runtime.intents import explicit_step, names_given
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.peers import ToolSpec, WorkspaceEntry
 from services.runtime.prompts import ANSWER, STEP_DESCRIPTIONS, short_description
@@ -315,7 +315,7 @@ def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request:
     pattern = {"type": "string", "minLength": 1, "maxLength": NEW_PATH_MAX_CHARS, "pattern": NEW_PATH_PATTERN}
     if kind == "new":
         # The file the request names, where it names one that is a safe new path.
-        named_files = [name for name in file_names_in(request) if re.fullmatch(NEW_PATH_PATTERN, name)]
+        named_files = [name for name in names_given(request) if re.fullmatch(NEW_PATH_PATTERN, name)]
         return {"enum": named_files} if named_files else pattern
     if workspace is None:
         return pattern

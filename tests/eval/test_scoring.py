@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from scripts.eval.heldout import HELDOUT_FILES
 from scripts.eval.run_eval import ModelChoiceError, models_file_for, select_tasks
-from scripts.eval.scoring import format_report, judge
+from scripts.eval.scoring import format_report, judge, summary
 from scripts.eval.suite import SMOKE_TASKS, TASKS, make_workspace
 from services.common.config import repo_root
 
@@ -85,3 +86,14 @@ def test_the_heldout_suite_has_its_own_workspace_and_tasks(tmp_path: Path) -> No
     assert (tmp_path / "recipes" / "soup.txt").read_text().startswith("Tomato soup")
     assert not (tmp_path / "notes.txt").exists()
     assert len(select_tasks("", smoke=False, suite="all")) == len(TASKS) + len(heldout)
+
+
+def test_a_skill_no_task_asked_for_is_counted(tmp_path: Path) -> None:
+    task = BY_ID["general-capital"]
+    events = [{"type": "skill_used", "data": {"skill": "analyze-project"}},
+              {"type": "directive", "data": {"action": "respond"}}]
+    used = judge(task, status="completed", reply="Paris", events=events, workspace=tmp_path, seconds=1, max_steps=8)
+    plain = judge(task, status="completed", reply="Paris", events=events[1:], workspace=tmp_path, seconds=1, max_steps=8)
+    assert used.skills == ("analyze-project",) and plain.skills == ()
+    assert summary([used, plain])["skill_unasked"] == 1
+    assert re.search(r"skill used unasked: +1 ", format_report([used, plain], "t"))

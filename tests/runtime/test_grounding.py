@@ -40,6 +40,12 @@ def read(path: str, content: str) -> dict[str, object]:
         ("Which product sold the most units?", read("sales.csv", SALES), ["month: March, product: blender, units: 19"]),
         ("Which product sold the least?", read("sales.csv", SALES), ["month: February, product: toaster, units: 7"]),
         ("What does the output say about tea?", {"stdout": "- milk\n- tea\n", "exit_code": 0}, ["tea"]),
+        # A version is one word, and a heading brings the line under it.
+        ("What was added in version 1.4.0 according to CHANGELOG.md?",
+         read("CHANGELOG.md", "# Changelog\n## 1.4.0\n- Dark mode\n## 1.3.2\n- Fixed login bug\n"), ["## 1.4.0", "Dark mode"]),
+        # The file's own name is what every line is about: not a clue to which line answers.
+        ("How much milk goes into the pancakes?", read("recipes/pancakes.md", "# Pancakes\nFlour: 200 g\nMilk: 300 ml\n"),
+         ["Milk: 300 ml"]),
         # Nothing stands out: the whole result is what to look at.
         ("Summarise todo.md.", read("todo.md", "# Todo\n- milk\n- tea\n"), None),
         ("How many lines does notes.txt have?", read("notes.txt", NOTES), None),
@@ -57,6 +63,7 @@ def test_the_lines_that_answer_the_request_are_found(
     [
         ("How many lines does notes.txt have?", read("notes.txt", NOTES), "Count: notes.txt has 5 lines."),
         ("How many items are on my list?", read("todo.md", "# Todo\n- milk\n- tea\n"), "Count: todo.md has 2 items."),
+        ("How many things are on my list?", read("todo.md", "# Todo\n- milk\n- tea\n"), "Count: todo.md has 2 items."),
         ("Count the rows in sales.csv", read("sales.csv", SALES), "Count: sales.csv has 3 rows."),
         ("How many words are in poem.txt?", read("poem.txt", "Roses are red\nSugar\n"), "Count: poem.txt has 4 words."),
         ("What is in here?", {"path": ".", "entries": [{"name": "a.txt", "type": "file"}, {"name": "d", "type": "dir"}]},
@@ -130,6 +137,11 @@ def test_an_exact_note_is_the_whole_answer_and_a_line_is_not() -> None:
     assert exact_answer("Which folders are in d?", {**listing, "path": "d"}) == "The folder d holds these folders: d/."
     assert exact_answer("How many lines does notes.txt have?", read("notes.txt", NOTES)) == "notes.txt has 5 lines."
     assert exact_answer("Find the python files", {"matches": ["a.py"]}) == "I found: a.py."
+    # A command's short output is the reply to running it; a failed or a long one is not.
+    ran = {"argv": ["ls", "recipes"], "stdout": "pancakes.md\nsoup.txt\n", "exit_code": 0}
+    assert exact_answer("Execute ls recipes", ran) == "`ls recipes` printed: pancakes.md; soup.txt"
+    assert exact_answer("Execute ls recipes", {**ran, "exit_code": 2}) is None
+    assert exact_answer("Run seq 50", {**ran, "stdout": "".join(f"{n}\n" for n in range(50))}) is None
     # A fact inside a line, or a summary, needs the model's own words.
     assert exact_answer("What day is the meeting with Dana?", read("notes.txt", NOTES)) is None
     assert exact_answer("Summarise todo.md.", read("todo.md", "# Todo\n- milk\n- tea\n")) is None

@@ -181,6 +181,7 @@ def test_reading_is_offered_only_once_a_file_is_known(request_text: str, listed:
         ("Is there a PDF file somewhere?", "find_files"),
         ("Where can I find config files? Search everywhere", None),  # not said plainly enough
         ("Find out what day it is", None),
+        ("Are there any .ini files? Tell me where.", "find_files"),
         # Not plain enough: the model chooses.
         ("What does the command ls do?", None),
         ("Create a summary of notes.txt in summary.md", None),  # notes.txt must be read first
@@ -209,3 +210,11 @@ async def test_an_answer_that_loops_is_said_once() -> None:
     model = FakeCompletions(scores=[{"answer": -0.1}], texts=["Birdwatch; Birdwatch; Birdwatch; Birdwatch; Birdw"])
     directive, _ = await decide(model, StepMenu(tools=CATALOGUE, request="What is it about?"))
     assert directive.fields == {"message": "Birdwatch…"}  # said once, and marked as cut off
+
+
+def test_a_new_entry_takes_the_name_the_request_gives_it() -> None:
+    make_dir = next(tool for tool in CATALOGUE if tool.name == "make_dir")
+    schema = fill_schema(make_dir.arguments_schema, WORKSPACE, 200, "Make a directory called backups.")
+    assert schema["properties"]["path"] == {"enum": ["backups"]}
+    unnamed = fill_schema(make_dir.arguments_schema, WORKSPACE, 200, "Make a directory for old logs.")
+    assert "pattern" in unnamed["properties"]["path"]
