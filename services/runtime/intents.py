@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from services.runtime.peers import WorkspaceEntry
 
-__all__ = ["asks_for_change", "explicit_step", "file_names_in", "names_given"]
+__all__ = ["asks_for_change", "explicit_step", "file_names_in", "names_given", "stated_commands"]
 
 _POLITE = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
 _RUN = re.compile(_POLITE + r"(?:run|execute)\b(?!\s+(?:away|out|into|through)\b)", re.IGNORECASE)
@@ -83,3 +83,33 @@ def names_given(request: str) -> list[str]:
     """The names the request gives a new entry: its file names, else what follows 'called' or
     'named' ("make a directory called backups")."""
     return file_names_in(request) or list(dict.fromkeys(_CALLED.findall(request)))
+
+
+# Where a typed command stops: a conjunction, a purpose, or the end of the sentence.
+_COMMAND_END = re.compile(r"\s+(?:and|then|to|so|for|in\s+order|please)\b|[,;!?]|\.(?=\s|$)|$", re.IGNORECASE)
+_RUN_TEXT = re.compile(_POLITE + r"(?:run|execute)\s+(?:the\s+command\s+|the\s+)?[`'\"]?(.+)", re.IGNORECASE)
+# Words that start a description, not a command ("run a quick check").
+_NOT_PROGRAMS = frozenset(["a", "an", "the", "my", "some", "this", "that", "it", "all", "any", "every"])
+_USE_COMMAND = re.compile(_POLITE + r"use\s+(?:the\s+)?[`'\"]?([\w.-]+)[`'\"]?\s+command\b", re.IGNORECASE)
+
+
+def stated_commands(request: str, paths: Sequence[str] = ()) -> list[list[str]]:
+    """The commands the request types out, as argv lists: "run wc -l notes.txt" gives
+    ["wc", "-l", "notes.txt"]; "use the ls command on the project folder" gives ["ls"] and, with
+    a workspace path it names, ["ls", "project"]. Empty where it types none."""
+    found: list[list[str]] = []
+    if (run := _RUN_TEXT.search(request)) is not None:
+        text = run.group(1)
+        end = _COMMAND_END.search(text)
+        argv = [part.strip("`'\"") for part in text[: end.start() if end else len(text)].split()]
+        if argv and all(argv) and argv[0].lower() not in _NOT_PROGRAMS:
+            found.append(argv)
+    if (use := _USE_COMMAND.search(request)) is not None:
+        program = use.group(1)
+        found.append([program])
+        found += [[program, path] for path in paths if re.search(rf"(?<![\w./-]){re.escape(path)}(?![\w/-])", request)]
+    unique: list[list[str]] = []
+    for argv in found:
+        if argv not in unique:
+            unique.append(argv)
+    return unique

@@ -59,6 +59,8 @@ NEW_PATH_MAX_CHARS = 80
 GLOB_KEY = "x-ducklm-glob"
 # The catalogue marks a file's new content: where the request states the text, it is a choice.
 CONTENT_KEY = "x-ducklm-content"
+# ... and a command line: where the request types one out, it is a choice.
+ARGV_KEY = "x-ducklm-argv"
 GLOB_ANYWHERE = {"type": "string", "minLength": 4, "maxLength": 80, "pattern": r"^\*\*/[A-Za-z0-9_*?.\[\]-]+$"}
 # Each item of an argument list (a command's argv) and how many of them.
 ARG_ITEM_CHARS = 80
@@ -97,6 +99,8 @@ class StepMenu:
     exact_answer: str = ""
     # What a file write may hold, where the request states it (write_content.py).
     write_choices: tuple[str, ...] = ()
+    # The commands the request types out (intents.stated_commands).
+    command_choices: tuple[tuple[str, ...], ...] = ()
 
     def all_steps(self) -> list[str]:
         steps = [ANSWER, *(tool.name for tool in self.tools)]
@@ -173,7 +177,7 @@ class StagedDecider:
             return _directive("use_skill", {"skill": value})
         tool = next(t for t in menu.tools if t.name == step)
         schema = fill_schema(tool.arguments_schema, menu.workspace, self.max_text_chars, menu.request,
-                             menu.write_choices)
+                             menu.write_choices, menu.command_choices)
         arguments = await self._json(prompt + "Arguments:", schema, record)
         return _directive("call_tool", {"tool": tool.name, "arguments": arguments})
 
@@ -350,12 +354,12 @@ def _cap(schema: dict[str, Any], text_chars: int) -> dict[str, Any]:
 
 def fill_schema(
     arguments_schema: dict[str, Any], workspace: Sequence[WorkspaceEntry] | None, text_chars: int, request: str = "",
-    write_choices: Sequence[str] = (),
+    write_choices: Sequence[str] = (), command_choices: Sequence[Sequence[str]] = (),
 ) -> dict[str, Any]:
     """A tool's arguments schema narrowed for one small-model fill: the required arguments and
     the path arguments only (all required), paths limited to what exists where the tool reads,
-    a file's content one of the texts the request states (where it states any), every other
-    string capped."""
+    a file's content one of the texts the request states and a command one the request types
+    out (where it does), every other string capped."""
     properties: dict[str, Any] = arguments_schema.get("properties") or {}
     required = set(arguments_schema.get("required") or [])
     narrowed: dict[str, Any] = {}
@@ -368,6 +372,8 @@ def fill_schema(
             narrowed[name] = dict(GLOB_ANYWHERE)
         elif isinstance(spec, dict) and spec.get(CONTENT_KEY) and name in required and write_choices:
             narrowed[name] = {"enum": list(write_choices)}
+        elif isinstance(spec, dict) and spec.get(ARGV_KEY) and name in required and command_choices:
+            narrowed[name] = {"enum": [list(argv) for argv in command_choices]}
         elif name in required:
             narrowed[name] = _cap(copy.deepcopy(spec), text_chars)
     if not properties:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from services.runtime import events as ev
 from services.runtime.directives import Directive, DirectiveError
 from services.runtime.grounding import exact_answer
-from services.runtime.intents import asks_for_change, file_names_in
+from services.runtime.intents import asks_for_change, file_names_in, stated_commands
 from services.runtime.model_client import ModelCall
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
@@ -51,12 +51,14 @@ async def decide_staged(
     elif follow_up == "look":
         offered = [tool for tool in offered if tool.read_only]
     last = turn.last_result
+    workspace = await _workspace(peers, turn.task_id, offered)
     steps_menu = StepMenu(
         tools=offered, skills=menu.skills if follow_up == "free" else (), memory=menu.memory and follow_up == "free",
-        answer_only=forced, tools_only=tools_only, workspace=await _workspace(peers, turn.task_id, offered),
+        answer_only=forced, tools_only=tools_only, workspace=workspace,
         request=request, paths_listed=follow_up == "look", first_step=last is None,
         exact_answer=(exact_answer(request, dict(last.result)) or "") if last is not None and last.ok else "",
         write_choices=tuple(write_choices(request, _file_to_extend(last, request))),
+        command_choices=tuple(tuple(argv) for argv in stated_commands(request, [e.path for e in workspace or ()])),
     )
     prompt = decider.header(menu) + "\n" + render_events(turn.events)
     outputs: list[str] = []

@@ -50,6 +50,8 @@ PATH_KIND_KEY = "x-ducklm-path"
 GLOB_KEY = "x-ducklm-glob"
 # Marks a file's new content, for a runtime that offers the texts the request states.
 CONTENT_KEY = "x-ducklm-content"
+# Marks a command line, for a runtime that offers the commands the request types out.
+ARGV_KEY = "x-ducklm-argv"
 
 
 def _path(kind: str) -> dict[str, Any]:
@@ -155,6 +157,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "minItems": 1,
                     "maxItems": 256,
                     "description": "Program name, then its arguments.",
+                    ARGV_KEY: True,
                 },
                 "cwd": _OPTIONAL_PATH,
                 "timeout_seconds": {

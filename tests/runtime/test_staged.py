@@ -12,6 +12,7 @@ import pytest
 
 from services.runtime.completion_client import FLOOR_LOGPROB, StepScores
 from services.runtime.directives import DirectiveError
+from services.runtime.intents import stated_commands
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.models_config import ModelsConfig, RoleConfig
 from services.runtime.peers import ToolSpec, WorkspaceEntry, workspace_entries
@@ -218,3 +219,24 @@ def test_a_new_entry_takes_the_name_the_request_gives_it() -> None:
     assert schema["properties"]["path"] == {"enum": ["backups"]}
     unnamed = fill_schema(make_dir.arguments_schema, WORKSPACE, 200, "Make a directory for old logs.")
     assert "pattern" in unnamed["properties"]["path"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "commands"),
+    [
+        ("Run the command wc -l notes.txt.", [["wc", "-l", "notes.txt"]]),
+        ("Run cat todo.md and show me the output.", [["cat", "todo.md"]]),
+        ("Please run `git status` for me", [["git", "status"]]),
+        ("Use the ls command to list the project folder.", [["ls"], ["ls", "project"]]),
+        ("Run a quick check on everything", []),  # a description, not a command
+        ("What does ls do?", []),
+    ],
+)
+def test_a_command_the_request_types_out_is_the_one_offered(request_text: str, commands: list[list[str]]) -> None:
+    assert stated_commands(request_text, [entry.path for entry in WORKSPACE]) == commands
+    run = next(tool for tool in CATALOGUE if tool.name == "run_command")
+    schema = fill_schema(run.arguments_schema, WORKSPACE, 200, request_text, (), commands)
+    if commands:
+        assert schema["properties"] == {"argv": {"enum": commands}}
+    else:
+        assert schema["properties"]["argv"]["type"] == "array"
