@@ -200,7 +200,7 @@ class RuntimeLoop:
             self._store.publish_live(task_id, "model_token", {"text": text, "reply": text})
 
         try:
-            return await decider.decide(prompt, steps_menu, record, on_answer_token=stream_answer)
+            return await decider.decide(prompt, steps_menu, record, on_answer_token=stream_answer, session=task_id)
         except DirectiveError as exc:
             raise DirectiveError(str(exc), output=" | ".join(outputs)) from None
 
@@ -221,7 +221,7 @@ class RuntimeLoop:
         async def stream_token(text: str) -> None:
             self._store.publish_live(task_id, "model_token", {"text": text, "reply": reply.feed(text)})
 
-        call = await self._models.chat("chat", messages, json_schema=step_schema, on_token=stream_token)
+        call = await self._models.chat("chat", messages, json_schema=step_schema, on_token=stream_token, session=task_id)
         await self._record_call(task_id, call)
         return call
 

@@ -122,34 +122,36 @@ class StagedDecider:
         return render_header(Header(self.system_prompt, steps, tuple(menu.skills)))
 
     async def decide(self, prompt: str, menu: StepMenu, record: RecordCall,
-                     on_answer_token: TokenCallback | None = None) -> Directive:
-        """`prompt` is the header and the rendered events; each stage appends its line to it."""
+                     on_answer_token: TokenCallback | None = None, session: str = "") -> Directive:
+        """`prompt` is the header and the rendered events; each stage appends its line to it.
+        `session` (the task) keeps its calls where the model server holds its prompt."""
+        calls = _Calls(self.model, self.role, session)
         steps = menu.steps()
-        step = steps[0] if len(steps) == 1 else await self._choose(prompt, steps, menu, record)
+        step = steps[0] if len(steps) == 1 else await self._choose(calls, prompt, steps, menu, record)
         prompt += f"Next step: {step}\n"
         if step == ANSWER:
-            text = await self._text(prompt + "Answer:", record, "answer", self._answer_tokens(), on_answer_token)
+            text = await self._text(calls, prompt + "Answer:", record, "answer", self._answer_tokens(), on_answer_token)
             return _directive("respond", {"message": text})
         if step == "remember":
-            return _directive("remember", {"text": await self._text(prompt + "Fact:", record, "fill", FIELD_MAX_TOKENS)})
+            return _directive("remember", {"text": await self._text(calls, prompt + "Fact:", record, "fill", FIELD_MAX_TOKENS)})
         if step == "recall":
-            return _directive("recall", {"query": await self._text(prompt + "Query:", record, "fill", FIELD_MAX_TOKENS)})
+            return _directive("recall", {"query": await self._text(calls, prompt + "Query:", record, "fill", FIELD_MAX_TOKENS)})
         if step == "use_skill":
-            value = await self._json(prompt + "Skill:", {"enum": [name for name, _ in menu.skills]}, record)
+            value = await self._json(calls, prompt + "Skill:", {"enum": [name for name, _ in menu.skills]}, record)
             return _directive("use_skill", {"skill": value})
         tool = next(t for t in menu.tools if t.name == step)
         schema = fill_schema(tool.arguments_schema, menu.workspace, self.max_text_chars, menu.request)
-        arguments = await self._json(prompt + "Arguments:", schema, record)
+        arguments = await self._json(calls, prompt + "Arguments:", schema, record)
         return _directive("call_tool", {"tool": tool.name, "arguments": arguments})
 
     def _answer_tokens(self) -> int:
         # About three characters a token, with room to end the last sentence.
         return max(32, self.max_text_chars // 3 + 16)
 
-    async def _choose(self, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
+    async def _choose(self, calls: _Calls, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
         """The step whose first token the model finds likeliest next, relative to how likely it
         finds it with no request at all, so a small model's fixed leanings cancel out."""
-        scores, call = await self.model.first_token_scores(self.role, prompt + "Next step:", steps)
+        scores, call = await calls.first_token_scores(prompt + "Next step:", steps)
         chosen = calibrated_choice(scores, await self._baseline(self.header(menu), steps))
         call.text = chosen
         await record(call, "choose")
@@ -167,9 +169,11 @@ class StagedDecider:
             self._calibration[key], _ = await self.model.first_token_scores(self.role, prompt, steps)
         return self._calibration[key]
 
-    async def _json(self, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
-        call = await self.model.complete(self.role, prompt, json_schema=schema, max_tokens=FILL_MAX_TOKENS,
-                                         temperature=0.0, stop=["\n"])
+    async def _json(self, calls: _Calls, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
+        # The value is generated after the label's space, so the transcript's later
+        # `Label: <value>` is byte for byte what the server evaluated and generated.
+        call = await calls.complete(prompt + " ", json_schema=schema, max_tokens=FILL_MAX_TOKENS,
+                                    temperature=0.0, stop=["\n"])
         await record(call, "fill")
         try:
             value = json.loads(call.text)
@@ -181,17 +185,36 @@ class StagedDecider:
             raise DirectiveError(f"the arguments do not fit the step's schema: {error.message[:200]}")
         return value
 
-    async def _text(self, prompt: str, record: RecordCall, stage: Stage, max_tokens: int,
+    async def _text(self, calls: _Calls, prompt: str, record: RecordCall, stage: Stage, max_tokens: int,
                     on_token: TokenCallback | None = None) -> str:
         # Greedy and without a repetition penalty: a small model's best chance of copying the
         # fact from a result rather than drifting off it.
-        call = await self.model.complete(self.role, prompt, max_tokens=max_tokens, stop=["\n"], on_token=on_token,
-                                         temperature=0.0, copying=True)
+        call = await calls.complete(prompt, max_tokens=max_tokens, stop=["\n"], on_token=on_token,
+                                    temperature=0.0, copying=True)
         await record(call, stage)
         text = _tidy(call.text, cut=call.finish_reason == "length", limit=self.max_text_chars)
         if not text:
             raise DirectiveError(f"the {stage} step's output is blank")
         return text
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """One decision's model calls: the decider's role, on the task's session."""
+
+    model: CompletionModel
+    role: str
+    session: str
+
+    async def first_token_scores(self, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+        return await self.model.first_token_scores(self.role, prompt, candidates, session=self.session)
+
+    async def complete(self, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
+                       temperature: float | None = None, stop: Sequence[str] = (),
+                       on_token: TokenCallback | None = None, copying: bool = False) -> ModelCall:
+        return await self.model.complete(self.role, prompt, json_schema=json_schema, max_tokens=max_tokens,
+                                         temperature=temperature, stop=stop, on_token=on_token, copying=copying,
+                                         session=self.session)
 
 
 def calibrated_choice(scores: StepScores, baseline: StepScores) -> str:

@@ -40,7 +40,7 @@ class FakeCompletions:
     async def complete(
         self, role: str, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
         temperature: float | None = None, stop: Sequence[str] = (), on_token: TokenCallback | None = None,
-        copying: bool = False,
+        copying: bool = False, session: str = "",
     ) -> ModelCall:
         self.prompts.append(prompt)
         self.schemas.append(json_schema)
@@ -49,7 +49,9 @@ class FakeCompletions:
             await on_token(text)
         return ModelCall(role=role, model="fake", text=text, latency_ms=0.0, first_token_ms=None)
 
-    async def first_token_scores(self, role: str, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+    async def first_token_scores(
+        self, role: str, prompt: str, candidates: Sequence[str], *, session: str = "",
+    ) -> tuple[StepScores, ModelCall]:
         call = ModelCall(role=role, model="fake", text="", latency_ms=0.0, first_token_ms=None)
         if prompt.endswith("Request: N/A\nNext step:"):
             return {name: self.baseline.get(name, -5.0) for name in candidates}, call
@@ -90,7 +92,7 @@ async def test_a_tool_step_is_chosen_then_filled_with_a_path_the_request_names()
     assert model.schemas[-1] == {
         "type": "object", "properties": {"path": {"enum": ["notes.txt"]}}, "required": ["path"], "additionalProperties": False,
     }
-    assert model.prompts[-1].endswith("Next step: read_file\nArguments:")
+    assert model.prompts[-1].endswith("Next step: read_file\nArguments: ")
 
 
 async def test_an_answer_is_plain_text_ending_on_a_whole_sentence() -> None:
