@@ -114,7 +114,7 @@ class LlamaCompletions:
         async def run(config: RoleConfig, lease: Lease) -> tuple[dict[int, float], ModelCall]:
             started = time.perf_counter()
             call = ModelCall(role=role, model=config.model, text="", latency_ms=0.0, first_token_ms=None,
-                             endpoint=lease.endpoint, slot=lease.slot)
+                             endpoint=lease.endpoint, slot=lease.slot, moved=lease.moved)
             key = (lease.endpoint, prompt)
             if not session and key in self._scores:
                 self._scores.move_to_end(key)
@@ -152,7 +152,7 @@ class LlamaCompletions:
 
         async def run(config: RoleConfig, lease: Lease) -> ModelCall:
             call = ModelCall(role=role, model=config.model, text="", latency_ms=0.0, first_token_ms=None,
-                             endpoint=lease.endpoint, slot=lease.slot)
+                             endpoint=lease.endpoint, slot=lease.slot, moved=lease.moved)
             sent, units = await self._prompt(lease, prompt, call)
             body: dict[str, Any] = {
                 **config.extra_body,
