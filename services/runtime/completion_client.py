@@ -24,6 +24,7 @@ from services.common.errors import Unavailable
 from services.runtime.metrics import observe_model_call, observe_model_error
 from services.runtime.model_pool import EndpointPool, Lease
 from services.runtime.model_stream import (
+    KEEPALIVE_SECONDS,
     EndpointLost,
     ModelCall,
     NativeApiMissing,
@@ -84,7 +85,9 @@ class LlamaCompletions:
         # The runtime passes the chat client's own pool and placements, so each model server
         # keeps one connection and each task one place.
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(transport=transport, timeout=None)
+        self._http = http or httpx.AsyncClient(
+            transport=transport, timeout=None, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
+        )
         self._pool = pool or EndpointPool(config)
         self._first_tokens: dict[tuple[str, str], int] = {}
         self._scores: OrderedDict[tuple[str, str], dict[int, float]] = OrderedDict()
@@ -190,11 +193,17 @@ class LlamaCompletions:
         for endpoint in config.endpoints:
             await self._learn_slots(endpoint)
         tried: list[str] = []
+        retried: set[str] = set()
         while True:
             lease = self._pool.acquire(role, session)
             try:
                 result = await run(config, lease)
             except (NotReady, EndpointLost) as exc:
+                if isinstance(exc, EndpointLost) and lease.endpoint not in retried:
+                    # A kept-alive connection the server closed as it was reused: once more, on
+                    # a new connection, before the endpoint counts as failed.
+                    retried.add(lease.endpoint)
+                    continue
                 self._pool.mark_down(lease.endpoint, f"a call failed: {exc}")
                 tried.append(lease.endpoint)
                 if not [url for url in self._pool.healthy(role) if url not in tried]:

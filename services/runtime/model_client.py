@@ -14,7 +14,14 @@ import httpx
 from services.common.errors import FailedPrecondition, Unavailable
 from services.runtime.metrics import observe_embedding, observe_model_call, observe_model_error
 from services.runtime.model_pool import EndpointPool
-from services.runtime.model_stream import EndpointLost, ModelCall, NotReady, TokenCallback, stream_call
+from services.runtime.model_stream import (
+    KEEPALIVE_SECONDS,
+    EndpointLost,
+    ModelCall,
+    NotReady,
+    TokenCallback,
+    stream_call,
+)
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
 __all__ = ["ChatModel", "ModelCall", "ModelClient", "TokenCallback"]
@@ -47,8 +54,10 @@ class ModelClient:
         self._config = config
         # One client, so one pool of connections: each model server's connection is kept alive
         # across calls (every response is read to its end or closed, so it goes back to the pool).
+        # llama-server closes a connection idle for 5 s; one reused as it closes fails its
+        # request, so ours are let go a little sooner.
         self._http = httpx.AsyncClient(
-            transport=transport, timeout=None, limits=httpx.Limits(keepalive_expiry=60.0)
+            transport=transport, timeout=None, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
         )
         self._pool = pool or EndpointPool(config)
 
@@ -107,6 +116,7 @@ class ModelClient:
         give_up = time.monotonic() + config.connect_wait_seconds
         delay = 0.1
         tried: set[str] = set()
+        retried: set[str] = set()
         while True:
             lease = self._pool.acquire(role, session)
             call = ModelCall(role=role, model=config.model, text="", latency_ms=0.0, first_token_ms=None,
@@ -118,6 +128,11 @@ class ModelClient:
                 self._pool.mark_up(lease.endpoint)
                 break
             except (NotReady, EndpointLost) as exc:
+                if isinstance(exc, EndpointLost) and lease.endpoint not in retried:
+                    # A kept-alive connection the server closed as it was reused: once more, on
+                    # a new connection, before the endpoint counts as failed.
+                    retried.add(lease.endpoint)
+                    continue
                 self._pool.mark_down(lease.endpoint, f"a call failed: {exc}")
                 tried.add(lease.endpoint)
                 if [url for url in self._pool.healthy(role) if url not in tried]:

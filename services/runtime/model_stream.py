@@ -24,7 +24,7 @@ from services.runtime.metrics import observe_model_error
 from services.runtime.model_text import sanitize
 from services.runtime.models_config import RoleConfig
 
-__all__ = ["DRAIN_CHARS", "EndpointLost", "ModelCall", "NativeApiMissing", "NotReady", "StreamFormat", "TokenCallback", "stream_call"]
+__all__ = ["DRAIN_CHARS", "KEEPALIVE_SECONDS", "EndpointLost", "ModelCall", "NativeApiMissing", "NotReady", "StreamFormat", "TokenCallback", "stream_call"]
 
 TokenCallback = Callable[[str], Awaitable[None]]
 # "chat": OpenAI-compatible chunks (choices[].delta.content, then `[DONE]`); "native":
@@ -32,6 +32,8 @@ TokenCallback = Callable[[str], Awaitable[None]]
 StreamFormat = Literal["chat", "native"]
 # Characters read past the end of the stream before giving up on reusing the connection.
 DRAIN_CHARS = 65_536
+# How long an idle connection to a model server is kept: under llama-server's own 5 s.
+KEEPALIVE_SECONDS = 4.0
 TIMING_KEYS = ("prompt_n", "prompt_ms", "cache_n", "predicted_n", "predicted_ms")
 
 

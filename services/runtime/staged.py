@@ -46,13 +46,20 @@ Stage = Literal["choose", "fill", "answer"]
 RecordCall = Callable[[ModelCall, Stage], Awaitable[None]]
 
 # The tool catalogue marks path arguments with what they name: "file" (an existing file), "dir"
-# (an existing folder), "any" (an existing entry) or "new" (a path that may not exist yet).
+# (an existing folder), "any" (an existing entry), "new" (a path that may not exist yet) or
+# "glob" (a pattern of paths).
 PATH_KIND_KEY = "x-ducklm-path"
 # Longest enum of workspace paths put in a grammar; past it, paths are a capped string.
 MAX_PATH_CHOICES = 300
-# A path that may not exist yet: plain relative names, no '..' segments, no leading '/'.
-NEW_PATH_PATTERN = r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*)$"
-NEW_PATH_MAX_CHARS = 80
+# A path that may not exist yet: plain relative names, no '..' segments, no leading '/', at most
+# three levels of at most 32 characters. The bounds are in the pattern itself, because a grammar
+# made from a schema follows a string's pattern and not its maxLength: an unbounded pattern lets
+# a small model write until the token budget runs out.
+NEW_PATH_PATTERN = r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}){0,2})$"
+NEW_PATH_MAX_CHARS = 98
+# A glob: path characters and wildcards, no spaces, at most 40 characters.
+GLOB_PATTERN = r"^[A-Za-z0-9_.*?/\[\]-]{1,40}$"
+GLOB_MAX_CHARS = 40
 # Each item of an argument list (a command's argv) and how many of them.
 ARG_ITEM_CHARS = 80
 ARG_ITEMS = 8
@@ -263,6 +270,8 @@ def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request:
     """A path argument's schema: an entry that exists (of the kind the tool reads), narrowed to
     the ones the request names when it names any; a folder argument with no folder named is the
     workspace root. A path that may not exist yet is a safe pattern."""
+    if kind == "glob":
+        return {"type": "string", "minLength": 1, "maxLength": GLOB_MAX_CHARS, "pattern": GLOB_PATTERN}
     pattern = {"type": "string", "minLength": 1, "maxLength": NEW_PATH_MAX_CHARS, "pattern": NEW_PATH_PATTERN}
     if kind == "new" or workspace is None:
         return pattern

@@ -43,7 +43,8 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 
 # What a path argument names, for a runtime that constrains paths to what exists: "file" (an
-# existing file), "dir" (an existing folder), "any" (an existing entry), "new" (may not exist yet).
+# existing file), "dir" (an existing folder), "any" (an existing entry), "new" (may not exist yet),
+# "glob" (a pattern of paths).
 PATH_KIND_KEY = "x-ducklm-path"
 
 
@@ -126,6 +127,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "minLength": 1,
                     "maxLength": 1024,
                     "description": "Glob; ** spans folders.",
+                    PATH_KIND_KEY: "glob",
                 },
                 "path": _OPTIONAL_PATH,
             },

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.model
 
 @dataclass
 class Server:
-    process: subprocess.Popen[bytes]
+    process: asyncio.subprocess.Process
     endpoint: str
 
 
@@ -57,9 +56,9 @@ async def servers() -> AsyncIterator[list[Server]]:
     started: list[Server] = []
     for _ in range(2):
         port = free_port()
-        process = subprocess.Popen(
-            [str(ensure_llama_server()), "-m", str(ensure_model()), "--host", "127.0.0.1", "--port", str(port), *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        process = await asyncio.create_subprocess_exec(
+            str(ensure_llama_server()), "-m", str(ensure_model()), "--host", "127.0.0.1", "--port", str(port), *args,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.STDOUT,
         )
         started.append(Server(process, f"http://127.0.0.1:{port}/v1"))
     try:
@@ -68,9 +67,9 @@ async def servers() -> AsyncIterator[list[Server]]:
         yield started
     finally:
         for server in started:
-            if server.process.poll() is None:
+            if server.process.returncode is None:
                 server.process.terminate()
-            server.process.wait(timeout=30)
+            await asyncio.wait_for(server.process.wait(), timeout=30)
 
 
 async def model_calls(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str) -> list[dict[str, Any]]:
@@ -103,7 +102,7 @@ async def test_a_task_sticks_to_its_server_and_moves_when_it_is_killed(tmp_path:
 
             killed = next(server for server in servers if server.endpoint == home)
             killed.process.send_signal(signal.SIGKILL)
-            killed.process.wait(timeout=30)
+            await asyncio.wait_for(killed.process.wait(), timeout=30)
             before = len(calls)
             await stub.Chat(runtime_pb2.ChatRequest(message="And of Spain?", task_id=task_id))
             after = (await model_calls(stub, task_id))[before:]

@@ -4,6 +4,7 @@ under each step's own schema, plain-text answers, against a fake of the completi
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -137,6 +138,13 @@ def test_fill_schemas_keep_what_a_step_needs_and_nothing_else() -> None:
     write = fill_schema(by_name["write_file"].arguments_schema, WORKSPACE, 200, "write x")
     assert set(write["properties"]) == {"path", "content"} and write["properties"]["content"]["maxLength"] == 200
     assert "pattern" in write["properties"]["path"] and "x-ducklm-path" not in json.dumps(write)
+    # A glob is a short pattern of path characters, bounded in the pattern itself (a grammar
+    # follows a pattern, not maxLength); so is a new path.
+    glob = fill_schema(by_name["find_files"].arguments_schema, WORKSPACE, 200, "find the python files")
+    assert set(glob["properties"]) == {"pattern"} and glob["properties"]["pattern"]["maxLength"] == 40
+    assert re.fullmatch(glob["properties"]["pattern"]["pattern"].strip("^$"), "**/*.py")
+    assert not re.fullmatch(glob["properties"]["pattern"]["pattern"].strip("^$"), "*.py " + "x" * 60)
+    assert not re.fullmatch(write["properties"]["path"]["pattern"].strip("^$"), "a/" * 4 + "b")
     command = fill_schema(by_name["run_command"].arguments_schema, WORKSPACE, 200, "run ls")
     assert set(command["properties"]) == {"argv"} and command["properties"]["argv"]["maxItems"] == 8
 
