@@ -238,12 +238,11 @@ class LlamaCompletions:
         if fresh is None:
             lease.ledger.clear()
             return prompt, []
-        call.prefix_tokens = len(match.tokens)
         units = [*match.units, *fresh]
-        covered = "".join(unit.text for unit in units)
-        if covered != prompt:
+        if "".join(unit.text for unit in units) != prompt:
             # Some text did not come back as whole units (bytes that never decode): send text.
             return prompt, []
+        call.prefix_tokens = len(match.tokens)
         return [token for unit in units for token in unit.tokens], units
 
     async def _tokenize(self, endpoint: str, text: str, *, special: bool) -> list[Unit] | None:
@@ -258,14 +257,18 @@ class LlamaCompletions:
             raise NotReady(repr(exc)) from exc
         except httpx.HTTPError as exc:
             raise EndpointLost(f"tokenizer at {endpoint} failed: {exc!r}") from exc
+        if response.status_code == 503:
+            raise NotReady(f"{endpoint} answered HTTP 503 (loading)")
+        if response.status_code == 404:
+            self._no_tokenizer.add(endpoint)  # not llama-server: text from now on
+            return None
         try:
             pieces = response.json()["tokens"] if response.status_code == 200 else None
             if pieces is None or (pieces and not isinstance(pieces[0], dict)):
                 raise ValueError("no pieces")
             return units_of_pieces(pieces)
         except (ValueError, KeyError, TypeError):
-            self._no_tokenizer.add(endpoint)
-            return None
+            return None  # this prompt goes as text
 
     async def _generated(self, endpoint: str, call: ModelCall, units: list[Unit]) -> list[Unit]:
         """What the slot holds of the generation: every sampled token but the last (sampled,
