@@ -32,11 +32,11 @@ class RoleConfig(BaseModel):
     # A misspelt key (`contxt_window`) is refused rather than silently left at its default.
     model_config = ConfigDict(extra="forbid")
 
-    # One endpoint, or several serving the same model (a pool: each task sticks to one, and
-    # one that fails its health check is skipped). `endpoint` is then the first of them.
+    # One endpoint, or several serving the same model (`endpoints`, a pool: each task sticks
+    # to one, and one that fails its health check is skipped); `endpoint` is then the first.
     endpoint: str = ""
-    endpoints: list[str] = Field(default_factory=list)
     model: str
+    endpoints: list[str] = Field(default_factory=list)
     api_key: str = ""
     context_window: int = Field(default=8192, gt=0)
     max_tokens: int = Field(default=256, gt=0)
