@@ -207,7 +207,7 @@ class RuntimeLoop:
         async def stream_token(text: str) -> None:
             self._store.publish_live(task_id, "model_token", ev.to_data(ev.ModelToken(text=text, reply=reply.feed(text))))
 
-        call = await self._models.chat("chat", messages, json_schema=step_schema, on_token=stream_token)
+        call = await self._models.chat("chat", messages, json_schema=step_schema, on_token=stream_token, session=task_id)
         await self._record_call(task_id, call)
         return call
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services.common.config import ConfigError
 from services.common.errors import FailedPrecondition
@@ -32,8 +32,11 @@ class RoleConfig(BaseModel):
     # A misspelt key (`contxt_window`) is refused rather than silently left at its default.
     model_config = ConfigDict(extra="forbid")
 
-    endpoint: str
+    # One endpoint, or several serving the same model (`endpoints`, a pool: each task sticks
+    # to one, and one that fails its health check is skipped); `endpoint` is then the first.
+    endpoint: str = ""
     model: str
+    endpoints: list[str] = Field(default_factory=list)
     api_key: str = ""
     context_window: int = Field(default=8192, gt=0)
     max_tokens: int = Field(default=256, gt=0)
@@ -58,6 +61,19 @@ class RoleConfig(BaseModel):
     # Extra request fields for the calls constrained by a JSON schema only, over extra_body (e.g.
     # a `logit_bias` banning tokens JSON never needs but plain text does).
     json_extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_or_several_endpoints(self) -> RoleConfig:
+        if self.endpoint and self.endpoints and self.endpoint not in self.endpoints:
+            raise ValueError("give either `endpoint` or `endpoints` (a list), not both")
+        if not self.endpoints:
+            if not self.endpoint:
+                raise ValueError("needs an `endpoint` (a /v1 URL) or `endpoints` (a list of them)")
+            self.endpoints = [self.endpoint]
+        if len(set(self.endpoints)) != len(self.endpoints):
+            raise ValueError("`endpoints` lists the same URL twice")
+        self.endpoint = self.endpoints[0]
+        return self
 
     @property
     def output_char_cap(self) -> int:

@@ -78,7 +78,7 @@ class RecordedModel:
         return self._config
 
     async def chat(self, role: str, messages: list[dict[str, str]], *, json_schema: dict[str, Any] | None = None,
-                   on_token: TokenCallback | None = None) -> ModelCall:
+                   on_token: TokenCallback | None = None, session: str = "") -> ModelCall:
         if not self._calls:
             raise ReplayExhausted("no more recorded model outputs")
         recorded = self._calls.popleft()
@@ -91,11 +91,13 @@ class RecordedModel:
     async def complete(
         self, role: str, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
         temperature: float | None = None, stop: Sequence[str] = (), on_token: TokenCallback | None = None,
-        copying: bool = False,
+        copying: bool = False, session: str = "",
     ) -> ModelCall:
         return await self.chat(role, [], json_schema=json_schema, on_token=on_token)
 
-    async def first_token_scores(self, role: str, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+    async def first_token_scores(
+        self, role: str, prompt: str, candidates: Sequence[str], *, session: str = "",
+    ) -> tuple[StepScores, ModelCall]:
         """The recorded choice scores highest; the others can never win."""
         call = await self.chat(role, [])
         return {name: 0.0 if name == call.text else -1e9 for name in candidates}, call

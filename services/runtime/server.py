@@ -318,7 +318,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     interrupted, and serves RuntimeService and EmbeddingService."""
     models_config = load_models_config(settings.models_file)
     models = ModelClient(models_config)
-    completions = LlamaCompletions(models_config, http=models.http)
+    completions = LlamaCompletions(models_config, http=models.http, pool=models.pool)
     schema = DirectiveSchema.load(settings.directive_schema)
     store = await TaskStore.open(settings.database)
     peers = None

@@ -16,7 +16,6 @@ in a function that records each model call.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +26,8 @@ from jsonschema import Draft202012Validator
 
 from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
 from services.runtime.directives import Directive, DirectiveError
-from services.runtime.intents import explicit_step, names_given
+from services.runtime.fill_schema import PATH_KIND_KEY, file_named_in, fill_schema, required_path_kind
+from services.runtime.intents import explicit_step
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.peers import ToolSpec, WorkspaceEntry
 from services.runtime.prompts import ANSWER, STEP_DESCRIPTIONS, short_description
@@ -46,25 +46,6 @@ Stage = Literal["choose", "fill", "answer"]
 # Records one model call of a stage (the loop stores it as a model_call event).
 RecordCall = Callable[[ModelCall, Stage], Awaitable[None]]
 
-# The tool catalogue marks path arguments with what they name: "file" (an existing file), "dir"
-# (an existing folder), "any" (an existing entry) or "new" (a path that may not exist yet).
-PATH_KIND_KEY = "x-ducklm-path"
-# Longest enum of workspace paths put in a grammar; past it, paths are a capped string.
-MAX_PATH_CHOICES = 300
-# A path that may not exist yet: plain relative names, no '..' segments, no leading '/'.
-NEW_PATH_PATTERN = r"^(\.|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*)$"
-NEW_PATH_MAX_CHARS = 80
-# The catalogue marks glob arguments; a small model's glob is made to search every folder
-# ("**/*.csv", never a bare "*.csv" that only sees the workspace root).
-GLOB_KEY = "x-ducklm-glob"
-# The catalogue marks a file's new content: where the request states the text, it is a choice.
-CONTENT_KEY = "x-ducklm-content"
-# ... and a command line: where the request types one out, it is a choice.
-ARGV_KEY = "x-ducklm-argv"
-GLOB_ANYWHERE = {"type": "string", "minLength": 4, "maxLength": 80, "pattern": r"^\*\*/[A-Za-z0-9_*?.\[\]-]+$"}
-# Each item of an argument list (a command's argv) and how many of them.
-ARG_ITEM_CHARS = 80
-ARG_ITEMS = 8
 FILL_MAX_TOKENS = 200
 FIELD_MAX_TOKENS = 60
 # The request that carries no content: the model's leaning towards each step before it reads
@@ -128,9 +109,9 @@ class StepMenu:
         names one, or a listing in this turn showed them. Otherwise the model could only guess
         a file, and a request like "find the CSV file" or "create hello.txt" is not served by
         reading some file first."""
-        if self.workspace is None or self.paths_listed or _required_path_kind(tool) != "file":
+        if self.workspace is None or self.paths_listed or required_path_kind(tool) != "file":
             return True
-        return any(not entry.is_dir and _file_named_in(entry.path, self.request) for entry in self.workspace)
+        return any(not entry.is_dir and file_named_in(entry.path, self.request) for entry in self.workspace)
 
 
 @dataclass
@@ -156,39 +137,41 @@ class StagedDecider:
         return render_header(Header(self.system_prompt, steps, tuple(menu.skills)))
 
     async def decide(self, prompt: str, menu: StepMenu, record: RecordCall,
-                     on_answer_token: TokenCallback | None = None) -> Directive:
-        """`prompt` is the header and the rendered events; each stage appends its line to it."""
+                     on_answer_token: TokenCallback | None = None, session: str = "") -> Directive:
+        """`prompt` is the header and the rendered events; each stage appends its line to it.
+        `session` (the task) keeps its calls where the model server holds its prompt."""
+        calls = _Calls(self.model, self.role, session)
         steps = menu.steps()
-        step = steps[0] if len(steps) == 1 else await self._choose(prompt, steps, menu, record)
+        step = steps[0] if len(steps) == 1 else await self._choose(calls, prompt, steps, menu, record)
         prompt += f"Next step: {step}\n"
         if step == ANSWER and menu.exact_answer:
             if on_answer_token is not None:
                 await on_answer_token(menu.exact_answer)
             return _directive("respond", {"message": menu.exact_answer})
         if step == ANSWER:
-            text = await self._text(prompt + "Answer:", record, "answer", self._answer_tokens(), on_answer_token)
+            text = await self._text(calls, prompt + "Answer:", record, "answer", self._answer_tokens(), on_answer_token)
             return _directive("respond", {"message": text})
         if step == "remember":
-            return _directive("remember", {"text": await self._text(prompt + "Fact:", record, "fill", FIELD_MAX_TOKENS)})
+            return _directive("remember", {"text": await self._text(calls, prompt + "Fact:", record, "fill", FIELD_MAX_TOKENS)})
         if step == "recall":
-            return _directive("recall", {"query": await self._text(prompt + "Query:", record, "fill", FIELD_MAX_TOKENS)})
+            return _directive("recall", {"query": await self._text(calls, prompt + "Query:", record, "fill", FIELD_MAX_TOKENS)})
         if step == "use_skill":
-            value = await self._json(prompt + "Skill:", {"enum": [name for name, _ in menu.skills]}, record)
+            value = await self._json(calls, prompt + "Skill:", {"enum": [name for name, _ in menu.skills]}, record)
             return _directive("use_skill", {"skill": value})
         tool = next(t for t in menu.tools if t.name == step)
         schema = fill_schema(tool.arguments_schema, menu.workspace, self.max_text_chars, menu.request,
                              menu.write_choices, menu.command_choices)
-        arguments = await self._json(prompt + "Arguments:", schema, record)
+        arguments = await self._json(calls, prompt + "Arguments:", schema, record)
         return _directive("call_tool", {"tool": tool.name, "arguments": arguments})
 
     def _answer_tokens(self) -> int:
         # About three characters a token, with room to end the last sentence.
         return max(32, self.max_text_chars // 3 + 16)
 
-    async def _choose(self, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
+    async def _choose(self, calls: _Calls, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
         """The step whose first token the model finds likeliest next, relative to how likely it
         finds it with no request at all, so a small model's fixed leanings cancel out."""
-        scores, call = await self.model.first_token_scores(self.role, prompt + "Next step:", steps)
+        scores, call = await calls.first_token_scores(prompt + "Next step:", steps)
         chosen = calibrated_choice(scores, await self._baseline(self.header(menu), steps))
         call.text = chosen
         await record(call, "choose")
@@ -206,9 +189,11 @@ class StagedDecider:
             self._calibration[key], _ = await self.model.first_token_scores(self.role, prompt, steps)
         return self._calibration[key]
 
-    async def _json(self, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
-        call = await self.model.complete(self.role, prompt, json_schema=schema, max_tokens=FILL_MAX_TOKENS,
-                                         temperature=0.0, stop=["\n"])
+    async def _json(self, calls: _Calls, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
+        # The value is generated after the label's space, so the transcript's later
+        # `Label: <value>` is byte for byte what the server evaluated and generated.
+        call = await calls.complete(prompt + " ", json_schema=schema, max_tokens=FILL_MAX_TOKENS,
+                                    temperature=0.0, stop=["\n"])
         await record(call, "fill")
         try:
             value = json.loads(call.text)
@@ -220,17 +205,36 @@ class StagedDecider:
             raise DirectiveError(f"the arguments do not fit the step's schema: {error.message[:200]}")
         return value
 
-    async def _text(self, prompt: str, record: RecordCall, stage: Stage, max_tokens: int,
+    async def _text(self, calls: _Calls, prompt: str, record: RecordCall, stage: Stage, max_tokens: int,
                     on_token: TokenCallback | None = None) -> str:
         # Greedy and without a repetition penalty: a small model's best chance of copying the
         # fact from a result rather than drifting off it.
-        call = await self.model.complete(self.role, prompt, max_tokens=max_tokens, stop=["\n"], on_token=on_token,
-                                         temperature=0.0, copying=True)
+        call = await calls.complete(prompt, max_tokens=max_tokens, stop=["\n"], on_token=on_token,
+                                    temperature=0.0, copying=True)
         await record(call, stage)
         text = _tidy(call.text, cut=call.finish_reason == "length", limit=self.max_text_chars)
         if not text:
             raise DirectiveError(f"the {stage} step's output is blank")
         return text
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """One decision's model calls: the decider's role, on the task's session."""
+
+    model: CompletionModel
+    role: str
+    session: str
+
+    async def first_token_scores(self, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+        return await self.model.first_token_scores(self.role, prompt, candidates, session=self.session)
+
+    async def complete(self, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
+                       temperature: float | None = None, stop: Sequence[str] = (),
+                       on_token: TokenCallback | None = None, copying: bool = False) -> ModelCall:
+        return await self.model.complete(self.role, prompt, json_schema=json_schema, max_tokens=max_tokens,
+                                         temperature=temperature, stop=stop, on_token=on_token, copying=copying,
+                                         session=self.session)
 
 
 def calibrated_choice(scores: StepScores, baseline: StepScores) -> str:
@@ -284,99 +288,3 @@ def _tidy(text: str, *, cut: bool, limit: int) -> str:
         ends = [match.end() for match in _SENTENCE_END.finditer(text)]
         text = text[: ends[-1]] if ends and ends[-1] > len(text) // 3 else text.rstrip() + "…"
     return text.strip()
-
-
-def _named_in(path: str, request: str) -> bool:
-    """`path` (or, for a nested path, its last part) appears in `request` as a whole name."""
-    for name in {path, path.rsplit("/", 1)[-1]}:
-        if len(name) >= 3 and re.search(rf"(?<![\w./-]){re.escape(name)}(?![\w/-]|\.\w)", request):
-            return True
-    return False
-
-
-def _required_path_kind(tool: ToolSpec) -> str | None:
-    properties = tool.arguments_schema.get("properties") or {}
-    for name in tool.arguments_schema.get("required") or ():
-        spec = properties.get(name)
-        if isinstance(spec, dict) and spec.get(PATH_KIND_KEY):
-            return str(spec[PATH_KIND_KEY])
-    return None
-
-
-def _file_named_in(path: str, request: str) -> bool:
-    """The request names this file: by path, by name, or by its name without the extension
-    ("the README", "my todo list") where that is a word of four letters or more."""
-    if _named_in(path, request):
-        return True
-    stem = path.rsplit("/", 1)[-1].split(".", 1)[0]
-    return len(stem) >= 4 and re.search(rf"(?<![\w./-]){re.escape(stem)}(?![\w/-])", request, re.IGNORECASE) is not None
-
-
-def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request: str) -> dict[str, Any]:
-    """A path argument's schema: an entry that exists (of the kind the tool reads), narrowed to
-    the ones the request names when it names any; a folder argument with no folder named is the
-    workspace root. A path that may not exist yet is a safe pattern."""
-    pattern = {"type": "string", "minLength": 1, "maxLength": NEW_PATH_MAX_CHARS, "pattern": NEW_PATH_PATTERN}
-    if kind == "new":
-        # The file the request names, where it names one that is a safe new path.
-        named_files = [name for name in names_given(request) if re.fullmatch(NEW_PATH_PATTERN, name)]
-        return {"enum": named_files} if named_files else pattern
-    if workspace is None:
-        return pattern
-    if kind == "dir":
-        choices = [entry.path for entry in workspace if entry.is_dir]
-    elif kind == "file":
-        choices = [entry.path for entry in workspace if not entry.is_dir]
-    else:
-        choices = [entry.path for entry in workspace]
-    named = [path for path in choices if _named_in(path, request)]
-    whole = [path for path in named if path in request]
-    if whole or named:
-        return {"enum": whole or named}
-    if kind == "dir":
-        return {"enum": ["."]}
-    if not choices or len(choices) > MAX_PATH_CHOICES:
-        return pattern
-    return {"enum": choices}
-
-
-def _cap(schema: dict[str, Any], text_chars: int) -> dict[str, Any]:
-    capped = {key: value for key, value in schema.items() if not key.startswith("x-") and key != "description"}
-    if capped.get("type") == "string":
-        capped["maxLength"] = min(int(capped.get("maxLength", text_chars)), text_chars)
-    if capped.get("type") == "array":
-        capped["maxItems"] = min(int(capped.get("maxItems", ARG_ITEMS)), ARG_ITEMS)
-        items = capped.get("items")
-        if isinstance(items, dict):
-            capped["items"] = _cap(items, ARG_ITEM_CHARS)
-    return capped
-
-
-def fill_schema(
-    arguments_schema: dict[str, Any], workspace: Sequence[WorkspaceEntry] | None, text_chars: int, request: str = "",
-    write_choices: Sequence[str] = (), command_choices: Sequence[Sequence[str]] = (),
-) -> dict[str, Any]:
-    """A tool's arguments schema narrowed for one small-model fill: the required arguments and
-    the path arguments only (all required), paths limited to what exists where the tool reads,
-    a file's content one of the texts the request states and a command one the request types
-    out (where it does), every other string capped."""
-    properties: dict[str, Any] = arguments_schema.get("properties") or {}
-    required = set(arguments_schema.get("required") or [])
-    narrowed: dict[str, Any] = {}
-    for name, spec in properties.items():
-        kind = spec.get(PATH_KIND_KEY) if isinstance(spec, dict) else None
-        # An optional path is asked for only where nothing is required (list_dir's folder).
-        if kind and (name in required or not required):
-            narrowed[name] = _path_schema(str(kind), workspace, request)
-        elif isinstance(spec, dict) and spec.get(GLOB_KEY) and name in required:
-            narrowed[name] = dict(GLOB_ANYWHERE)
-        elif isinstance(spec, dict) and spec.get(CONTENT_KEY) and name in required and write_choices:
-            narrowed[name] = {"enum": list(write_choices)}
-        elif isinstance(spec, dict) and spec.get(ARGV_KEY) and name in required and command_choices:
-            narrowed[name] = {"enum": [list(argv) for argv in command_choices]}
-        elif name in required:
-            narrowed[name] = _cap(copy.deepcopy(spec), text_chars)
-    if not properties:
-        return {"type": "object"}
-    return {"type": "object", "properties": narrowed, "required": list(narrowed), "additionalProperties": False}
-

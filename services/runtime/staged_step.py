@@ -68,7 +68,8 @@ async def decide_staged(
         await record(call, stage)
 
     try:
-        return await decider.decide(prompt, steps_menu, record_output, on_answer_token=stream_answer)
+        return await decider.decide(prompt, steps_menu, record_output, on_answer_token=stream_answer,
+                                    session=turn.task_id)
     except DirectiveError as exc:
         raise DirectiveError(str(exc), output=" | ".join(outputs)) from None
 

@@ -43,11 +43,10 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 
 
 # What a path argument names, for a runtime that constrains paths to what exists: "file" (an
-# existing file), "dir" (an existing folder), "any" (an existing entry), "new" (may not exist yet).
+# existing file), "dir" (an existing folder), "any" (an existing entry), "new" (may not exist yet),
+# "glob" (a pattern of paths).
 PATH_KIND_KEY = "x-ducklm-path"
 
-# Marks a glob argument, for a runtime that shapes how a small model writes one.
-GLOB_KEY = "x-ducklm-glob"
 # Marks a file's new content, for a runtime that offers the texts the request states.
 CONTENT_KEY = "x-ducklm-content"
 # Marks a command line, for a runtime that offers the commands the request types out.
@@ -136,7 +135,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "minLength": 1,
                     "maxLength": 1024,
                     "description": "Glob; ** spans folders.",
-                    GLOB_KEY: True,
+                    PATH_KIND_KEY: "glob",
                 },
                 "path": _OPTIONAL_PATH,
             },

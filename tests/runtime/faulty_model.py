@@ -1,4 +1,5 @@
-"""A model server that misbehaves on purpose: endless or huge output, chunks past max_tokens,
+"""A model server that misbehaves on purpose, on the chat endpoint and on llama-server's native
+/completion (which it serves without /tokenize, so prompts come as text): endless or huge output, chunks past max_tokens,
 stalls, and arbitrary bytes. Real HTTP (uvicorn on a free port), so the runtime's one HTTP
 client meets it exactly as it would meet a broken llama-server. It records the client port of
 every request, so a test can tell whether calls shared a connection."""
@@ -21,6 +22,11 @@ from services.common.testing import free_port
 
 def chunk(text: str) -> str:
     return "data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}) + "\n\n"
+
+
+def native_chunk(text: str) -> str:
+    """A chunk of llama-server's native /completion stream."""
+    return "data: " + json.dumps({"content": text, "stop": False}) + "\n\n"
 
 
 @dataclass
@@ -47,23 +53,29 @@ class FaultyModel:
         if request.client is not None:
             self.client_ports.append(request.client.port)
         mode, text, piece, interval, raw = self.mode, self.text, self.piece, self.interval, list(self.raw)
+        native = request.url.path == "/completion"
+        piece_of = native_chunk if native else chunk
 
         async def stream() -> AsyncIterator[str]:
             if mode == "endless":
                 while True:
-                    yield chunk(text)
+                    yield piece_of(text)
                     await asyncio.sleep(interval)
             if mode == "stall":
-                yield chunk(text[:piece])
+                yield piece_of(text[:piece])
                 await asyncio.sleep(3600)
             if mode == "raw":
                 for line in raw:
                     yield line
                 return
             for start in range(0, len(text), piece):
-                yield chunk(text[start : start + piece])
+                yield piece_of(text[start : start + piece])
                 if interval:
                     await asyncio.sleep(interval)
+            if native:
+                yield "data: " + json.dumps({"content": "", "stop": True, "stop_type": "eos",
+                                             "timings": {"prompt_n": 3, "cache_n": 0, "predicted_n": 2}}) + "\n\n"
+                return
             yield "data: " + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n"
             yield "data: [DONE]\n\n"
 
@@ -71,7 +83,10 @@ class FaultyModel:
 
     async def start(self, port: int = 0) -> None:
         self.port = port or free_port()
-        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
+        app = Starlette(routes=[
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+            Route("/completion", self._completions, methods=["POST"]),
+        ])
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off",
                                 timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)

@@ -26,6 +26,8 @@ def _server(bodies: list[dict[str, Any]]) -> httpx.MockTransport:
     """Answers like llama-server: one streamed piece, then the end."""
 
     def handle(request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("/completion") and not request.url.path.endswith("/completions"):
+            return httpx.Response(404)  # no /props, no /tokenize: prompts go as text
         bodies.append(json.loads(request.content))
         if request.url.path == "/completion":
             lines = [{"content": '{"path":"a"}', "stop": False}, {"content": "", "stop": True, "stop_type": "eos"}]

@@ -12,6 +12,7 @@ import pytest
 
 from services.common.errors import DeadlineExceeded, Unavailable
 from services.common.testing import free_port
+from services.runtime.completion_client import LlamaCompletions
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import ModelsConfig, RoleConfig
 from tests.runtime.faulty_model import FaultyModel, chunk
@@ -44,6 +45,37 @@ async def test_calls_share_one_pooled_connection(faulty: FaultyModel) -> None:
         await models.close()
     assert len(faulty.client_ports) == 3
     assert len(set(faulty.client_ports)) == 1, faulty.client_ports
+
+
+async def test_native_completions_share_one_pooled_connection(faulty: FaultyModel) -> None:
+    models = client(faulty)
+    native = LlamaCompletions(models.config, http=models.http, pool=models.pool)
+    try:
+        for _ in range(3):
+            call = await native.complete("chat", "Answer:", max_tokens=16, session="task-1")
+            assert call.text == faulty.text and call.stop_type == "eos" and call.timings["prompt_n"] == 3
+    finally:
+        await models.close()
+    completions = faulty.client_ports[-3:]
+    assert len(set(completions)) == 1, faulty.client_ports
+
+
+async def test_the_native_stream_has_the_same_caps(faulty: FaultyModel) -> None:
+    faulty.mode, faulty.text = "endless", "x" * 100
+    models = client(faulty, max_output_chars=5000, max_call_seconds=30)
+    native = LlamaCompletions(models.config, http=models.http, pool=models.pool)
+    try:
+        call = await native.complete("chat", "Answer:", max_tokens=1000)
+        assert "max_output_chars=5000" in call.cut_off and len(call.text) == 5000
+        faulty.text, faulty.interval = "z", 0.01
+        timed = client(faulty, max_tokens=100_000, max_call_seconds=0.3, timeout_seconds=30)
+        slow = LlamaCompletions(timed.config, http=timed.http, pool=timed.pool)
+        try:
+            assert "max_call_seconds=0.3" in (await slow.complete("chat", "Answer:", max_tokens=100_000)).cut_off
+        finally:
+            await timed.close()
+    finally:
+        await models.close()
 
 
 async def test_output_past_the_character_cap_is_cut_off(faulty: FaultyModel) -> None:

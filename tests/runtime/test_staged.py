@@ -4,6 +4,7 @@ under each step's own schema, plain-text answers, against a fake of the completi
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -41,7 +42,7 @@ class FakeCompletions:
     async def complete(
         self, role: str, prompt: str, *, json_schema: dict[str, Any] | None = None, max_tokens: int,
         temperature: float | None = None, stop: Sequence[str] = (), on_token: TokenCallback | None = None,
-        copying: bool = False,
+        copying: bool = False, session: str = "",
     ) -> ModelCall:
         self.prompts.append(prompt)
         self.schemas.append(json_schema)
@@ -50,7 +51,9 @@ class FakeCompletions:
             await on_token(text)
         return ModelCall(role=role, model="fake", text=text, latency_ms=0.0, first_token_ms=None)
 
-    async def first_token_scores(self, role: str, prompt: str, candidates: Sequence[str]) -> tuple[StepScores, ModelCall]:
+    async def first_token_scores(
+        self, role: str, prompt: str, candidates: Sequence[str], *, session: str = "",
+    ) -> tuple[StepScores, ModelCall]:
         call = ModelCall(role=role, model="fake", text="", latency_ms=0.0, first_token_ms=None)
         if prompt.endswith("Request: N/A\nNext step:"):
             return {name: self.baseline.get(name, -5.0) for name in candidates}, call
@@ -91,7 +94,7 @@ async def test_a_tool_step_is_chosen_then_filled_with_a_path_the_request_names()
     assert model.schemas[-1] == {
         "type": "object", "properties": {"path": {"enum": ["notes.txt"]}}, "required": ["path"], "additionalProperties": False,
     }
-    assert model.prompts[-1].endswith("Next step: read_file\nArguments:")
+    assert model.prompts[-1].endswith("Next step: read_file\nArguments: ")
 
 
 async def test_an_answer_is_plain_text_ending_on_a_whole_sentence() -> None:
@@ -136,6 +139,13 @@ def test_fill_schemas_keep_what_a_step_needs_and_nothing_else() -> None:
     write = fill_schema(by_name["write_file"].arguments_schema, WORKSPACE, 200, "write x")
     assert set(write["properties"]) == {"path", "content"} and write["properties"]["content"]["maxLength"] == 200
     assert "pattern" in write["properties"]["path"] and "x-ducklm-path" not in json.dumps(write)
+    # A glob is a short pattern of path characters, bounded in the pattern itself (a grammar
+    # follows a pattern, not maxLength); so is a new path.
+    glob = fill_schema(by_name["find_files"].arguments_schema, WORKSPACE, 200, "find the python files")
+    assert set(glob["properties"]) == {"pattern"} and glob["properties"]["pattern"]["maxLength"] == 40
+    assert re.fullmatch(glob["properties"]["pattern"]["pattern"].strip("^$"), "**/*.py")
+    assert not re.fullmatch(glob["properties"]["pattern"]["pattern"].strip("^$"), "*.py " + "x" * 60)
+    assert not re.fullmatch(write["properties"]["path"]["pattern"].strip("^$"), "a/" * 4 + "b")
     command = fill_schema(by_name["run_command"].arguments_schema, WORKSPACE, 200, "run ls")
     assert set(command["properties"]) == {"argv"} and command["properties"]["argv"]["maxItems"] == 8
 
