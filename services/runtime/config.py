@@ -15,6 +15,11 @@ __all__ = ["Settings"]
 class Settings(BaseModel):
     address: str = "127.0.0.1:50051"
     database: Path = Field(default_factory=lambda: data_dir() / "runtime.db")
+    # A PostgreSQL DSN (postgresql://user:password@host:5432/db) for tasks and events instead of
+    # the SQLite file `database`; several runtimes may share it. Empty: SQLite.
+    database_url: str = Field(default="", pattern=r"^$|^postgres(ql)?://", repr=False)
+    # Most connections one runtime keeps open to that PostgreSQL database.
+    database_pool_size: int = Field(default=10, gt=0, le=200)
     models_file: Path = Field(default_factory=lambda: repo_root() / "config" / "models.yaml")
     directive_schema: Path = Field(
         default_factory=lambda: repo_root() / "config" / "action_directive.schema.json"

@@ -29,7 +29,8 @@ from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.skill_catalogue import OfferedSkills, SkillCatalogue
 from services.runtime.skill_use import read_file_event, skill_event
 from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
-from services.runtime.store import EventRecord, TaskStore
+from services.runtime.storage import TaskStorage
+from services.runtime.store import EventRecord
 from services.runtime.transcript import render_events
 
 __all__ = ["RuntimeLoop", "make_decider"]
@@ -57,7 +58,7 @@ def reply_cap(settings: Settings, config: ModelsConfig) -> int:
 
 class RuntimeLoop:
     def __init__(
-        self, settings: Settings, store: TaskStore, models: ChatModel, schema: DirectiveSchema, peers: Peers | None,
+        self, settings: Settings, store: TaskStorage, models: ChatModel, schema: DirectiveSchema, peers: Peers | None,
         decider: StagedDecider | None = None,
         skill_catalogue: SkillCatalogue | None = None,
     ) -> None:

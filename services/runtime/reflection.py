@@ -17,7 +17,8 @@ from jsonschema import Draft202012Validator
 
 from services.runtime.model_client import ChatModel
 from services.runtime.peers import Peers
-from services.runtime.store import EventRecord, TaskStore
+from services.runtime.storage import TaskStorage
+from services.runtime.store import EventRecord
 
 __all__ = ["REFLECTION_SCHEMA", "Reflection", "reflect", "render_skill_md"]
 
@@ -96,7 +97,7 @@ def _step(event: EventRecord) -> str:
     return f"used skill {data.get('skill')}" + (f" (file {data['file']})" if data.get("file") else "")
 
 
-async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventRecord]:
+async def _steps(store: TaskStorage, experience: dict[str, Any]) -> list[EventRecord]:
     """The evidence events of the experience's turn: from its user message to its last event."""
     task_id = str(experience.get("task_id", ""))
     if not task_id:
@@ -112,7 +113,7 @@ async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventReco
     ]
 
 
-async def reflect(models: ChatModel, peers: Peers, store: TaskStore, experience_ids: list[str]) -> Reflection:
+async def reflect(models: ChatModel, peers: Peers, store: TaskStorage, experience_ids: list[str]) -> Reflection:
     experiences = await peers.list_experiences(experience_ids, limit=5)
     if not experiences:
         result = Reflection(proposal_id="", outcome="no experiences to reflect on")

@@ -19,7 +19,8 @@ from services.runtime.metrics import observe_task_outcome
 from services.runtime.peers import PeerError
 from services.runtime.recovery import reconcile
 from services.runtime.states import FINAL_STATES, TaskStatus
-from services.runtime.store import TaskRecord, TaskStore
+from services.runtime.storage import TaskStorage
+from services.runtime.store import TaskRecord
 
 __all__ = ["TaskRunner"]
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class TaskRunner:
-    def __init__(self, store: TaskStore, loop: RuntimeLoop, *, approval_poll_seconds: float = 0.5) -> None:
+    def __init__(self, store: TaskStorage, loop: RuntimeLoop, *, approval_poll_seconds: float = 0.5) -> None:
         self._store = store
         self._loop = loop
         self._running: dict[str, asyncio.Task[None]] = {}

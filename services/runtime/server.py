@@ -28,7 +28,8 @@ from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
 from services.runtime.skill_catalogue import SkillCatalogue
 from services.runtime.states import REST_STATES, TaskStatus
-from services.runtime.store import EventRecord, TaskRecord, TaskStore
+from services.runtime.storage import TaskStorage, open_task_store
+from services.runtime.store import EventRecord, TaskRecord
 
 __all__ = ["EmbeddingServicer", "RuntimeServicer", "create_server", "event_to_proto", "task_to_proto"]
 
@@ -99,7 +100,7 @@ def _status_filter(value: int) -> TaskStatus | None:
 
 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
-    def __init__(self, settings: Settings, store: TaskStore, runner: TaskRunner, models: ModelClient,
+    def __init__(self, settings: Settings, store: TaskStorage, runner: TaskRunner, models: ModelClient,
                  schema: DirectiveSchema, peers: GrpcPeers | None) -> None:
         self._settings = settings
         self._store = store
@@ -306,7 +307,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     models = ModelClient(models_config)
     completions = LlamaCompletions(models_config, http=models.http)
     schema = DirectiveSchema.load(settings.directive_schema)
-    store = await TaskStore.open(settings.database)
+    store = await open_task_store(settings)
     peers = None
     if not settings.standalone:
         peers = GrpcPeers(
