@@ -18,9 +18,10 @@ import uuid
 from collections.abc import Callable
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.tools.approval_storage import ApprovalStorage
 from services.tools.canonical import Action
 from services.tools.patterns import Pattern
-from services.tools.store import ApprovalRecord, ApprovalStore
+from services.tools.store import ApprovalRecord
 
 __all__ = ["SCOPES", "STATES", "WITHDRAWN_BY", "ApprovalBook"]
 
@@ -38,7 +39,7 @@ class ApprovalBook:
     """Requests, decisions, checks and uses of approvals."""
 
     def __init__(
-        self, store: ApprovalStore, ttl_seconds: int, clock: Callable[[], float] = time.time
+        self, store: ApprovalStorage, ttl_seconds: int, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
         self.ttl_seconds = ttl_seconds
