@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from services.common.errors import DuckLMError, FailedPrecondition
+from services.common.errors import DuckLMError, FailedPrecondition, Unavailable
 from services.runtime.experience import experience_from_turn
 from services.runtime.loop import RuntimeLoop
 from services.runtime.metrics import observe_task_outcome
@@ -26,6 +26,9 @@ __all__ = ["TaskRunner"]
 
 log = logging.getLogger(__name__)
 
+# The reason of the Unavailable a store raises when its database went away (services/common/postgres.py).
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+
 
 class TaskRunner:
     def __init__(self, store: TaskStorage, loop: RuntimeLoop, *, approval_poll_seconds: float = 0.5) -> None:
@@ -35,6 +38,9 @@ class TaskRunner:
         self._poll = approval_poll_seconds
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # How often a task the database dropped checks whether it is back.
+        self.database_retry_seconds = 1.0
+        self._retries: set[asyncio.Task[None]] = set()
         # Called with each recorded experience id (reflection, when configured).
         self.after_experience: Callable[[str], Coroutine[Any, Any, None]] | None = None
 
@@ -150,6 +156,8 @@ class TaskRunner:
 
     async def shutdown(self) -> None:
         """Stops running loops without changing their tasks' status, so they resume on restart."""
+        for retry in list(self._retries):
+            retry.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
@@ -166,6 +174,17 @@ class TaskRunner:
             await self._loop.run_turn(task_id)
         except asyncio.CancelledError:
             raise
+        except Unavailable as exc:
+            if exc.reason != DATABASE_UNAVAILABLE:
+                await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
+            else:
+                # The store itself went away: nothing can be recorded now, and nothing went wrong
+                # with the task. It resumes from its log once the database answers again.
+                log.warning("%s; the task resumes when it is back", exc.message, extra={"task_id": task_id})
+                retry = asyncio.create_task(self._resume_when_back(task_id))
+                self._retries.add(retry)
+                retry.add_done_callback(self._retries.discard)
+                return
         except DuckLMError as exc:
             await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
         except PeerError as exc:
@@ -180,6 +199,18 @@ class TaskRunner:
         observe_task_outcome((await self._store.get_task(task_id)).status.value)
         # Recorded in the background: the turn has come to rest and its caller need not wait.
         self._in_background(self._record_experience(task_id))
+
+    async def _resume_when_back(self, task_id: str) -> None:
+        """Waits until the store answers again, then resumes the task as after a restart."""
+        while True:
+            await asyncio.sleep(self.database_retry_seconds)
+            try:
+                task = await self._store.get_task(task_id)
+                if not self.is_running(task_id) and await reconcile(self._store, task):
+                    self.start(task_id)
+                return
+            except Unavailable:
+                continue
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         job: asyncio.Task[None] = asyncio.create_task(work)
