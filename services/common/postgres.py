@@ -25,6 +25,7 @@ from services.common.config import ConfigError
 from services.common.errors import Unavailable
 
 __all__ = [
+    "DATABASE_UNAVAILABLE",
     "DatabaseUnreachable",
     "Migration",
     "Pool",
@@ -34,6 +35,9 @@ __all__ = [
     "open_pool",
     "unavailable",
 ]
+
+# The reason of the Unavailable a call gets when the database went away under it.
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 
 # A pool of connections whose rows are dicts (column name → value).
 Pool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
@@ -86,7 +90,7 @@ def describe_host(dsn: str) -> str:
 def unavailable(dsn: str, exc: BaseException) -> Unavailable:
     """The error a call gets when the database went away under it (clients retry later)."""
     cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return Unavailable(f"the database at {describe_host(dsn)} is unavailable: {cause}", reason="DATABASE_UNAVAILABLE")
+    return Unavailable(f"the database at {describe_host(dsn)} is unavailable: {cause}", reason=DATABASE_UNAVAILABLE)
 
 
 async def open_pool(dsn: str, migrations: Sequence[Migration], *, component: str, max_size: int = 10) -> Pool:

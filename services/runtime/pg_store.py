@@ -5,8 +5,17 @@ It keeps every promise of the SQLite store (store.py), against a database other 
 share: every write is one transaction that first takes the task's row lock (`UPDATE … RETURNING`
 or `SELECT … FOR UPDATE`), so a task's events get gap-free seqs and a status change is a
 compare-and-set on the status read under that lock. Events reach live subscribers only after
-their commit. It never writes outside a transaction, and a database that goes away mid-call
-surfaces as `Unavailable` with nothing half-written (PostgreSQL rolls the transaction back).
+their commit, and subscribers on other replicas through LISTEN/NOTIFY (pg_events.py). It never
+writes outside a transaction, and a database that goes away mid-call surfaces as `Unavailable`
+with nothing half-written (PostgreSQL rolls the transaction back).
+
+Several runtime replicas may share the database: a running turn is owned by one replica at a
+time through a lease (owner, lease_token, lease_expire on the task's row). Moving a task into
+running takes the lease and a new token; leaving running releases it and bumps the token. Every
+write of a task this replica holds checks the token under the row lock (the fence), so a
+replica whose lease was taken over cannot append: it gets `Aborted` with reason LEASE_LOST.
+Renewing and taking over expired leases is leases.py's job, through `renew_leases` and
+`claim_expired`.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC
@@ -23,114 +32,45 @@ from typing import Any
 import psycopg
 
 from services.common.errors import Aborted, FailedPrecondition, NotFound
-from services.common.postgres import Migration, Pool, open_pool, unavailable
+from services.common.postgres import Pool, open_pool, unavailable
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
+from services.runtime.pg_events import LiveEvents
+from services.runtime.pg_schema import (
+    APPEND,
+    MIGRATIONS,
+    TASK_COLUMNS,
+    Row,
+    event_from_row,
+    task_from_row,
+    text_value,
+)
 from services.runtime.records import EventRecord, TaskRecord
 from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
 
-__all__ = ["MIGRATIONS", "PostgresTaskStore"]
+__all__ = ["LEASE_LOST", "MIGRATIONS", "PostgresTaskStore"]
 
 # How many task logs stay in memory (as in store.py).
 CACHED_LOGS = 256
+# The reason of the Aborted a write gets when another replica has taken the task over.
+LEASE_LOST = "LEASE_LOST"
+# The statuses of a turn in progress: the only ones a lease is held in.
+_OWNED = (TaskStatus.PENDING, TaskStatus.RUNNING)
 
-MIGRATIONS = (
-    Migration(
-        1,
-        "tasks, events and reflections",
-        """
-        CREATE TABLE tasks (
-            id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            title TEXT NOT NULL,
-            create_time TIMESTAMPTZ NOT NULL,
-            update_time TIMESTAMPTZ NOT NULL,
-            last_reply TEXT NOT NULL DEFAULT '',
-            error TEXT NOT NULL DEFAULT '',
-            steps INTEGER NOT NULL DEFAULT 0,
-            prompt_tokens BIGINT NOT NULL DEFAULT 0,
-            completion_tokens BIGINT NOT NULL DEFAULT 0,
-            cached_prompt_tokens BIGINT NOT NULL DEFAULT 0,
-            pending_approval_id TEXT NOT NULL DEFAULT '',
-            -- The seq of the task's newest event: the next append takes last_seq + 1 under the
-            -- row lock, so seqs stay gap-free with several writers.
-            last_seq INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX tasks_by_time ON tasks (create_time DESC, id);
-        CREATE INDEX tasks_by_status ON tasks (status, create_time);
-        CREATE TABLE events (
-            task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            type TEXT NOT NULL,
-            create_time TIMESTAMPTZ NOT NULL,
-            -- JSON text exactly as written (not jsonb, which would reorder the keys).
-            data TEXT NOT NULL,
-            PRIMARY KEY (task_id, seq)
-        );
-        CREATE TABLE reflections (
-            id TEXT PRIMARY KEY,
-            create_time TIMESTAMPTZ NOT NULL,
-            experience_ids TEXT NOT NULL,
-            outcome TEXT NOT NULL,
-            proposal_id TEXT NOT NULL,
-            model_output TEXT NOT NULL
-        );
-        """,
-    ),
-)
-
-_TASK_COLUMNS = (
-    "id, status, title, create_time, update_time, last_reply, error, steps, prompt_tokens,"
-    " completion_tokens, cached_prompt_tokens, pending_approval_id"
-)
-# Appends one event: takes the task's row lock and its next seq in the same statement.
-_APPEND = (
-    "WITH t AS (UPDATE tasks SET last_seq = last_seq + 1 WHERE id = %(task_id)s RETURNING last_seq)"
-    " INSERT INTO events (task_id, seq, type, create_time, data)"
-    " SELECT %(task_id)s, last_seq, %(type)s, %(time)s, %(data)s FROM t RETURNING seq"
-)
-
-Row = dict[str, Any]
-
-
-def _text(value: str) -> str:
-    """A string PostgreSQL's TEXT accepts: no NUL (it has none), no lone surrogate."""
-    return sanitize(value).replace("\x00", "\ufffd")
-
-
-def _task(row: Row) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        status=TaskStatus(row["status"]),
-        title=row["title"],
-        create_time=row["create_time"].astimezone(UTC),
-        update_time=row["update_time"].astimezone(UTC),
-        last_reply=row["last_reply"],
-        error=row["error"],
-        steps=row["steps"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        cached_prompt_tokens=row["cached_prompt_tokens"],
-        pending_approval_id=row["pending_approval_id"],
-    )
-
-
-def _event(row: Row) -> EventRecord:
-    return EventRecord(
-        task_id=row["task_id"],
-        seq=row["seq"],
-        type=row["type"],
-        create_time=row["create_time"].astimezone(UTC),
-        data=json.loads(row["data"]),
-    )
+def _lease_lost(task_id: str) -> Aborted:
+    return Aborted(f"task {task_id} was taken over by another runtime replica", reason=LEASE_LOST)
 
 
 class _Tx:
-    """One open write transaction: its connection and the events it appended so far."""
+    """One open write transaction: its connection, the events it appended so far, and the
+    leases it took (task id -> token) or gave up (task id -> None)."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
         self.conn = conn
         self.events: list[EventRecord] = []
+        self.leases: dict[str, int | None] = {}
+        # Tasks read at rest under the row lock: nobody's turn is in progress, nothing to fence.
+        self.unfenced: set[str] = set()
 
     async def one(self, query: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
         cursor = await self.conn.execute(query, params)
@@ -140,20 +80,29 @@ class _Tx:
 class PostgresTaskStore:
     """Tasks and events in PostgreSQL. Open with `PostgresTaskStore.open(dsn)`."""
 
-    def __init__(self, pool: Pool, dsn: str) -> None:
+    def __init__(self, pool: Pool, dsn: str, *, replica_id: str, lease_seconds: float) -> None:
         self._pool = pool
         self._dsn = dsn
-        self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
-        # Logs of recently active tasks, as in store.py. An event committed here extends its
-        # cached log only when it follows the cached tail; otherwise the copy is dropped and
-        # the next read goes to the database, the source of truth.
+        self.replica_id = replica_id
+        self.lease_seconds = lease_seconds
+        # The leases this replica holds: task id -> fencing token.
+        self._held: dict[str, int] = {}
+        self.live = LiveEvents(dsn, lambda task_id, seq: self._read_events(task_id, seq, 1_000_000))
+        # Logs of the tasks this replica holds, as in store.py (only a holder's copy can be
+        # complete). An event committed here extends its cached log only when it follows the
+        # cached tail; otherwise the copy is dropped and the next read goes to the database.
         self._logs: OrderedDict[str, list[EventRecord]] = OrderedDict()
 
     @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresTaskStore:
-        return cls(await open_pool(dsn, MIGRATIONS, component="runtime", max_size=pool_size), dsn)
+    async def open(cls, dsn: str, *, pool_size: int = 10, replica_id: str = "",
+                   lease_seconds: float = 15.0) -> PostgresTaskStore:
+        pool = await open_pool(dsn, MIGRATIONS, component="runtime", max_size=pool_size)
+        store = cls(pool, dsn, replica_id=replica_id or uuid.uuid4().hex, lease_seconds=lease_seconds)
+        store.live.start()
+        return store
 
     async def close(self) -> None:
+        await self.live.stop()
         await self._pool.close()
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -166,7 +115,15 @@ class PostgresTaskStore:
                 tx = _Tx(conn)
                 yield tx
         except psycopg.OperationalError as exc:
+            # A commit whose answer was lost may have happened: the next reads go to the database.
+            self._logs.clear()
             raise unavailable(self._dsn, exc) from exc
+        for task_id, token in tx.leases.items():
+            if token is None:
+                self._held.pop(task_id, None)
+                self._logs.pop(task_id, None)
+            else:
+                self._held[task_id] = token
         for event in tx.events:
             cached = self._logs.get(event.task_id)
             if cached is not None:
@@ -175,7 +132,7 @@ class PostgresTaskStore:
                 else:
                     del self._logs[event.task_id]
         for event in tx.events:
-            self._publish(event)
+            self.live.publish(event)
 
     async def _rows(self, query: str, params: Sequence[Any]) -> list[Row]:
         try:
@@ -186,18 +143,27 @@ class PostgresTaskStore:
             raise unavailable(self._dsn, exc) from exc
 
     async def _locked_task(self, tx: _Tx, task_id: str) -> TaskRecord:
-        row = await tx.one(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
+        """The task's row, locked for this transaction; fenced while its turn is in progress."""
+        row = await tx.one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
-        return _task(row)
+        task = task_from_row(row)
+        if task.status not in _OWNED:
+            tx.unfenced.add(task_id)
+        elif task_id not in tx.leases and self._held.get(task_id, row["lease_token"]) != row["lease_token"]:
+            raise _lease_lost(task_id)
+        return task
 
     async def _append(self, tx: _Tx, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
         """Inserts the next event of a task inside `tx` (taking the task's row lock)."""
         # Stored as JSON text with every lone surrogate replaced, as in store.py.
         text = sanitize(json.dumps(data, ensure_ascii=False))
         now = utc_now()
-        row = await tx.one(_APPEND, {"task_id": task_id, "type": event_type, "time": now, "data": text})
+        token = None if task_id in tx.unfenced else tx.leases[task_id] if task_id in tx.leases else self._held.get(task_id)
+        row = await tx.one(APPEND, {"task_id": task_id, "type": event_type, "time": now, "data": text, "token": token})
         if row is None:
+            if token is not None and await tx.one("SELECT 1 AS found FROM tasks WHERE id = %s", (task_id,)):
+                raise _lease_lost(task_id)
             raise NotFound(f"no task with id {task_id!r}")
         event = EventRecord(task_id=task_id, seq=row["seq"], type=event_type, create_time=now, data=json.loads(text))
         tx.events.append(event)
@@ -208,14 +174,26 @@ class PostgresTaskStore:
         pending_approval_id: str = "",
     ) -> TaskRecord:
         check_transition(task.status, new)
+        # Starting a turn takes the lease for this replica; ending one gives it up. Either way
+        # the token moves on, so a writer holding the old one is fenced off.
+        if new in _OWNED and task.status not in _OWNED:
+            lease = ", owner = %s, lease_token = lease_token + 1, lease_expire = now() + %s * interval '1 second'"
+            lease_args: tuple[Any, ...] = (self.replica_id, self.lease_seconds)
+        elif new not in _OWNED and task.status in _OWNED:
+            lease, lease_args = ", owner = '', lease_token = lease_token + 1, lease_expire = NULL", ()
+        else:
+            lease, lease_args = "", ()
+        # The status change's own event is fenced by the token the task had when it was read.
+        await self._append(tx, task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
         row = await tx.one(
             "UPDATE tasks SET status = %s, update_time = %s, error = CASE WHEN %s != '' THEN %s ELSE error END,"
-            f" pending_approval_id = %s WHERE id = %s RETURNING {_TASK_COLUMNS}",
-            (new.value, utc_now(), error, _text(error), pending_approval_id, task.id),
+            f" pending_approval_id = %s{lease} WHERE id = %s RETURNING {TASK_COLUMNS}",
+            (new.value, utc_now(), error, text_value(error), pending_approval_id, *lease_args, task.id),
         )
         assert row is not None  # the row is locked by this transaction
-        await self._append(tx, task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
-        return _task(row)
+        if lease:
+            tx.leases[task.id] = row["lease_token"] if new in _OWNED else None
+        return task_from_row(row)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -226,12 +204,14 @@ class PostgresTaskStore:
     async def _insert_task(self, tx: _Tx, title: str) -> TaskRecord:
         now = utc_now()
         task = TaskRecord(
-            id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=_text(title[:200]), create_time=now, update_time=now
+            id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=text_value(title[:200]), create_time=now, update_time=now
         )
         await tx.conn.execute(
-            "INSERT INTO tasks (id, status, title, create_time, update_time) VALUES (%s, %s, %s, %s, %s)",
-            (task.id, task.status.value, task.title, now, now),
+            "INSERT INTO tasks (id, status, title, create_time, update_time, owner, lease_token, lease_expire)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 1, now() + %s * interval '1 second')",
+            (task.id, task.status.value, task.title, now, now, self.replica_id, self.lease_seconds),
         )
+        tx.leases[task.id] = 1
         return task
 
     async def open_task(self, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]:
@@ -336,45 +316,45 @@ class PostgresTaskStore:
             task = await self._locked_task(tx, task_id)
             check_transition(task.status, TaskStatus.COMPLETED)
             await self._append(tx, task_id, "assistant_message", {"text": reply, "final": final})
-            await tx.conn.execute("UPDATE tasks SET last_reply = %s WHERE id = %s", (_text(reply), task_id))
+            await tx.conn.execute("UPDATE tasks SET last_reply = %s WHERE id = %s", (text_value(reply), task_id))
             return await self._change_status(tx, task, TaskStatus.COMPLETED, reason=reason)
 
     async def get_task(self, task_id: str) -> TaskRecord:
-        rows = await self._rows(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
+        rows = await self._rows(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
         if not rows:
             raise NotFound(f"no task with id {task_id!r}")
-        return _task(rows[0])
+        return task_from_row(rows[0])
 
     async def list_tasks(self, offset: int, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
-        query, args = f"SELECT {_TASK_COLUMNS} FROM tasks", []
+        query, args = f"SELECT {TASK_COLUMNS} FROM tasks", []
         if status is not None:
             query += " WHERE status = %s"
             args.append(status.value)
         query += " ORDER BY create_time DESC, id LIMIT %s OFFSET %s"
-        return [_task(row) for row in await self._rows(query, (*args, limit, offset))]
+        return [task_from_row(row) for row in await self._rows(query, (*args, limit, offset))]
 
     async def tasks_in(self, status: TaskStatus) -> list[TaskRecord]:
         rows = await self._rows(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status = %s ORDER BY create_time", (status.value,)
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = %s ORDER BY create_time", (status.value,)
         )
-        return [_task(row) for row in rows]
+        return [task_from_row(row) for row in rows]
 
     async def resumable_tasks(self) -> list[TaskRecord]:
         """Tasks a crash may have caught mid-turn (pending, running or waiting), oldest first."""
         rows = await self._rows(
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status IN (%s, %s, %s) ORDER BY create_time",
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN (%s, %s, %s) ORDER BY create_time",
             (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.WAITING_APPROVAL.value),
         )
-        return [_task(row) for row in rows]
+        return [task_from_row(row) for row in rows]
 
     async def rename_task(self, task_id: str, title: str) -> TaskRecord:
         async with self._transaction() as tx:
             row = await tx.one(
-                f"UPDATE tasks SET title = %s WHERE id = %s RETURNING {_TASK_COLUMNS}", (_text(title[:200]), task_id)
+                f"UPDATE tasks SET title = %s WHERE id = %s RETURNING {TASK_COLUMNS}", (text_value(title[:200]), task_id)
             )
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
-        return _task(row)
+        return task_from_row(row)
 
     async def delete_task(self, task_id: str) -> None:
         """Deletes a task and its event log (the caller checks it is at rest)."""
@@ -389,7 +369,7 @@ class PostgresTaskStore:
         async with self._transaction() as tx:
             await tx.conn.execute(
                 "INSERT INTO reflections VALUES (%s, %s, %s, %s, %s, %s)",
-                (reflection_id, utc_now(), json.dumps(experience_ids), outcome, proposal_id, _text(model_output)),
+                (reflection_id, utc_now(), json.dumps(experience_ids), outcome, proposal_id, text_value(model_output)),
             )
         return reflection_id
 
@@ -406,12 +386,15 @@ class PostgresTaskStore:
             return await self._append(tx, task_id, event_type, data)
 
     async def hold_log(self, task_id: str) -> None:
-        """Keeps the task's log in memory (a task about to run reads it every step)."""
+        """Keeps the task's log in memory while this replica holds the task (a task about to
+        run reads it every step); another replica's task is always read from the database."""
+        if task_id not in self._held:
+            return
         if task_id in self._logs:
             self._logs.move_to_end(task_id)
             return
         rows = await self._rows("SELECT * FROM events WHERE task_id = %s ORDER BY seq", (task_id,))
-        self._logs[task_id] = [_event(row) for row in rows]
+        self._logs[task_id] = [event_from_row(row) for row in rows]
         while len(self._logs) > CACHED_LOGS:
             self._logs.popitem(last=False)
 
@@ -424,30 +407,73 @@ class PostgresTaskStore:
         if cached is not None:
             # seq runs 1, 2, 3… without gaps, so list index = seq - 1.
             return cached[after_seq : after_seq + limit]
+        return await self._read_events(task_id, after_seq, limit)
+
+    async def _read_events(self, task_id: str, after_seq: int, limit: int) -> list[EventRecord]:
         rows = await self._rows(
             "SELECT * FROM events WHERE task_id = %s AND seq > %s ORDER BY seq LIMIT %s", (task_id, after_seq, limit)
         )
-        return [_event(row) for row in rows]
+        return [event_from_row(row) for row in rows]
+
+    # -- leases (kept by leases.py) ------------------------------------------------------------
+
+    def held_tasks(self) -> list[str]:
+        """The tasks this replica holds the lease of (or held, until it learns otherwise)."""
+        return list(self._held)
+
+    async def renew_leases(self) -> list[str]:
+        """Extends every lease this replica holds; returns the tasks whose lease it has lost
+        (another replica took them over, or they were cancelled); their cached logs are dropped."""
+        if not self._held:
+            return []
+        ids, tokens = list(self._held), [self._held[task_id] for task_id in self._held]
+        rows = await self._rows(
+            "UPDATE tasks AS t SET lease_expire = now() + %s * interval '1 second'"
+            " FROM unnest(%s::text[], %s::bigint[]) AS h (id, token)"
+            " WHERE t.id = h.id AND t.lease_token = h.token AND t.owner = %s RETURNING t.id",
+            (self.lease_seconds, ids, tokens, self.replica_id),
+        )
+        kept = {row["id"] for row in rows}
+        lost = [task_id for task_id in ids if task_id not in kept]
+        for task_id in lost:
+            self._logs.pop(task_id, None)
+        return lost
+
+    def forget_lease(self, task_id: str) -> None:
+        """Stops renewing a lease that was lost (once no local turn can still write with it)."""
+        self._held.pop(task_id, None)
+        self._logs.pop(task_id, None)
+
+    async def claim_expired(self, limit: int = 20) -> list[TaskRecord]:
+        """Takes over tasks mid-turn whose lease has expired (their replica died or lost the
+        database), oldest first; rows another replica is claiming at once are skipped."""
+        async with self._transaction() as tx:
+            cursor = await tx.conn.execute(
+                "UPDATE tasks SET owner = %s, lease_token = lease_token + 1,"
+                " lease_expire = now() + %s * interval '1 second'"
+                " WHERE id IN (SELECT id FROM tasks WHERE status IN ('pending', 'running')"
+                " AND (lease_expire IS NULL OR lease_expire < now()) ORDER BY create_time LIMIT %s"
+                f" FOR UPDATE SKIP LOCKED) RETURNING {TASK_COLUMNS}",
+                (self.replica_id, self.lease_seconds, limit),
+            )
+            rows = await cursor.fetchall()
+            for row in rows:
+                tx.leases[row["id"]] = row["lease_token"]
+        # The claimed logs are read afresh: the old holder wrote them.
+        for row in rows:
+            self._logs.pop(row["id"], None)
+        return [task_from_row(row) for row in rows]
 
     # -- live subscription -------------------------------------------------------------------
 
     def subscribe(self, task_id: str) -> asyncio.Queue[EventRecord]:
-        """A queue that receives every event of the task from now on, stored or live-only."""
-        queue: asyncio.Queue[EventRecord] = asyncio.Queue()
-        self._subscribers[task_id].add(queue)
-        return queue
+        """A queue that receives every event of the task from now on, from any replica."""
+        return self.live.subscribe(task_id)
 
     def unsubscribe(self, task_id: str, queue: asyncio.Queue[EventRecord]) -> None:
-        subscribers = self._subscribers.get(task_id)
-        if subscribers is not None:
-            subscribers.discard(queue)
-            if not subscribers:
-                del self._subscribers[task_id]
+        self.live.unsubscribe(task_id, queue)
 
     def publish_live(self, task_id: str, event_type: str, data: dict[str, Any]) -> None:
-        """Sends an event to live subscribers without storing it (seq 0): streamed model tokens."""
-        self._publish(EventRecord(task_id=task_id, seq=0, type=event_type, create_time=utc_now(), data=data))
-
-    def _publish(self, event: EventRecord) -> None:
-        for queue in self._subscribers.get(event.task_id, ()):
-            queue.put_nowait(event)
+        """Sends an event to this replica's subscribers without storing it (seq 0): streamed
+        model tokens, whose full text is stored once in the model_call event."""
+        self.live.publish_live(task_id, event_type, data)

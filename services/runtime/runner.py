@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from services.common.errors import DuckLMError, FailedPrecondition, Unavailable
+from services.common.errors import Aborted, DuckLMError, FailedPrecondition, Unavailable
+from services.common.postgres import DATABASE_UNAVAILABLE
 from services.runtime.experience import experience_from_turn
 from services.runtime.loop import RuntimeLoop
 from services.runtime.metrics import observe_task_outcome
@@ -26,8 +27,9 @@ __all__ = ["TaskRunner"]
 
 log = logging.getLogger(__name__)
 
-# The reason of the Unavailable a store raises when its database went away (services/common/postgres.py).
-DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+# Why a store may stop a turn that did nothing wrong: its database went away, or (PostgreSQL,
+# several replicas) another replica holds the task's lease now (pg_store.LEASE_LOST).
+HANDED_OVER = (DATABASE_UNAVAILABLE, "LEASE_LOST")
 
 
 class TaskRunner:
@@ -38,9 +40,6 @@ class TaskRunner:
         self._poll = approval_poll_seconds
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        # How often a task the database dropped checks whether it is back.
-        self.database_retry_seconds = 1.0
-        self._retries: set[asyncio.Task[None]] = set()
         # Called with each recorded experience id (reflection, when configured).
         self.after_experience: Callable[[str], Coroutine[Any, Any, None]] | None = None
 
@@ -156,8 +155,6 @@ class TaskRunner:
 
     async def shutdown(self) -> None:
         """Stops running loops without changing their tasks' status, so they resume on restart."""
-        for retry in list(self._retries):
-            retry.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
@@ -174,16 +171,14 @@ class TaskRunner:
             await self._loop.run_turn(task_id)
         except asyncio.CancelledError:
             raise
-        except Unavailable as exc:
-            if exc.reason != DATABASE_UNAVAILABLE:
+        except (Unavailable, Aborted) as exc:
+            if exc.reason not in HANDED_OVER:
                 await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
             else:
-                # The store itself went away: nothing can be recorded now, and nothing went wrong
-                # with the task. It resumes from its log once the database answers again.
-                log.warning("%s; the task resumes when it is back", exc.message, extra={"task_id": task_id})
-                retry = asyncio.create_task(self._resume_when_back(task_id))
-                self._retries.add(retry)
-                retry.add_done_callback(self._retries.discard)
+                # Not the task's failure: its database went away, or another replica took it
+                # over. Nothing more can be recorded here; the lease keeper (leases.py) resumes
+                # it from its log when the database answers, or the new owner already has.
+                log.warning("turn stopped: %s", exc.message, extra={"task_id": task_id})
                 return
         except DuckLMError as exc:
             await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
@@ -199,18 +194,6 @@ class TaskRunner:
         observe_task_outcome((await self._store.get_task(task_id)).status.value)
         # Recorded in the background: the turn has come to rest and its caller need not wait.
         self._in_background(self._record_experience(task_id))
-
-    async def _resume_when_back(self, task_id: str) -> None:
-        """Waits until the store answers again, then resumes the task as after a restart."""
-        while True:
-            await asyncio.sleep(self.database_retry_seconds)
-            try:
-                task = await self._store.get_task(task_id)
-                if not self.is_running(task_id) and await reconcile(self._store, task):
-                    self.start(task_id)
-                return
-            except Unavailable:
-                continue
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         job: asyncio.Task[None] = asyncio.create_task(work)

@@ -18,11 +18,13 @@ from services.runtime.client_functions import check_functions
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
+from services.runtime.leases import LeaseKeeper
 from services.runtime.loop import RuntimeLoop, make_decider
 from services.runtime.model_client import ModelClient
 from services.runtime.model_health import ModelHealth
 from services.runtime.models_config import load_models_config
 from services.runtime.peers import GrpcPeers, PeerError
+from services.runtime.pg_store import PostgresTaskStore
 from services.runtime.reflection import reflect
 from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
@@ -343,6 +345,10 @@ async def create_server(settings: Settings) -> GrpcServer:
         ],
         settings.address,
     )
+    # On PostgreSQL several replicas may share the tasks: they are resumed through their leases.
+    keeper = LeaseKeeper(store, runner) if isinstance(store, PostgresTaskStore) else None
+    if keeper is not None:
+        server.add_cleanup(keeper.stop)  # first: it must not resume what is being shut down
     health = ModelHealth(models, server, settings.model_probe_seconds)
     server.add_cleanup(health.stop)
     server.add_cleanup(runner.shutdown)
@@ -351,7 +357,10 @@ async def create_server(settings: Settings) -> GrpcServer:
     server.add_cleanup(models.close)
     server.add_cleanup(completions.close)
     server.add_cleanup(store.close)
-    await runner.resume_unfinished()
+    if keeper is not None:
+        keeper.start()
+    else:
+        await runner.resume_unfinished()
     runner.watch_approvals()
     health.start()
     return server

@@ -94,5 +94,8 @@ class TaskStorage(Protocol):
 async def open_task_store(settings: Settings) -> TaskStorage:
     """PostgreSQL when `database_url` is set, else the SQLite file at `database`."""
     if settings.database_url:
-        return await PostgresTaskStore.open(settings.database_url, pool_size=settings.database_pool_size)
+        return await PostgresTaskStore.open(
+            settings.database_url, pool_size=settings.database_pool_size, replica_id=settings.replica_id,
+            lease_seconds=settings.lease_seconds,
+        )
     return await TaskStore.open(settings.database)

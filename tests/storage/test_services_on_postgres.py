@@ -61,6 +61,7 @@ def _runtime_settings(tmp_path: Path, model: ScriptedModel, dsn: str) -> Setting
         database_url=dsn,
         models_file=write_models_file(tmp_path / "models.yaml", model.endpoint),
         standalone=True,
+        lease_seconds=1.5,
     )
 
 
@@ -172,7 +173,7 @@ async def test_a_database_lost_mid_task_gives_unavailable_and_the_task_resumes_w
 
 
 async def _when_at_rest(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub) -> runtime_pb2.Task:
-    """The one task, once it has come to rest (the runtime retries the database each second)."""
+    """The one task, once it has come to rest (the lease keeper retries every half second)."""
     for _ in range(300):
         tasks: list[runtime_pb2.Task] = []
         try:
