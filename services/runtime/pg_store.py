@@ -434,7 +434,10 @@ class PostgresTaskStore:
             (self.lease_seconds, ids, tokens, self.replica_id),
         )
         kept = {row["id"] for row in rows}
-        lost = [task_id for task_id in ids if task_id not in kept]
+        # Only leases still held with the token renewed: one released or taken again meanwhile
+        # by this replica is not lost.
+        lost = [task_id for task_id, token in zip(ids, tokens, strict=True)
+                if task_id not in kept and self._held.get(task_id) == token]
         for task_id in lost:
             self._logs.pop(task_id, None)
         return lost
