@@ -36,6 +36,7 @@ from services.common.postgres import Pool, open_pool, unavailable
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
 from services.runtime.pg_events import LiveEvents
+from services.runtime.pg_leases import CLAIM, LEASE_LOST, OWNED, RENEW, WriteTx, lease_change, lease_lost
 from services.runtime.pg_schema import (
     APPEND,
     MIGRATIONS,
@@ -52,30 +53,6 @@ __all__ = ["LEASE_LOST", "MIGRATIONS", "PostgresTaskStore"]
 
 # How many task logs stay in memory (as in store.py).
 CACHED_LOGS = 256
-# The reason of the Aborted a write gets when another replica has taken the task over.
-LEASE_LOST = "LEASE_LOST"
-# The statuses of a turn in progress: the only ones a lease is held in.
-_OWNED = (TaskStatus.PENDING, TaskStatus.RUNNING)
-
-def _lease_lost(task_id: str) -> Aborted:
-    return Aborted(f"task {task_id} was taken over by another runtime replica", reason=LEASE_LOST)
-
-
-class _Tx:
-    """One open write transaction: its connection, the events it appended so far, and the
-    leases it took (task id -> token) or gave up (task id -> None)."""
-
-    def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
-        self.conn = conn
-        self.events: list[EventRecord] = []
-        self.leases: dict[str, int | None] = {}
-        # Tasks read at rest under the row lock: nobody's turn is in progress, nothing to fence.
-        self.unfenced: set[str] = set()
-
-    async def one(self, query: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
-        cursor = await self.conn.execute(query, params)
-        return await cursor.fetchone()
-
 
 class PostgresTaskStore:
     """Tasks and events in PostgreSQL. Open with `PostgresTaskStore.open(dsn)`."""
@@ -108,11 +85,11 @@ class PostgresTaskStore:
     # -- plumbing ----------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[_Tx]:
+    async def _transaction(self) -> AsyncIterator[WriteTx]:
         """One write transaction; its events reach the cache and subscribers once committed."""
         try:
             async with self._pool.connection() as conn, conn.transaction():
-                tx = _Tx(conn)
+                tx = WriteTx(conn)
                 yield tx
         except psycopg.OperationalError as exc:
             # A commit whose answer was lost may have happened: the next reads go to the database.
@@ -142,19 +119,19 @@ class PostgresTaskStore:
         except psycopg.OperationalError as exc:
             raise unavailable(self._dsn, exc) from exc
 
-    async def _locked_task(self, tx: _Tx, task_id: str) -> TaskRecord:
+    async def _locked_task(self, tx: WriteTx, task_id: str) -> TaskRecord:
         """The task's row, locked for this transaction; fenced while its turn is in progress."""
         row = await tx.one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
         task = task_from_row(row)
-        if task.status not in _OWNED:
+        if task.status not in OWNED:
             tx.unfenced.add(task_id)
         elif task_id not in tx.leases and self._held.get(task_id, row["lease_token"]) != row["lease_token"]:
-            raise _lease_lost(task_id)
+            raise lease_lost(task_id)
         return task
 
-    async def _append(self, tx: _Tx, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
+    async def _append(self, tx: WriteTx, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
         """Inserts the next event of a task inside `tx` (taking the task's row lock)."""
         # Stored as JSON text with every lone surrogate replaced, as in store.py.
         text = sanitize(json.dumps(data, ensure_ascii=False))
@@ -163,26 +140,18 @@ class PostgresTaskStore:
         row = await tx.one(APPEND, {"task_id": task_id, "type": event_type, "time": now, "data": text, "token": token})
         if row is None:
             if token is not None and await tx.one("SELECT 1 AS found FROM tasks WHERE id = %s", (task_id,)):
-                raise _lease_lost(task_id)
+                raise lease_lost(task_id)
             raise NotFound(f"no task with id {task_id!r}")
         event = EventRecord(task_id=task_id, seq=row["seq"], type=event_type, create_time=now, data=json.loads(text))
         tx.events.append(event)
         return event
 
     async def _change_status(
-        self, tx: _Tx, task: TaskRecord, new: TaskStatus, *, reason: str, error: str = "",
+        self, tx: WriteTx, task: TaskRecord, new: TaskStatus, *, reason: str, error: str = "",
         pending_approval_id: str = "",
     ) -> TaskRecord:
         check_transition(task.status, new)
-        # Starting a turn takes the lease for this replica; ending one gives it up. Either way
-        # the token moves on, so a writer holding the old one is fenced off.
-        if new in _OWNED and task.status not in _OWNED:
-            lease = ", owner = %s, lease_token = lease_token + 1, lease_expire = now() + %s * interval '1 second'"
-            lease_args: tuple[Any, ...] = (self.replica_id, self.lease_seconds)
-        elif new not in _OWNED and task.status in _OWNED:
-            lease, lease_args = ", owner = '', lease_token = lease_token + 1, lease_expire = NULL", ()
-        else:
-            lease, lease_args = "", ()
+        lease, lease_args = lease_change(task.status, new, self.replica_id, self.lease_seconds)
         # The status change's own event is fenced by the token the task had when it was read.
         await self._append(tx, task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
         row = await tx.one(
@@ -192,7 +161,7 @@ class PostgresTaskStore:
         )
         assert row is not None  # the row is locked by this transaction
         if lease:
-            tx.leases[task.id] = row["lease_token"] if new in _OWNED else None
+            tx.leases[task.id] = row["lease_token"] if new in OWNED else None
         return task_from_row(row)
 
     # -- tasks -------------------------------------------------------------------------------
@@ -201,7 +170,7 @@ class PostgresTaskStore:
         async with self._transaction() as tx:
             return await self._insert_task(tx, title)
 
-    async def _insert_task(self, tx: _Tx, title: str) -> TaskRecord:
+    async def _insert_task(self, tx: WriteTx, title: str) -> TaskRecord:
         now = utc_now()
         task = TaskRecord(
             id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=text_value(title[:200]), create_time=now, update_time=now
@@ -398,10 +367,6 @@ class PostgresTaskStore:
         while len(self._logs) > CACHED_LOGS:
             self._logs.popitem(last=False)
 
-    def forget_log(self, task_id: str) -> None:
-        """Drops the in-memory copy of a task's log (another process wrote to it)."""
-        self._logs.pop(task_id, None)
-
     async def list_events(self, task_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
         cached = self._logs.get(task_id)
         if cached is not None:
@@ -427,12 +392,7 @@ class PostgresTaskStore:
         if not self._held:
             return []
         ids, tokens = list(self._held), [self._held[task_id] for task_id in self._held]
-        rows = await self._rows(
-            "UPDATE tasks AS t SET lease_expire = now() + %s * interval '1 second'"
-            " FROM unnest(%s::text[], %s::bigint[]) AS h (id, token)"
-            " WHERE t.id = h.id AND t.lease_token = h.token AND t.owner = %s RETURNING t.id",
-            (self.lease_seconds, ids, tokens, self.replica_id),
-        )
+        rows = await self._rows(RENEW, (self.lease_seconds, ids, tokens, self.replica_id))
         kept = {row["id"] for row in rows}
         # Only leases still held with the token renewed: one released or taken again meanwhile
         # by this replica is not lost.
@@ -451,14 +411,7 @@ class PostgresTaskStore:
         """Takes over tasks mid-turn whose lease has expired (their replica died or lost the
         database), oldest first; rows another replica is claiming at once are skipped."""
         async with self._transaction() as tx:
-            cursor = await tx.conn.execute(
-                "UPDATE tasks SET owner = %s, lease_token = lease_token + 1,"
-                " lease_expire = now() + %s * interval '1 second'"
-                " WHERE id IN (SELECT id FROM tasks WHERE status IN ('pending', 'running')"
-                " AND (lease_expire IS NULL OR lease_expire < now()) ORDER BY create_time LIMIT %s"
-                f" FOR UPDATE SKIP LOCKED) RETURNING {TASK_COLUMNS}",
-                (self.replica_id, self.lease_seconds, limit),
-            )
+            cursor = await tx.conn.execute(CLAIM, (self.replica_id, self.lease_seconds, limit))
             rows = await cursor.fetchall()
             for row in rows:
                 tx.leases[row["id"]] = row["lease_token"]
