@@ -44,16 +44,16 @@ class WriteTx:
         return await cursor.fetchone()
 
 
-def lease_change(old: TaskStatus, new: TaskStatus, replica_id: str, lease_seconds: float) -> tuple[str, tuple[Any, ...]]:
-    """The SET clause (and its arguments) a status change adds: starting a turn takes the lease
-    for this replica, ending one gives it up. Either way the token moves on, so a writer still
-    holding the old one is fenced off. ("", ()) when the lease does not change."""
+def lease_change(old: TaskStatus, new: TaskStatus) -> str:
+    """The SET clause a status change adds (parameters `owner` and `lease_seconds`): starting a
+    turn takes the lease for this replica, ending one gives it up. Either way the token moves
+    on, so a writer still holding the old one is fenced off. "" when the lease does not change."""
     if new in OWNED and old not in OWNED:
-        return (", owner = %s, lease_token = lease_token + 1, lease_expire = now() + %s * interval '1 second'",
-                (replica_id, lease_seconds))
+        return (", owner = %(owner)s, lease_token = lease_token + 1,"
+                " lease_expire = now() + %(lease_seconds)s * interval '1 second'")
     if new not in OWNED and old in OWNED:
-        return ", owner = '', lease_token = lease_token + 1, lease_expire = NULL", ()
-    return "", ()
+        return ", owner = '', lease_token = lease_token + 1, lease_expire = NULL"
+    return ""
 
 
 # Extends the leases a replica holds (arguments: seconds, task ids, their tokens, replica id),

@@ -15,7 +15,7 @@ from services.runtime.pg_events import CHANNEL
 from services.runtime.records import EventRecord, TaskRecord
 from services.runtime.states import TaskStatus
 
-__all__ = ["APPEND", "MIGRATIONS", "TASK_COLUMNS", "Row", "event_from_row", "task_from_row", "text_value"]
+__all__ = ["APPEND", "CHANGE_STATUS", "MIGRATIONS", "TASK_COLUMNS", "Row", "event_from_row", "task_from_row", "text_value"]
 
 MIGRATIONS = (
     Migration(
@@ -84,12 +84,23 @@ TASK_COLUMNS = (
     " completion_tokens, cached_prompt_tokens, pending_approval_id, lease_token"
 )
 # Appends one event: takes the task's row lock and its next seq in the same statement; with a
-# token (a task this replica holds), only while the lease is still that token.
+# token (a task this replica holds), only while the lease is still that token. `{set}`: more
+# of the task's columns changed with it (", steps = steps + 1").
 APPEND = (
-    "WITH t AS (UPDATE tasks SET last_seq = last_seq + 1 WHERE id = %(task_id)s"
+    "WITH t AS (UPDATE tasks SET last_seq = last_seq + 1{set} WHERE id = %(task_id)s"
     " AND (%(token)s::bigint IS NULL OR lease_token = %(token)s) RETURNING last_seq)"
     " INSERT INTO events (task_id, seq, type, create_time, data)"
     " SELECT %(task_id)s, last_seq, %(type)s, %(time)s, %(data)s FROM t RETURNING seq"
+)
+# Changes a task's status (and `{set}`: more columns) and appends its status_changed event, in
+# one statement; the caller holds the row lock and has checked the transition and the lease.
+CHANGE_STATUS = (
+    "WITH t AS (UPDATE tasks SET status = %(status)s, update_time = %(time)s,"
+    " error = CASE WHEN %(error)s != '' THEN %(error)s ELSE error END,"
+    " pending_approval_id = %(pending)s, last_seq = last_seq + 1{set} WHERE id = %(task_id)s RETURNING *),"
+    " e AS (INSERT INTO events (task_id, seq, type, create_time, data)"
+    " SELECT id, last_seq, 'status_changed', %(time)s, %(data)s FROM t)"
+    f" SELECT {TASK_COLUMNS}, last_seq FROM t"
 )
 
 Row = dict[str, Any]

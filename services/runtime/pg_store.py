@@ -39,6 +39,7 @@ from services.runtime.pg_events import LiveEvents
 from services.runtime.pg_leases import CLAIM, LEASE_LOST, OWNED, RENEW, WriteTx, lease_change, lease_lost
 from services.runtime.pg_schema import (
     APPEND,
+    CHANGE_STATUS,
     MIGRATIONS,
     TASK_COLUMNS,
     Row,
@@ -65,9 +66,11 @@ class PostgresTaskStore:
         # The leases this replica holds: task id -> fencing token.
         self._held: dict[str, int] = {}
         self.live = LiveEvents(dsn, lambda task_id, seq: self._read_events(task_id, seq, 1_000_000))
-        # Logs of the tasks this replica holds, as in store.py (only a holder's copy can be
-        # complete). An event committed here extends its cached log only when it follows the
-        # cached tail; otherwise the copy is dropped and the next read goes to the database.
+        # Logs of recently run tasks, as in store.py, read from only while this replica holds
+        # the task (only a holder's copy can be complete). An event committed here extends its
+        # cached log only when it follows the cached tail; otherwise the copy is dropped. A copy
+        # kept from an earlier turn is checked against the row's last_seq when the lease is
+        # taken again (`_locked_task`), so another replica's turn in between is never missed.
         self._logs: OrderedDict[str, list[EventRecord]] = OrderedDict()
 
     @classmethod
@@ -85,12 +88,20 @@ class PostgresTaskStore:
     # -- plumbing ----------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[WriteTx]:
-        """One write transaction; its events reach the cache and subscribers once committed."""
+    async def _transaction(self, *, single: bool = False) -> AsyncIterator[WriteTx]:
+        """One write transaction; its events reach the cache and subscribers once committed.
+        `single`: the caller runs one statement, which commits by itself (one round trip)."""
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                tx = WriteTx(conn)
-                yield tx
+            async with self._pool.connection() as conn:
+                if single:
+                    tx = WriteTx(conn)
+                    yield tx
+                else:
+                    # Pipelined: BEGIN and the statements whose results are not read go out
+                    # together, so a transaction costs a round trip per result read, plus COMMIT.
+                    async with conn.pipeline(), conn.transaction():
+                        tx = WriteTx(conn)
+                        yield tx
         except psycopg.OperationalError as exc:
             # A commit whose answer was lost may have happened: the next reads go to the database.
             self._logs.clear()
@@ -98,7 +109,6 @@ class PostgresTaskStore:
         for task_id, token in tx.leases.items():
             if token is None:
                 self._held.pop(task_id, None)
-                self._logs.pop(task_id, None)
             else:
                 self._held[task_id] = token
         for event in tx.events:
@@ -121,23 +131,29 @@ class PostgresTaskStore:
 
     async def _locked_task(self, tx: WriteTx, task_id: str) -> TaskRecord:
         """The task's row, locked for this transaction; fenced while its turn is in progress."""
-        row = await tx.one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
+        row = await tx.one(f"SELECT {TASK_COLUMNS}, last_seq FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
         task = task_from_row(row)
+        cached = self._logs.get(task_id)
+        if cached is not None and (cached[-1].seq if cached else 0) != row["last_seq"]:
+            del self._logs[task_id]
         if task.status not in OWNED:
             tx.unfenced.add(task_id)
         elif task_id not in tx.leases and self._held.get(task_id, row["lease_token"]) != row["lease_token"]:
             raise lease_lost(task_id)
         return task
 
-    async def _append(self, tx: WriteTx, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
-        """Inserts the next event of a task inside `tx` (taking the task's row lock)."""
+    async def _append(self, tx: WriteTx, task_id: str, event_type: str, data: dict[str, Any], *,
+                      also: str = "", args: dict[str, Any] | None = None) -> EventRecord:
+        """Inserts the next event of a task inside `tx` (taking the task's row lock); `also`:
+        more SET clauses of the task's row, with their `args`."""
         # Stored as JSON text with every lone surrogate replaced, as in store.py.
         text = sanitize(json.dumps(data, ensure_ascii=False))
         now = utc_now()
         token = None if task_id in tx.unfenced else tx.leases[task_id] if task_id in tx.leases else self._held.get(task_id)
-        row = await tx.one(APPEND, {"task_id": task_id, "type": event_type, "time": now, "data": text, "token": token})
+        params = {"task_id": task_id, "type": event_type, "time": now, "data": text, "token": token, **(args or {})}
+        row = await tx.one(APPEND.format(set=also), params)
         if row is None:
             if token is not None and await tx.one("SELECT 1 AS found FROM tasks WHERE id = %s", (task_id,)):
                 raise lease_lost(task_id)
@@ -148,18 +164,21 @@ class PostgresTaskStore:
 
     async def _change_status(
         self, tx: WriteTx, task: TaskRecord, new: TaskStatus, *, reason: str, error: str = "",
-        pending_approval_id: str = "",
+        pending_approval_id: str = "", also: str = "", args: dict[str, Any] | None = None,
     ) -> TaskRecord:
+        """Moves a task read under the row lock (`_locked_task`) to `new`, with its event."""
         check_transition(task.status, new)
-        lease, lease_args = lease_change(task.status, new, self.replica_id, self.lease_seconds)
-        # The status change's own event is fenced by the token the task had when it was read.
-        await self._append(tx, task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
-        row = await tx.one(
-            "UPDATE tasks SET status = %s, update_time = %s, error = CASE WHEN %s != '' THEN %s ELSE error END,"
-            f" pending_approval_id = %s{lease} WHERE id = %s RETURNING {TASK_COLUMNS}",
-            (new.value, utc_now(), error, text_value(error), pending_approval_id, *lease_args, task.id),
-        )
+        lease = lease_change(task.status, new)
+        now = utc_now()
+        data = {"from": task.status.value, "to": new.value, "reason": reason}
+        row = await tx.one(CHANGE_STATUS.format(set=also + lease), {
+            "status": new.value, "time": now, "error": text_value(error), "pending": pending_approval_id,
+            "task_id": task.id, "data": json.dumps(data), "owner": self.replica_id,
+            "lease_seconds": self.lease_seconds, **(args or {}),
+        })
         assert row is not None  # the row is locked by this transaction
+        tx.events.append(EventRecord(task_id=task.id, seq=row["last_seq"], type="status_changed", create_time=now,
+                                     data=data))
         if lease:
             tx.leases[task.id] = row["lease_token"] if new in OWNED else None
         return task_from_row(row)
@@ -268,15 +287,15 @@ class PostgresTaskStore:
     async def record_model_call(
         self, task_id: str, data: dict[str, Any], *, prompt_tokens: int, completion_tokens: int, cached_prompt_tokens: int
     ) -> EventRecord:
-        """Appends a model_call event and adds its usage to the task, in one transaction."""
-        async with self._transaction() as tx:
-            await tx.conn.execute(
-                "UPDATE tasks SET steps = steps + 1, prompt_tokens = prompt_tokens + %s,"
-                " completion_tokens = completion_tokens + %s, cached_prompt_tokens = cached_prompt_tokens + %s,"
-                " update_time = %s WHERE id = %s",
-                (prompt_tokens, completion_tokens, cached_prompt_tokens, utc_now(), task_id),
+        """Appends a model_call event and adds its usage to the task, in one statement."""
+        async with self._transaction(single=True) as tx:
+            return await self._append(
+                tx, task_id, "model_call", data,
+                also=", steps = steps + 1, prompt_tokens = prompt_tokens + %(prompt)s,"
+                " completion_tokens = completion_tokens + %(completion)s,"
+                " cached_prompt_tokens = cached_prompt_tokens + %(cached)s, update_time = %(time)s",
+                args={"prompt": prompt_tokens, "completion": completion_tokens, "cached": cached_prompt_tokens},
             )
-            return await self._append(tx, task_id, "model_call", data)
 
     async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:
         """Records the assistant's reply and completes the task, in one transaction."""
@@ -285,8 +304,8 @@ class PostgresTaskStore:
             task = await self._locked_task(tx, task_id)
             check_transition(task.status, TaskStatus.COMPLETED)
             await self._append(tx, task_id, "assistant_message", {"text": reply, "final": final})
-            await tx.conn.execute("UPDATE tasks SET last_reply = %s WHERE id = %s", (text_value(reply), task_id))
-            return await self._change_status(tx, task, TaskStatus.COMPLETED, reason=reason)
+            return await self._change_status(tx, task, TaskStatus.COMPLETED, reason=reason,
+                                             also=", last_reply = %(reply)s", args={"reply": text_value(reply)})
 
     async def get_task(self, task_id: str) -> TaskRecord:
         rows = await self._rows(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
@@ -351,7 +370,7 @@ class PostgresTaskStore:
 
     async def append_event(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
         """Appends and commits one event (one statement), then wakes the task's live subscribers."""
-        async with self._transaction() as tx:
+        async with self._transaction(single=True) as tx:
             return await self._append(tx, task_id, event_type, data)
 
     async def hold_log(self, task_id: str) -> None:
@@ -368,7 +387,7 @@ class PostgresTaskStore:
             self._logs.popitem(last=False)
 
     async def list_events(self, task_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
-        cached = self._logs.get(task_id)
+        cached = self._logs.get(task_id) if task_id in self._held else None
         if cached is not None:
             # seq runs 1, 2, 3… without gaps, so list index = seq - 1.
             return cached[after_seq : after_seq + limit]

@@ -52,7 +52,10 @@ def find_postgres_bin() -> Path:
 class PostgresServer:
     """One throwaway cluster. `start()`, then `dsn(database)`; `stop()` removes everything."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # durable: fsync on (commits survive a crash of the server, not of the machine, with
+        # synchronous_commit off), for benchmarks; off for tests, whose cluster lives one session.
+        self.durable = durable
         self.bin = find_postgres_bin()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="ducklm-postgres-"))
@@ -75,9 +78,11 @@ class PostgresServer:
         if not self.data.exists():
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "ducklm", "--auth=trust",
                       "--encoding=UTF8", "--locale=C", "--no-sync")
-        # Durability off: a test cluster lives for one session. Listening on TCP only.
+        # Listening on TCP only.
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+                   " -c synchronous_commit=off -c max_connections=300")
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")
 
