@@ -15,7 +15,7 @@ from services.runtime.pg_events import CHANNEL
 from services.runtime.records import EventRecord, TaskRecord
 from services.runtime.states import TaskStatus
 
-__all__ = ["APPEND", "CHANGE_STATUS", "MIGRATIONS", "TASK_COLUMNS", "Row", "event_from_row", "task_from_row", "text_value"]
+__all__ = ["APPEND", "CHANGE_STATUS", "MIGRATIONS", "TASK_COLUMNS", "TURN_EDGE", "Row", "event_from_row", "task_from_row", "text_value"]
 
 MIGRATIONS = (
     Migration(
@@ -136,3 +136,16 @@ def event_from_row(row: Row) -> EventRecord:
         create_time=row["create_time"].astimezone(UTC),
         data=json.loads(row["data"]),
     )
+# The edge of a turn in one statement, the common case (no transaction around it): moves a task
+# from %(from)s to %(to)s only if it is there (and, with a token, still under that lease),
+# appending the event that causes it and its status_changed. {set}: the lease and more columns.
+TURN_EDGE = (
+    "WITH t AS (UPDATE tasks SET status = %(to)s, update_time = %(time)s, pending_approval_id = '',"
+    " last_seq = last_seq + 2{set} WHERE id = %(task_id)s AND status = %(from)s"
+    " AND (%(token)s::bigint IS NULL OR lease_token = %(token)s) RETURNING *),"
+    " a AS (INSERT INTO events (task_id, seq, type, create_time, data)"
+    " SELECT id, last_seq - 1, %(type)s, %(time)s, %(data)s FROM t),"
+    " s AS (INSERT INTO events (task_id, seq, type, create_time, data)"
+    " SELECT id, last_seq, 'status_changed', %(time)s, %(status_data)s FROM t)"
+    f" SELECT {TASK_COLUMNS}, last_seq FROM t"
+)

@@ -42,6 +42,7 @@ from services.runtime.pg_schema import (
     CHANGE_STATUS,
     MIGRATIONS,
     TASK_COLUMNS,
+    TURN_EDGE,
     Row,
     event_from_row,
     task_from_row,
@@ -183,6 +184,34 @@ class PostgresTaskStore:
             tx.leases[task.id] = row["lease_token"] if new in OWNED else None
         return task_from_row(row)
 
+    async def _turn_edge(
+        self, task_id: str, old: TaskStatus, new: TaskStatus, event_type: str, data: dict[str, Any], *,
+        reason: str, token: int | None, also: str = "", args: dict[str, Any] | None = None,
+    ) -> tuple[TaskRecord, EventRecord] | None:
+        """`event_type` and the move from `old` to `new` in one statement; None (nothing
+        written) when the task is not in `old` or not under `token`: the caller then takes the
+        transactional path, which says why."""
+        text = sanitize(json.dumps(data, ensure_ascii=False))
+        now = utc_now()
+        status_data = {"from": old.value, "to": new.value, "reason": reason}
+        async with self._transaction(single=True) as tx:
+            row = await tx.one(TURN_EDGE.format(set=also + lease_change(old, new)), {
+                "to": new.value, "from": old.value, "time": now, "task_id": task_id, "token": token,
+                "type": event_type, "data": text, "status_data": json.dumps(status_data),
+                "owner": self.replica_id, "lease_seconds": self.lease_seconds, **(args or {}),
+            })
+            if row is None:
+                return None
+            seq = row["last_seq"]
+            cached = self._logs.get(task_id)
+            if cached is not None and (cached[-1].seq if cached else 0) != seq - 2:
+                del self._logs[task_id]  # another replica wrote since this copy was taken
+            event = EventRecord(task_id=task_id, seq=seq - 1, type=event_type, create_time=now, data=json.loads(text))
+            tx.events += [event, EventRecord(task_id=task_id, seq=seq, type="status_changed", create_time=now,
+                                             data=status_data)]
+            tx.leases[task_id] = row["lease_token"] if new in OWNED else None
+        return task_from_row(row), event
+
     # -- tasks -------------------------------------------------------------------------------
 
     async def create_task(self, title: str) -> TaskRecord:
@@ -215,6 +244,10 @@ class PostgresTaskStore:
         """Records a new user message and reopens the task only if it is completed (a
         compare-and-set under the row lock); otherwise ABORTED or FAILED_PRECONDITION, as in
         store.py, with nothing recorded."""
+        reopened = await self._turn_edge(task_id, TaskStatus.COMPLETED, TaskStatus.RUNNING, "user_message", message,
+                                         reason="user_message", token=None)
+        if reopened is not None:
+            return reopened
         async with self._transaction() as tx:
             task = await self._locked_task(tx, task_id)
             if task.status in FINAL_STATES:
@@ -300,6 +333,13 @@ class PostgresTaskStore:
     async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:
         """Records the assistant's reply and completes the task, in one transaction."""
         reply = sanitize(reply)
+        completed = await self._turn_edge(
+            task_id, TaskStatus.RUNNING, TaskStatus.COMPLETED, "assistant_message", {"text": reply, "final": final},
+            reason=reason, token=self._held.get(task_id), also=", last_reply = %(reply)s",
+            args={"reply": text_value(reply)},
+        )
+        if completed is not None:
+            return completed[0]
         async with self._transaction() as tx:
             task = await self._locked_task(tx, task_id)
             check_transition(task.status, TaskStatus.COMPLETED)
