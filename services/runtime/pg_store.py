@@ -106,7 +106,7 @@ class PostgresTaskStore:
         except psycopg.OperationalError as exc:
             # A commit whose answer was lost may have happened: the next reads go to the database.
             self._logs.clear()
-            raise unavailable(self._dsn, exc) from exc
+            raise await unavailable(self._pool, self._dsn, exc) from exc
         for task_id, token in tx.leases.items():
             if token is None:
                 self._held.pop(task_id, None)
@@ -128,7 +128,7 @@ class PostgresTaskStore:
                 cursor = await conn.execute(query, params)
                 return await cursor.fetchall()
         except psycopg.OperationalError as exc:
-            raise unavailable(self._dsn, exc) from exc
+            raise await unavailable(self._pool, self._dsn, exc) from exc
 
     async def _locked_task(self, tx: WriteTx, task_id: str) -> TaskRecord:
         """The task's row, locked for this transaction; fenced while its turn is in progress."""

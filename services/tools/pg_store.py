@@ -114,7 +114,7 @@ class PostgresApprovalStore:
             async with self._pool.connection() as conn, conn.transaction():
                 yield conn
         except psycopg.OperationalError as exc:
-            raise unavailable(self._dsn, exc) from exc
+            raise await unavailable(self._pool, self._dsn, exc) from exc
 
     async def _one(self, query: str, params: tuple[Any, ...]) -> ApprovalRecord | None:
         async with self._transaction() as conn:

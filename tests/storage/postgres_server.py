@@ -79,7 +79,7 @@ class PostgresServer:
             self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "ducklm", "--auth=trust",
                       "--encoding=UTF8", "--locale=C", "--no-sync")
         # Listening on TCP only.
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories=''"
+        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='{self.root}'"
                    " -c synchronous_commit=off -c max_connections=300")
         if not self.durable:
             options += " -c fsync=off -c full_page_writes=off"
