@@ -26,7 +26,8 @@ __all__ = ["CHANNEL", "LiveEvents"]
 
 log = logging.getLogger(__name__)
 
-# The channel every committed event is announced on (payload "<task_id> <seq>", by a trigger).
+# The channel committed events are announced on (payload "<task_id> <first seq> <last seq>",
+# one per statement and task, by a trigger).
 CHANNEL = "ducklm_events"
 # How long the listener waits before reconnecting after the database went away.
 RECONNECT_SECONDS = 1.0
@@ -81,16 +82,17 @@ class LiveEvents:
     def publish_live(self, task_id: str, event_type: str, data: dict[str, object]) -> None:
         self.publish(EventRecord(task_id=task_id, seq=0, type=event_type, create_time=utc_now(), data=dict(data)))
 
-    async def _catch_up(self, task_id: str, seq: int) -> None:
-        """Delivers the task's stored events this process has not delivered yet."""
+    async def _catch_up(self, task_id: str, first: int, last: int) -> None:
+        """Delivers the task's stored events this process has not delivered yet, up to at
+        least `last` (announced as committed from `first` on)."""
         if task_id not in self._subscribers:
             return
         delivered = self._delivered.get(task_id)
-        if delivered is not None and seq <= delivered:
+        if delivered is not None and last <= delivered:
             return
-        # Subscribed before this event but nothing delivered since: the subscriber read the
-        # backlog itself, so starting at the announced seq leaves no gap.
-        start = delivered if delivered is not None else seq - 1
+        # Subscribed before these events but nothing delivered since: the subscriber read the
+        # backlog itself, so starting at the first announced seq leaves no gap.
+        start = delivered if delivered is not None else first - 1
         for event in await self._read_after(task_id, start):
             self.publish(event)
 
@@ -107,11 +109,11 @@ class LiveEvents:
                 self.listening.set()
                 # What was committed while no one listened.
                 for task_id, delivered in list(self._delivered.items()):
-                    await self._catch_up(task_id, delivered + 1)
+                    await self._catch_up(task_id, delivered + 1, delivered + 1)
                 async for notice in conn.notifies():
-                    task_id, _, announced = notice.payload.partition(" ")
                     with contextlib.suppress(ValueError):
-                        await self._catch_up(task_id, int(announced))
+                        task_id, first, last = notice.payload.split(" ")
+                        await self._catch_up(task_id, int(first), int(last))
             except (psycopg.Error, Unavailable) as exc:
                 self.listening.clear()
                 log.warning("stopped hearing events (%s); reconnecting", exc)

@@ -68,13 +68,16 @@ MIGRATIONS = (
         ALTER TABLE tasks ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE tasks ADD COLUMN lease_expire TIMESTAMPTZ;
         CREATE INDEX tasks_by_lease ON tasks (lease_expire) WHERE status IN ('pending', 'running');
-        CREATE FUNCTION ducklm_announce_event() RETURNS trigger LANGUAGE plpgsql AS $$
+        -- One notification per statement and task ("<task_id> <first seq> <last seq>"), not
+        -- per event: a turn's edge appends two events in one statement.
+        CREATE FUNCTION ducklm_announce_events() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_notify('{CHANNEL}', NEW.task_id || ' ' || NEW.seq);
+            PERFORM pg_notify('{CHANNEL}', task_id || ' ' || min(seq) || ' ' || max(seq))
+                FROM added GROUP BY task_id;
             RETURN NULL;
         END $$;
-        CREATE TRIGGER events_announce AFTER INSERT ON events
-            FOR EACH ROW EXECUTE FUNCTION ducklm_announce_event();
+        CREATE TRIGGER events_announce AFTER INSERT ON events REFERENCING NEW TABLE AS added
+            FOR EACH STATEMENT EXECUTE FUNCTION ducklm_announce_events();
         """,
     ),
 )
