@@ -5,8 +5,8 @@ It keeps every promise of the SQLite store (store.py), against a database other 
 share: every write is one transaction that first takes the task's row lock (`UPDATE … RETURNING`
 or `SELECT … FOR UPDATE`), so a task's events get gap-free seqs and a status change is a
 compare-and-set on the status read under that lock. Events reach live subscribers only after
-their commit, and subscribers on other replicas through LISTEN/NOTIFY (pg_events.py). It never
-writes outside a transaction, and a database that goes away mid-call surfaces as `Unavailable`
+their commit, and subscribers on other replicas through LISTEN/NOTIFY (pg_events.py). Every
+write is one transaction (or one statement, which is its own), and a database that goes away mid-call surfaces as `Unavailable`
 with nothing half-written (PostgreSQL rolls the transaction back).
 
 Several runtime replicas may share the database: a running turn is owned by one replica at a
@@ -20,13 +20,11 @@ Renewing and taking over expired leases is leases.py's job, through `renew_lease
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -37,14 +35,13 @@ from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
 from services.runtime.pg_events import LiveEvents
 from services.runtime.pg_leases import CLAIM, LEASE_LOST, OWNED, RENEW, WriteTx, lease_change, lease_lost
+from services.runtime.pg_reads import TaskReads
 from services.runtime.pg_schema import (
     APPEND,
     CHANGE_STATUS,
     MIGRATIONS,
     TASK_COLUMNS,
     TURN_EDGE,
-    Row,
-    event_from_row,
     task_from_row,
     text_value,
 )
@@ -53,10 +50,8 @@ from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
 
 __all__ = ["LEASE_LOST", "MIGRATIONS", "PostgresTaskStore"]
 
-# How many task logs stay in memory (as in store.py).
-CACHED_LOGS = 256
 
-class PostgresTaskStore:
+class PostgresTaskStore(TaskReads):
     """Tasks and events in PostgreSQL. Open with `PostgresTaskStore.open(dsn)`."""
 
     def __init__(self, pool: Pool, dsn: str, *, replica_id: str, lease_seconds: float) -> None:
@@ -121,14 +116,6 @@ class PostgresTaskStore:
                     del self._logs[event.task_id]
         for event in tx.events:
             self.live.publish(event)
-
-    async def _rows(self, query: str, params: Sequence[Any]) -> list[Row]:
-        try:
-            async with self._pool.connection() as conn:
-                cursor = await conn.execute(query, params)
-                return await cursor.fetchall()
-        except psycopg.OperationalError as exc:
-            raise await unavailable(self._pool, self._dsn, exc) from exc
 
     async def _locked_task(self, tx: WriteTx, task_id: str) -> TaskRecord:
         """The task's row, locked for this transaction; fenced while its turn is in progress."""
@@ -347,34 +334,6 @@ class PostgresTaskStore:
             return await self._change_status(tx, task, TaskStatus.COMPLETED, reason=reason,
                                              also=", last_reply = %(reply)s", args={"reply": text_value(reply)})
 
-    async def get_task(self, task_id: str) -> TaskRecord:
-        rows = await self._rows(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
-        if not rows:
-            raise NotFound(f"no task with id {task_id!r}")
-        return task_from_row(rows[0])
-
-    async def list_tasks(self, offset: int, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
-        query, args = f"SELECT {TASK_COLUMNS} FROM tasks", []
-        if status is not None:
-            query += " WHERE status = %s"
-            args.append(status.value)
-        query += " ORDER BY create_time DESC, id LIMIT %s OFFSET %s"
-        return [task_from_row(row) for row in await self._rows(query, (*args, limit, offset))]
-
-    async def tasks_in(self, status: TaskStatus) -> list[TaskRecord]:
-        rows = await self._rows(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = %s ORDER BY create_time", (status.value,)
-        )
-        return [task_from_row(row) for row in rows]
-
-    async def resumable_tasks(self) -> list[TaskRecord]:
-        """Tasks a crash may have caught mid-turn (pending, running or waiting), oldest first."""
-        rows = await self._rows(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE status IN (%s, %s, %s) ORDER BY create_time",
-            (TaskStatus.PENDING.value, TaskStatus.RUNNING.value, TaskStatus.WAITING_APPROVAL.value),
-        )
-        return [task_from_row(row) for row in rows]
-
     async def rename_task(self, task_id: str, title: str) -> TaskRecord:
         async with self._transaction() as tx:
             row = await tx.one(
@@ -401,43 +360,12 @@ class PostgresTaskStore:
             )
         return reflection_id
 
-    async def list_reflections(self) -> list[dict[str, Any]]:
-        rows = await self._rows("SELECT * FROM reflections ORDER BY create_time", ())
-        # The same shape as the SQLite store's rows: times as ISO text.
-        return [{**row, "create_time": row["create_time"].astimezone(UTC).isoformat()} for row in rows]
-
     # -- events ------------------------------------------------------------------------------
 
     async def append_event(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
         """Appends and commits one event (one statement), then wakes the task's live subscribers."""
         async with self._transaction(single=True) as tx:
             return await self._append(tx, task_id, event_type, data)
-
-    async def hold_log(self, task_id: str) -> None:
-        """Keeps the task's log in memory while this replica holds the task (a task about to
-        run reads it every step); another replica's task is always read from the database."""
-        if task_id not in self._held:
-            return
-        if task_id in self._logs:
-            self._logs.move_to_end(task_id)
-            return
-        rows = await self._rows("SELECT * FROM events WHERE task_id = %s ORDER BY seq", (task_id,))
-        self._logs[task_id] = [event_from_row(row) for row in rows]
-        while len(self._logs) > CACHED_LOGS:
-            self._logs.popitem(last=False)
-
-    async def list_events(self, task_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[EventRecord]:
-        cached = self._logs.get(task_id) if task_id in self._held else None
-        if cached is not None:
-            # seq runs 1, 2, 3… without gaps, so list index = seq - 1.
-            return cached[after_seq : after_seq + limit]
-        return await self._read_events(task_id, after_seq, limit)
-
-    async def _read_events(self, task_id: str, after_seq: int, limit: int) -> list[EventRecord]:
-        rows = await self._rows(
-            "SELECT * FROM events WHERE task_id = %s AND seq > %s ORDER BY seq LIMIT %s", (task_id, after_seq, limit)
-        )
-        return [event_from_row(row) for row in rows]
 
     # -- leases (kept by leases.py) ------------------------------------------------------------
 
@@ -478,17 +406,3 @@ class PostgresTaskStore:
         for row in rows:
             self._logs.pop(row["id"], None)
         return [task_from_row(row) for row in rows]
-
-    # -- live subscription -------------------------------------------------------------------
-
-    def subscribe(self, task_id: str) -> asyncio.Queue[EventRecord]:
-        """A queue that receives every event of the task from now on, from any replica."""
-        return self.live.subscribe(task_id)
-
-    def unsubscribe(self, task_id: str, queue: asyncio.Queue[EventRecord]) -> None:
-        self.live.unsubscribe(task_id, queue)
-
-    def publish_live(self, task_id: str, event_type: str, data: dict[str, Any]) -> None:
-        """Sends an event to this replica's subscribers without storing it (seq 0): streamed
-        model tokens, whose full text is stored once in the model_call event."""
-        self.live.publish_live(task_id, event_type, data)
