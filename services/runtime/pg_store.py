@@ -20,6 +20,7 @@ Renewing and taking over expired leases is leases.py's job, through `renew_lease
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections import OrderedDict
@@ -29,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from services.common.errors import Aborted, FailedPrecondition, NotFound
+from services.common.errors import Aborted, DuckLMError, FailedPrecondition, NotFound
 from services.common.postgres import Pool, open_pool, unavailable
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
@@ -78,7 +79,16 @@ class PostgresTaskStore(TaskReads):
         return store
 
     async def close(self) -> None:
+        """Gives up the leases still held (their turns were stopped by the runner's shutdown),
+        so other replicas take the tasks over at once rather than when the leases expire."""
         await self.live.stop()
+        if self._held:
+            with contextlib.suppress(DuckLMError):
+                await self._rows(
+                    "UPDATE tasks AS t SET lease_expire = now() FROM unnest(%s::text[], %s::bigint[]) AS h (id, token)"
+                    " WHERE t.id = h.id AND t.lease_token = h.token RETURNING t.id",
+                    (list(self._held), list(self._held.values())),
+                )
         await self._pool.close()
 
     # -- plumbing ----------------------------------------------------------------------------

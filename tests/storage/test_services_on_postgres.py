@@ -184,3 +184,31 @@ async def _when_at_rest(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub) -> runti
             return tasks[0]
         await asyncio.sleep(0.1)
     raise AssertionError("the task did not come to rest after the database came back")
+
+
+async def test_a_task_stopped_by_a_shutdown_is_finished_by_the_next_runtime(tmp_path: Path, postgres_dsn: str) -> None:
+    held = GatedModel()  # never answers: the task is mid-step when its runtime stops
+    await held.start()
+    first = await create_server(_runtime_settings(tmp_path, held, postgres_dsn))
+    try:
+        async with grpc.aio.insecure_channel(first.address) as channel:
+            stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+            chat = asyncio.ensure_future(stub.Chat(runtime_pb2.ChatRequest(message="hi")))
+            await asyncio.wait_for(held.asked.wait(), 30)
+            await first.stop(grace=0)  # gives its leases up
+            with pytest.raises(grpc.aio.AioRpcError):
+                await chat
+    finally:
+        held.gate.set()
+        await held.stop()
+    answering = ScriptedModel(fallback='{"action": "respond", "message": "finished by the next one"}')
+    await answering.start()
+    (tmp_path / "second").mkdir()
+    second = await create_server(_runtime_settings(tmp_path / "second", answering, postgres_dsn))
+    try:
+        async with grpc.aio.insecure_channel(second.address) as channel:
+            task = await _when_at_rest(runtime_pb2_grpc.RuntimeServiceStub(channel))
+        assert task.status == common_pb2.TASK_STATUS_COMPLETED and task.last_reply == "finished by the next one"
+    finally:
+        await second.stop(grace=1.0)
+        await answering.stop()
