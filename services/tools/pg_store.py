@@ -136,28 +136,49 @@ class PostgresApprovalStore:
 
     async def insert(self, record: ApprovalRecord, actor: str) -> None:
         async with self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO approvals (id, task_id, tool_name, arguments_json, canonical_action,"
-                " action_hash, working_directory, policy_version, state, scope, create_time, pattern,"
-                " pattern_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    record.id,
-                    record.task_id,
-                    record.tool_name,
-                    # JSON escapes a NUL inside a string as \u0000, so the arguments survive whole.
-                    json.dumps(record.arguments, sort_keys=True, ensure_ascii=False),
-                    _text(record.canonical_action),
-                    record.action_hash,
-                    _text(record.working_directory),
-                    record.policy_version,
-                    record.state,
-                    record.scope,
-                    record.create_time,
-                    _text(record.pattern),
-                    record.pattern_hash,
-                ),
+            await self._insert(conn, record, actor)
+
+    async def insert_pending(self, record: ApprovalRecord, actor: str) -> ApprovalRecord:
+        """The PENDING approval of `record`'s task for its action, inserting `record` only where
+        there is none. A transaction lock on (task, action) makes the look-up and the insert
+        one step for every replica, so concurrent requests for one action share one approval."""
+        async with self._transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{record.task_id} {record.action_hash}",))
+            cursor = await conn.execute(
+                "SELECT * FROM approvals WHERE task_id = %s AND action_hash = %s AND state = 'PENDING'"
+                " ORDER BY create_time DESC, id LIMIT 1",
+                (record.task_id, record.action_hash),
             )
-            await self._event(conn, record.id, "requested", actor, "", record.create_time)
+            existing = await cursor.fetchone()
+            if existing is not None:
+                return _record(existing)
+            await self._insert(conn, record, actor)
+        return record
+
+    async def _insert(self, conn: Conn, record: ApprovalRecord, actor: str) -> None:
+        """The row and its `requested` event, in the caller's transaction."""
+        await conn.execute(
+            "INSERT INTO approvals (id, task_id, tool_name, arguments_json, canonical_action,"
+            " action_hash, working_directory, policy_version, state, scope, create_time, pattern,"
+            " pattern_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                record.id,
+                record.task_id,
+                record.tool_name,
+                # JSON escapes a NUL inside a string as \u0000, so the arguments survive whole.
+                json.dumps(record.arguments, sort_keys=True, ensure_ascii=False),
+                _text(record.canonical_action),
+                record.action_hash,
+                _text(record.working_directory),
+                record.policy_version,
+                record.state,
+                record.scope,
+                record.create_time,
+                _text(record.pattern),
+                record.pattern_hash,
+            ),
+        )
+        await self._event(conn, record.id, "requested", actor, "", record.create_time)
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
         return await self._one("SELECT * FROM approvals WHERE id = %s", (approval_id,))

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 
 from services.tools.approval_storage import ApprovalStorage
+from services.tools.pg_store import PostgresApprovalStore
 from services.tools.store import ApprovalRecord
 
 NOW = 1_000_000.0
@@ -94,3 +95,18 @@ async def test_paging_filters_by_state_and_task_oldest_first(approval_store: App
     assert [r.id for r in await approval_store.page("", "", 1, 2)] == ["a1", "a2"]
     assert [r.id for r in await approval_store.page("PENDING", "t1", 0, 10)] == ["a1"]
     assert [r.id for r in await approval_store.page("APPROVED", "", 0, 10)] == ["a3"]
+
+
+async def test_two_replicas_asking_at_once_for_one_action_share_one_pending_approval(postgres_dsn: str) -> None:
+    replicas = [await PostgresApprovalStore.open(postgres_dsn) for _ in range(2)]
+    try:
+        pending = await asyncio.gather(
+            *(replicas[i % 2].insert_pending(_record(f"a{i}"), actor="t1") for i in range(8))
+        )
+        assert len({record.id for record in pending}) == 1
+        assert [r.id for r in await replicas[0].page("PENDING", "t1", 0, 10)] == [pending[0].id]
+        other = await replicas[1].insert_pending(_record("b1", action_hash="h2"), actor="t1")
+        assert other.id == "b1"
+    finally:
+        for replica in replicas:
+            await replica.close()
