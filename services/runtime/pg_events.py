@@ -39,9 +39,11 @@ ReadAfter = Callable[[str, int], Awaitable[list[EventRecord]]]
 class LiveEvents:
     """Subscriber queues per task, and the listener that brings other replicas' events."""
 
-    def __init__(self, dsn: str, read_after: ReadAfter) -> None:
+    def __init__(self, dsn: str, read_after: ReadAfter, heard: Callable[[str, int], None]) -> None:
         self._dsn = dsn
         self._read_after = read_after
+        # Told of every announced commit (task id, last seq), subscribed or not.
+        self._heard = heard
         self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
         # The highest stored seq handed to the subscribers of each subscribed task.
         self._delivered: dict[str, int] = {}
@@ -113,6 +115,7 @@ class LiveEvents:
                 async for notice in conn.notifies():
                     with contextlib.suppress(ValueError):
                         task_id, first, last = notice.payload.split(" ")
+                        self._heard(task_id, int(last))
                         await self._catch_up(task_id, int(first), int(last))
             except (psycopg.Error, Unavailable) as exc:
                 self.listening.clear()

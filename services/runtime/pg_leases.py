@@ -13,7 +13,7 @@ import psycopg
 
 from services.common.errors import Aborted
 from services.runtime.pg_schema import TASK_COLUMNS, Row
-from services.runtime.records import EventRecord
+from services.runtime.records import EventRecord, TaskRecord
 from services.runtime.states import TaskStatus
 
 __all__ = ["CLAIM", "LEASE_LOST", "OWNED", "RENEW", "WriteTx", "lease_change", "lease_lost"]
@@ -29,8 +29,8 @@ def lease_lost(task_id: str) -> Aborted:
 
 
 class WriteTx:
-    """One open write transaction: its connection, the events it appended so far, and the
-    leases it took (task id -> token) or gave up (task id -> None)."""
+    """One open write transaction: its connection, the events it appended so far, the leases
+    it took (task id -> token) or gave up (task id -> None), and the task rows it wrote."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
         self.conn = conn
@@ -38,6 +38,8 @@ class WriteTx:
         self.leases: dict[str, int | None] = {}
         # Tasks read at rest under the row lock: nobody's turn is in progress, nothing to fence.
         self.unfenced: set[str] = set()
+        # The rows it wrote, as records (a held task's row changes only through its holder).
+        self.records: dict[str, TaskRecord] = {}
 
     async def one(self, query: str, params: Sequence[Any] | dict[str, Any]) -> Row | None:
         cursor = await self.conn.execute(query, params)

@@ -5,6 +5,7 @@ live subscriptions, read through the pool. It never writes; `PostgresTaskStore` 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC
@@ -33,6 +34,9 @@ class TaskReads:
     # The leases this replica holds (task id -> token) and its cached logs (see pg_store.py).
     _held: dict[str, int]
     _logs: OrderedDict[str, list[EventRecord]]
+    # The last row this replica wrote of each task it holds: while it holds the lease, no one
+    # else changes the row's turn (a cancel from elsewhere fences the holder's next write).
+    _records: dict[str, TaskRecord]
     live: LiveEvents
 
     async def _rows(self, query: str, params: Sequence[Any]) -> list[Row]:
@@ -44,6 +48,9 @@ class TaskReads:
             raise await unavailable(self._pool, self._dsn, exc) from exc
 
     async def get_task(self, task_id: str) -> TaskRecord:
+        record = self._records.get(task_id) if task_id in self._held else None
+        if record is not None:
+            return dataclasses.replace(record)
         rows = await self._rows(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s", (task_id,))
         if not rows:
             raise NotFound(f"no task with id {task_id!r}")

@@ -21,6 +21,7 @@ Renewing and taking over expired leases is leases.py's job, through `renew_lease
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections import OrderedDict
@@ -62,7 +63,10 @@ class PostgresTaskStore(TaskReads):
         self.lease_seconds = lease_seconds
         # The leases this replica holds: task id -> fencing token.
         self._held: dict[str, int] = {}
-        self.live = LiveEvents(dsn, lambda task_id, seq: self._read_events(task_id, seq, 1_000_000))
+        self._records: dict[str, TaskRecord] = {}
+        self.live = LiveEvents(dsn, lambda task_id, seq: self._read_events(task_id, seq, 1_000_000), self._heard)
+        # The newest seq this replica committed of each task it keeps copies of.
+        self._written: dict[str, int] = {}
         # Logs of recently run tasks, as in store.py, read from only while this replica holds
         # the task (only a holder's copy can be complete). An event committed here extends its
         # cached log only when it follows the cached tail; otherwise the copy is dropped. A copy
@@ -111,10 +115,13 @@ class PostgresTaskStore(TaskReads):
         except psycopg.OperationalError as exc:
             # A commit whose answer was lost may have happened: the next reads go to the database.
             self._logs.clear()
+            self._records.clear()
             raise await unavailable(self._pool, self._dsn, exc) from exc
+        self._records.update(tx.records)
         for task_id, token in tx.leases.items():
             if token is None:
                 self._held.pop(task_id, None)
+                self._records.pop(task_id, None)
             else:
                 self._held[task_id] = token
         for event in tx.events:
@@ -125,7 +132,20 @@ class PostgresTaskStore(TaskReads):
                 else:
                     del self._logs[event.task_id]
         for event in tx.events:
+            if event.task_id in self._records or event.task_id in self._logs:
+                self._written[event.task_id] = max(self._written.get(event.task_id, 0), event.seq)
             self.live.publish(event)
+
+    def _heard(self, task_id: str, last_seq: int) -> None:
+        """Another replica committed to a task this one keeps copies of: they are dropped (its
+        next fenced write tells whether it still holds the task)."""
+        if last_seq > self._written.get(task_id, 0):
+            self._drop_copies(task_id)
+
+    def _drop_copies(self, task_id: str) -> None:
+        self._records.pop(task_id, None)
+        self._logs.pop(task_id, None)
+        self._written.pop(task_id, None)
 
     async def _locked_task(self, tx: WriteTx, task_id: str) -> TaskRecord:
         """The task's row, locked for this transaction; fenced while its turn is in progress."""
@@ -139,6 +159,7 @@ class PostgresTaskStore(TaskReads):
         if task.status not in OWNED:
             tx.unfenced.add(task_id)
         elif task_id not in tx.leases and self._held.get(task_id, row["lease_token"]) != row["lease_token"]:
+            self._drop_copies(task_id)
             raise lease_lost(task_id)
         return task
 
@@ -154,6 +175,7 @@ class PostgresTaskStore(TaskReads):
         row = await tx.one(APPEND.format(set=also), params)
         if row is None:
             if token is not None and await tx.one("SELECT 1 AS found FROM tasks WHERE id = %s", (task_id,)):
+                self._drop_copies(task_id)
                 raise lease_lost(task_id)
             raise NotFound(f"no task with id {task_id!r}")
         event = EventRecord(task_id=task_id, seq=row["seq"], type=event_type, create_time=now, data=json.loads(text))
@@ -179,7 +201,8 @@ class PostgresTaskStore(TaskReads):
                                      data=data))
         if lease:
             tx.leases[task.id] = row["lease_token"] if new in OWNED else None
-        return task_from_row(row)
+        tx.records[task.id] = task_from_row(row)
+        return tx.records[task.id]
 
     async def _turn_edge(
         self, task_id: str, old: TaskStatus, new: TaskStatus, event_type: str, data: dict[str, Any], *,
@@ -207,7 +230,8 @@ class PostgresTaskStore(TaskReads):
             tx.events += [event, EventRecord(task_id=task_id, seq=seq, type="status_changed", create_time=now,
                                              data=status_data)]
             tx.leases[task_id] = row["lease_token"] if new in OWNED else None
-        return task_from_row(row), event
+            tx.records[task_id] = task_from_row(row)
+        return tx.records[task_id], event
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -226,6 +250,7 @@ class PostgresTaskStore(TaskReads):
             (task.id, task.status.value, task.title, now, now, self.replica_id, self.lease_seconds),
         )
         tx.leases[task.id] = 1
+        tx.records[task.id] = task
         return task
 
     async def open_task(self, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]:
@@ -319,13 +344,23 @@ class PostgresTaskStore(TaskReads):
     ) -> EventRecord:
         """Appends a model_call event and adds its usage to the task, in one statement."""
         async with self._transaction(single=True) as tx:
-            return await self._append(
+            event = await self._append(
                 tx, task_id, "model_call", data,
                 also=", steps = steps + 1, prompt_tokens = prompt_tokens + %(prompt)s,"
                 " completion_tokens = completion_tokens + %(completion)s,"
                 " cached_prompt_tokens = cached_prompt_tokens + %(cached)s, update_time = %(time)s",
                 args={"prompt": prompt_tokens, "completion": completion_tokens, "cached": cached_prompt_tokens},
             )
+            record = self._records.get(task_id)
+            if record is not None:
+                # The same change as the statement's, to the held row's copy.
+                tx.records[task_id] = dataclasses.replace(
+                    record, steps=record.steps + 1, prompt_tokens=record.prompt_tokens + prompt_tokens,
+                    completion_tokens=record.completion_tokens + completion_tokens,
+                    cached_prompt_tokens=record.cached_prompt_tokens + cached_prompt_tokens,
+                    update_time=event.create_time,
+                )
+        return event
 
     async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:
         """Records the assistant's reply and completes the task, in one transaction."""
@@ -351,7 +386,10 @@ class PostgresTaskStore(TaskReads):
             )
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
-        return task_from_row(row)
+        task = task_from_row(row)
+        if task_id in self._records:
+            self._records[task_id] = task
+        return task
 
     async def delete_task(self, task_id: str) -> None:
         """Deletes a task and its event log (the caller checks it is at rest)."""
@@ -360,6 +398,7 @@ class PostgresTaskStore(TaskReads):
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
         self._logs.pop(task_id, None)
+        self._records.pop(task_id, None)
 
     async def record_reflection(self, experience_ids: list[str], outcome: str, proposal_id: str, model_output: str) -> str:
         reflection_id = uuid.uuid4().hex
@@ -397,12 +436,14 @@ class PostgresTaskStore(TaskReads):
                 if task_id not in kept and self._held.get(task_id) == token]
         for task_id in lost:
             self._logs.pop(task_id, None)
+            self._records.pop(task_id, None)
         return lost
 
     def forget_lease(self, task_id: str) -> None:
         """Stops renewing a lease that was lost (once no local turn can still write with it)."""
         self._held.pop(task_id, None)
         self._logs.pop(task_id, None)
+        self._records.pop(task_id, None)
 
     async def claim_expired(self, limit: int = 20) -> list[TaskRecord]:
         """Takes over tasks mid-turn whose lease has expired (their replica died or lost the
@@ -412,6 +453,7 @@ class PostgresTaskStore(TaskReads):
             rows = await cursor.fetchall()
             for row in rows:
                 tx.leases[row["id"]] = row["lease_token"]
+                tx.records[row["id"]] = task_from_row(row)
         # The claimed logs are read afresh: the old holder wrote them.
         for row in rows:
             self._logs.pop(row["id"], None)
