@@ -38,6 +38,8 @@ async def steps_per_second(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, tasks
         for step in range(steps):
             reply = await stub.Chat(runtime_pb2.ChatRequest(message=f"step {step}", task_id=task_id), timeout=300)
             task_id = reply.task.id
+            if reply.reply != "ok":  # a failed turn is quick: it must not count as a step
+                raise RuntimeError(f"turn {step} of task {task_id} did not complete: {reply.task.error}")
 
     await one_task()  # warm up: connections, caches, the model client
     started = time.perf_counter()
