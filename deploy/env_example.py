@@ -52,6 +52,8 @@ PROCESS_VARIABLES: list[tuple[str, str, str]] = [
     ("DUCKLM_BUILD_JOBS", "", "Parallel jobs of the llama-server build; empty: every core."),
     ("DUCKLM_HOME", "", "The checkout `ducklm up` and `ducklm doctor` run from; empty: found from here."),
     ("DUCKLM_IMAGE", "ducklm:latest", "Container image deploy/compose.yaml runs."),
+    ("DUCKLM_POSTGRES_PASSWORD", "", "Password of the PostgreSQL container deploy/compose.replicas.yaml starts (docs/scale.md)."),
+    ("DUCKLM_POSTGRES_BIN", "", "Folder of PostgreSQL's initdb/pg_ctl/postgres for the tests' cluster; empty: found on PATH or in /usr/lib/postgresql."),
 ]
 
 _PEER_FIELDS = {f"{peer}_address": f"Where the {peer} service listens (host:port)." for peer in ("runtime", "tools", "skills", "memory")}

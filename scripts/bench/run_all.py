@@ -45,6 +45,7 @@ def main() -> int:
     results["skills_bench.py"] = run("skills_bench.py")
     results["webchat_bench.py"] = run("webchat_bench.py")
     results["bench_cache.py"] = run("bench_cache.py")
+    results["bench_postgres.py"] = run("bench_postgres.py")
     failed = [name for name, ok in results.items() if not ok]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

@@ -32,8 +32,13 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> gr
 
     A peer that restarts is reconnected to within about a second of coming back (gRPC's own
     reconnect backoff would otherwise grow to two minutes), so callers that wait for the channel
-    to be ready resume promptly."""
+    to be ready resume promptly.
+
+    Calls are spread round robin over every address the target names or resolves to, skipping
+    those that are down: "ipv4:10.0.0.1:50051,10.0.0.2:50051" lists replicas, and
+    "dns:///runtime:50051" finds them by DNS (a Kubernetes headless Service, compose replicas)."""
     config = {
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": _names(idempotent_services),

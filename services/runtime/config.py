@@ -15,6 +15,17 @@ __all__ = ["Settings"]
 class Settings(BaseModel):
     address: str = "127.0.0.1:50051"
     database: Path = Field(default_factory=lambda: data_dir() / "runtime.db")
+    # A PostgreSQL DSN (postgresql://user:password@host:5432/db) for tasks and events instead of
+    # the SQLite file `database`; several runtimes may share it. Empty: SQLite.
+    database_url: str = Field(default="", pattern=r"^$|^postgres(ql)?://", repr=False)
+    # Most connections one runtime keeps open to that PostgreSQL database.
+    database_pool_size: int = Field(default=10, gt=0, le=200)
+    # On PostgreSQL, how long a replica owns a running task without renewing its lease; a task
+    # whose replica died is taken over by another this long after its last renewal.
+    lease_seconds: float = Field(default=15.0, ge=0.3, le=600)
+    # This replica's name in task leases (empty: a random one per process). Names must differ
+    # between replicas running at the same time.
+    replica_id: str = Field(default="", max_length=200)
     models_file: Path = Field(default_factory=lambda: repo_root() / "config" / "models.yaml")
     directive_schema: Path = Field(
         default_factory=lambda: repo_root() / "config" / "action_directive.schema.json"

@@ -40,7 +40,7 @@ from services.runtime.skill_use import read_file_event, skill_event
 from services.runtime.staged import Stage, StagedDecider
 from services.runtime.staged_step import decide_staged
 from services.runtime.step_options import step_options
-from services.runtime.store import TaskStore
+from services.runtime.storage import TaskStorage
 from services.runtime.turn import TurnState
 
 __all__ = ["RuntimeLoop", "make_decider"]
@@ -67,7 +67,7 @@ def reply_cap(settings: Settings, config: ModelsConfig) -> int:
 
 class RuntimeLoop:
     def __init__(
-        self, settings: Settings, store: TaskStore, models: ChatModel, schema: DirectiveSchema, peers: Peers | None,
+        self, settings: Settings, store: TaskStorage, models: ChatModel, schema: DirectiveSchema, peers: Peers | None,
         decider: StagedDecider | None = None,
         skill_catalogue: SkillCatalogue | None = None,
     ) -> None:

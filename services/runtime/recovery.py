@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from services.common.errors import FailedPrecondition
 from services.runtime import events as ev
 from services.runtime.states import FINAL_STATES, TaskStatus
-from services.runtime.store import EventRecord, TaskRecord, TaskStore
+from services.runtime.storage import TaskStorage
+from services.runtime.store import EventRecord, TaskRecord
 
 __all__ = ["open_approval", "reconcile", "turn_is_open"]
 
@@ -54,7 +55,7 @@ def turn_is_open(events: Sequence[EventRecord]) -> bool:
     return False
 
 
-async def reconcile(store: TaskStore, task: TaskRecord) -> bool:
+async def reconcile(store: TaskStorage, task: TaskRecord) -> bool:
     """Fixes `task`'s status from its log; True when its loop must run (it is then running)."""
     if task.status in FINAL_STATES:
         return False

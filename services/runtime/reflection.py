@@ -18,7 +18,8 @@ from jsonschema import Draft202012Validator
 from services.runtime import events as ev
 from services.runtime.model_client import ChatModel
 from services.runtime.peers import Peers
-from services.runtime.store import EventRecord, TaskStore
+from services.runtime.storage import TaskStorage
+from services.runtime.store import EventRecord
 
 __all__ = ["REFLECTION_SCHEMA", "Reflection", "reflect", "render_skill_md"]
 
@@ -104,7 +105,7 @@ def _is_evidence(payload: ev.Payload | ev.Unknown) -> bool:
     return isinstance(payload, ev.ToolResult | ev.SkillUsed) and not payload.error
 
 
-async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventRecord]:
+async def _steps(store: TaskStorage, experience: dict[str, Any]) -> list[EventRecord]:
     """The evidence events of the experience's turn: from its user message to its last event."""
     task_id = str(experience.get("task_id", ""))
     if not task_id:
@@ -120,7 +121,7 @@ async def _steps(store: TaskStore, experience: dict[str, Any]) -> list[EventReco
     ]
 
 
-async def reflect(models: ChatModel, peers: Peers, store: TaskStore, experience_ids: list[str]) -> Reflection:
+async def reflect(models: ChatModel, peers: Peers, store: TaskStorage, experience_ids: list[str]) -> Reflection:
     experiences = await peers.list_experiences(experience_ids, limit=5)
     if not experiences:
         result = Reflection(proposal_id="", outcome="no experiences to reflect on")

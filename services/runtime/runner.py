@@ -18,17 +18,23 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from services.common.errors import DuckLMError, FailedPrecondition, NotFound
+from services.common.errors import Aborted, DuckLMError, FailedPrecondition, NotFound, Unavailable
+from services.common.postgres import DATABASE_UNAVAILABLE
 from services.runtime.experience import experience_from_turn
 from services.runtime.metrics import observe_task_outcome
 from services.runtime.peers import ApprovalInfo, PeerError, Peers
 from services.runtime.recovery import reconcile
 from services.runtime.states import FINAL_STATES, TaskStatus
-from services.runtime.store import TaskRecord, TaskStore
+from services.runtime.storage import TaskStorage
+from services.runtime.store import TaskRecord
 
 __all__ = ["TaskRunner", "Turns"]
 
 log = logging.getLogger(__name__)
+
+# Why a store may stop a turn that did nothing wrong: its database went away, or (PostgreSQL,
+# several replicas) another replica holds the task's lease now (pg_store.LEASE_LOST).
+HANDED_OVER = (DATABASE_UNAVAILABLE, "LEASE_LOST")
 
 
 class Turns(Protocol):
@@ -42,7 +48,7 @@ class Turns(Protocol):
 
 class TaskRunner:
     def __init__(
-        self, store: TaskStore, loop: Turns, *, approval_retry_seconds: float = 1.0,
+        self, store: TaskStorage, loop: Turns, *, approval_retry_seconds: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
@@ -220,6 +226,15 @@ class TaskRunner:
             await self._loop.run_turn(task_id)
         except asyncio.CancelledError:
             raise
+        except (Unavailable, Aborted) as exc:
+            if exc.reason not in HANDED_OVER:
+                await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
+            else:
+                # Not the task's failure: its database went away, or another replica took it
+                # over. Nothing more can be recorded here; the lease keeper (leases.py) resumes
+                # it from its log when the database answers, or the new owner already has.
+                log.warning("turn stopped: %s", exc.message, extra={"task_id": task_id})
+                return
         except DuckLMError as exc:
             await self._store.fail_task(task_id, exc.code.name.lower(), exc.message)
         except PeerError as exc:

@@ -22,17 +22,20 @@ from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
 from services.runtime.event_protos import PayloadMismatch, fill_payload
+from services.runtime.leases import LeaseKeeper
 from services.runtime.loop import RuntimeLoop, make_decider
 from services.runtime.model_client import ModelClient
 from services.runtime.model_health import ModelHealth
 from services.runtime.models_config import load_models_config
 from services.runtime.peers import GrpcPeers, PeerError
+from services.runtime.pg_store import PostgresTaskStore
 from services.runtime.reflection import reflect
 from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
 from services.runtime.skill_catalogue import SkillCatalogue
 from services.runtime.states import REST_STATES, TaskStatus
-from services.runtime.store import EventRecord, TaskRecord, TaskStore
+from services.runtime.storage import TaskStorage, open_task_store
+from services.runtime.store import EventRecord, TaskRecord
 
 __all__ = ["EmbeddingServicer", "RuntimeServicer", "create_server", "event_to_proto", "task_to_proto"]
 
@@ -113,7 +116,7 @@ def _status_filter(value: int) -> TaskStatus | None:
 
 
 class RuntimeServicer(runtime_pb2_grpc.RuntimeServiceServicer):
-    def __init__(self, settings: Settings, store: TaskStore, runner: TaskRunner, models: ModelClient,
+    def __init__(self, settings: Settings, store: TaskStorage, runner: TaskRunner, models: ModelClient,
                  schema: DirectiveSchema, peers: GrpcPeers | None) -> None:
         self._settings = settings
         self._store = store
@@ -320,7 +323,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     models = ModelClient(models_config)
     completions = LlamaCompletions(models_config, http=models.http, pool=models.pool)
     schema = DirectiveSchema.load(settings.directive_schema)
-    store = await TaskStore.open(settings.database)
+    store = await open_task_store(settings)
     peers = None
     if not settings.standalone:
         peers = GrpcPeers(
@@ -356,6 +359,10 @@ async def create_server(settings: Settings) -> GrpcServer:
         ],
         settings.address,
     )
+    # On PostgreSQL several replicas may share the tasks: they are resumed through their leases.
+    keeper = LeaseKeeper(store, runner) if isinstance(store, PostgresTaskStore) else None
+    if keeper is not None:
+        server.add_cleanup(keeper.stop)  # first: it must not resume what is being shut down
     health = ModelHealth(models, server, settings.model_probe_seconds)
     server.add_cleanup(health.stop)
     server.add_cleanup(runner.shutdown)
@@ -364,7 +371,10 @@ async def create_server(settings: Settings) -> GrpcServer:
     server.add_cleanup(models.close)
     server.add_cleanup(completions.close)
     server.add_cleanup(store.close)
-    await runner.resume_unfinished()
+    if keeper is not None:
+        keeper.start()
+    else:
+        await runner.resume_unfinished()
     runner.watch_approvals()
     health.start()
     return server

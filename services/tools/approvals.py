@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.tools.approval_storage import ApprovalStorage
 from services.tools.canonical import Action
 from services.tools.feed import ApprovalFeed
 from services.tools.patterns import Pattern
-from services.tools.store import ApprovalRecord, ApprovalStore
+from services.tools.store import ApprovalRecord
 
 __all__ = ["SCOPES", "STATES", "WITHDRAWN_BY", "Admission", "ApprovalBook"]
 
@@ -52,7 +53,7 @@ class ApprovalBook:
 
     def __init__(
         self,
-        store: ApprovalStore,
+        store: ApprovalStorage,
         ttl_seconds: int,
         clock: Callable[[], float] = time.time,
         feed: ApprovalFeed | None = None,

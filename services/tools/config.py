@@ -18,6 +18,9 @@ class Settings(BaseModel):
     workspace_dir: Path = Field(default_factory=lambda: data_dir() / "workspace")
     # Approvals and their audit trail.
     database_path: Path = Field(default_factory=lambda: data_dir() / "tools.db")
+    # A PostgreSQL DSN (postgresql://user:password@host:5432/db) for approvals instead of the
+    # SQLite file `database_path`; several tools services may share it. Empty: SQLite.
+    database_url: str = Field(default="", pattern=r"^$|^postgres(ql)?://", repr=False)
     # Allowlist and approval policy; its content hash is the policy version every approval binds.
     policy_file: Path = Field(default_factory=lambda: repo_root() / "config" / "tools.yaml")
     # The approver credential (DUCKLM_APPROVER_TOKEN or DUCKLM_APPROVER_TOKEN_FILE): only calls

@@ -25,6 +25,7 @@ from services.common.errors import InvalidArgument, grpc_errors
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import from_struct, to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.tools.approval_storage import open_approval_store
 from services.tools.approvals import ApprovalBook
 from services.tools.catalogue import Risk
 from services.tools.config import Settings
@@ -32,7 +33,7 @@ from services.tools.executor import CommandLimits, ToolRunner
 from services.tools.files import FileLimits, FileTools
 from services.tools.policy import load_policy
 from services.tools.sandbox import Sandbox, SandboxLimits, describe
-from services.tools.store import ApprovalRecord, ApprovalStore
+from services.tools.store import ApprovalRecord
 from services.tools.workspace import Workspace
 
 __all__ = ["SANDBOX_HEALTH_NAME", "ApprovalsServicer", "ToolsServicer", "create_server"]
@@ -294,7 +295,7 @@ async def create_server(settings: Settings, *, clock: Callable[[], float] = time
             log.error("the command sandbox cannot be created (%s); run_command is refused", problem)
     else:
         log.warning(describe(False))
-    store = await ApprovalStore.open(settings.database_path)
+    store = await open_approval_store(settings)
     book = ApprovalBook(store, settings.approval_ttl_seconds, clock)
     try:
         runner = ToolRunner(
