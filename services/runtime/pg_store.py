@@ -346,7 +346,7 @@ class PostgresTaskStore(TaskReads):
         async with self._transaction(single=True) as tx:
             event = await self._append(
                 tx, task_id, "model_call", data,
-                also=", steps = steps + 1, prompt_tokens = prompt_tokens + %(prompt)s,"
+                also=", prompt_tokens = prompt_tokens + %(prompt)s,"
                 " completion_tokens = completion_tokens + %(completion)s,"
                 " cached_prompt_tokens = cached_prompt_tokens + %(cached)s, update_time = %(time)s",
                 args={"prompt": prompt_tokens, "completion": completion_tokens, "cached": cached_prompt_tokens},
@@ -355,11 +355,22 @@ class PostgresTaskStore(TaskReads):
             if record is not None:
                 # The same change as the statement's, to the held row's copy.
                 tx.records[task_id] = dataclasses.replace(
-                    record, steps=record.steps + 1, prompt_tokens=record.prompt_tokens + prompt_tokens,
+                    record, prompt_tokens=record.prompt_tokens + prompt_tokens,
                     completion_tokens=record.completion_tokens + completion_tokens,
                     cached_prompt_tokens=record.cached_prompt_tokens + cached_prompt_tokens,
                     update_time=event.create_time,
                 )
+        return event
+
+    async def record_step(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
+        """Appends one step of the model (a directive, or an output that was not one) and counts
+        it in the task's steps, in one statement."""
+        async with self._transaction(single=True) as tx:
+            event = await self._append(tx, task_id, event_type, data, also=", steps = steps + 1, update_time = %(time)s",
+                                       args={})
+            record = self._records.get(task_id)
+            if record is not None:
+                tx.records[task_id] = dataclasses.replace(record, steps=record.steps + 1, update_time=event.create_time)
         return event
 
     async def complete_turn(self, task_id: str, reply: str, *, final: bool, reason: str) -> TaskRecord:

@@ -65,6 +65,9 @@ async def test_a_turn_records_usage_approval_and_reply(task_store: TaskStorage) 
     task, _ = await task_store.open_task({"text": "run it"})
     await task_store.record_model_call(task.id, {"text": "{}"}, prompt_tokens=10, completion_tokens=3,
                                        cached_prompt_tokens=4)
+    # A step is a directive (or an output that was not one), not a model call.
+    assert (await task_store.get_task(task.id)).steps == 0
+    await task_store.record_step(task.id, "directive", {"action": "call_tool", "tool": "run"})
     waiting = await task_store.wait_for_approval(task.id, {"approval_id": "a1", "call_id": "c1"})
     assert waiting.status is TaskStatus.WAITING_APPROVAL and waiting.pending_approval_id == "a1"
     assert [t.id for t in await task_store.tasks_in(TaskStatus.WAITING_APPROVAL)] == [task.id]
