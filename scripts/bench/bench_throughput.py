@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,48 +106,41 @@ def report(rounds: Sequence[Round]) -> None:
           "and more it includes queueing for the cores)")
 
 
-async def bench(levels: Sequence[int], steps: int, spy_at: int | None, spy_out: Path | None) -> None:
-    port = free_port()
-    fake = subprocess.Popen([sys.executable, str(HERE / "instant_model.py"), str(port)], stdout=subprocess.PIPE)
-    assert fake.stdout is not None
-    fake.stdout.readline()  # "listening": the port is bound
-    try:
-        with tempfile.TemporaryDirectory() as data:
-            models = Path(data) / "models.yaml"
-            endpoint = f"http://127.0.0.1:{port}/v1"
-            models.write_text(yaml.safe_dump({"roles": {"chat": {"endpoint": endpoint, "model": "instant"}}}))
-            stack = LocalStack(
-                data_dir=Path(data), ports=StackPorts.free(), services=("runtime",), with_gateway=False,
-                extra_env={"DUCKLM_RUNTIME_MODELS_FILE": str(models), "DUCKLM_RUNTIME_STANDALONE": "true",
-                           "DUCKLM_RUNTIME_DECISION": "single", "DUCKLM_LOG_LEVEL": "warning"},
-            )
-            await stack.start(timeout=60)
-            try:
-                options = [("grpc.max_concurrent_streams", 1000)]
-                async with grpc.aio.insecure_channel(stack.address("runtime"), options=options) as channel:
-                    stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
-                    await run_round(stub, 10, 3)  # warm up: imports, caches, the model connection pool
-                    rounds = []
-                    for tasks in levels:
-                        # At least 40 steps per round, so a percentile at 1 task means something.
-                        steps_per_task = max(steps, 40 // tasks)
-                        if tasks == spy_at:
-                            spy = record_profile(stack.processes["runtime"].pid, spy_out)
-                            rounds.append(await run_round(stub, tasks, steps_per_task))
-                            summary: SpySummary | None = spy.finish()
-                        else:
-                            rounds.append(await run_round(stub, tasks, steps_per_task))
-                            summary = None
-                        if summary is not None:
-                            print(f"\n-- py-spy of the runtime at {tasks} tasks --")
-                            summary.print()
-                    print()
-                    report(rounds)
-            finally:
-                await stack.stop()
-    finally:
-        fake.terminate()
-        fake.wait()
+async def bench(port: int, levels: Sequence[int], steps: int, spy_at: int | None, spy_out: Path | None) -> None:
+    """Runs each round against a runtime using the instant model on `port`."""
+    with tempfile.TemporaryDirectory() as data:
+        models = Path(data) / "models.yaml"
+        endpoint = f"http://127.0.0.1:{port}/v1"
+        models.write_text(yaml.safe_dump({"roles": {"chat": {"endpoint": endpoint, "model": "instant"}}}))
+        stack = LocalStack(
+            data_dir=Path(data), ports=StackPorts.free(), services=("runtime",), with_gateway=False,
+            extra_env={"DUCKLM_RUNTIME_MODELS_FILE": str(models), "DUCKLM_RUNTIME_STANDALONE": "true",
+                       "DUCKLM_RUNTIME_DECISION": "single", "DUCKLM_LOG_LEVEL": "warning"},
+        )
+        await stack.start(timeout=60)
+        try:
+            options = [("grpc.max_concurrent_streams", 1000)]
+            async with grpc.aio.insecure_channel(stack.address("runtime"), options=options) as channel:
+                stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
+                await run_round(stub, 10, 3)  # warm up: imports, caches, the model connection pool
+                rounds = []
+                for tasks in levels:
+                    # At least 40 steps per round, so a percentile at 1 task means something.
+                    steps_per_task = max(steps, 40 // tasks)
+                    if tasks == spy_at:
+                        spy = record_profile(stack.processes["runtime"].pid, spy_out)
+                        rounds.append(await run_round(stub, tasks, steps_per_task))
+                        summary: SpySummary | None = spy.finish()
+                    else:
+                        rounds.append(await run_round(stub, tasks, steps_per_task))
+                        summary = None
+                    if summary is not None:
+                        print(f"\n-- py-spy of the runtime at {tasks} tasks --")
+                        summary.print()
+                print()
+                report(rounds)
+        finally:
+            await stack.stop()
 
 
 def main() -> None:
@@ -160,7 +152,15 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(level) for level in args.tasks.split(",")]
     print("== runtime throughput against an instant fake model ==")
-    asyncio.run(bench(levels, args.steps, args.py_spy, args.py_spy_out))
+    port = free_port()
+    fake = subprocess.Popen([sys.executable, str(HERE / "instant_model.py"), str(port)], stdout=subprocess.PIPE)
+    assert fake.stdout is not None
+    fake.stdout.readline()  # "listening": the port is bound
+    try:
+        asyncio.run(bench(port, levels, args.steps, args.py_spy, args.py_spy_out))
+    finally:
+        fake.terminate()
+        fake.wait()
 
 
 if __name__ == "__main__":

@@ -85,7 +85,10 @@ class ModelClient:
         # One client, so one pool: each model server's connection is kept alive across calls
         # (every response is read to its end or closed, so the connection goes back to the pool).
         self._http = httpx.AsyncClient(
-            transport=transport, timeout=None, limits=httpx.Limits(keepalive_expiry=60.0)
+            # Every connection that may open is kept alive: past httpx's default of 20 idle ones,
+            # many concurrent tasks would close and reopen a connection on every call.
+            transport=transport, timeout=None,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=60.0),
         )
 
     @property
