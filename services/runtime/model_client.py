@@ -16,6 +16,7 @@ import httpx
 from services.common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.runtime.metrics import observe_embedding, observe_model_call, observe_model_error
 from services.runtime.model_text import sanitize
+from services.runtime.model_transport import model_transport
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
 __all__ = ["ChatModel", "ModelCall", "ModelClient", "TokenCallback"]
@@ -84,12 +85,8 @@ class ModelClient:
         self._config = config
         # One client, so one pool: each model server's connection is kept alive across calls
         # (every response is read to its end or closed, so the connection goes back to the pool).
-        self._http = httpx.AsyncClient(
-            # Every connection that may open is kept alive: past httpx's default of 20 idle ones,
-            # many concurrent tasks would close and reopen a connection on every call.
-            transport=transport, timeout=None,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=60.0),
-        )
+        # model_transport.py: every connection kept alive, calls in flight bounded per server.
+        self._http = httpx.AsyncClient(transport=transport or model_transport(), timeout=None)
 
     @property
     def config(self) -> ModelsConfig:
