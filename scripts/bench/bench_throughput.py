@@ -57,7 +57,7 @@ class Round:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def one_task(stub: runtime_pb2_grpc.RuntimeServiceStub, steps: int) -> tuple[str, list[float]]:
+async def one_task(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, steps: int) -> tuple[str, list[float]]:
     """Sends `steps` messages to one task; returns its id and each Chat call's time (ms)."""
     task_id, times = "", []
     for step in range(steps):
@@ -68,12 +68,12 @@ async def one_task(stub: runtime_pb2_grpc.RuntimeServiceStub, steps: int) -> tup
     return task_id, times
 
 
-async def model_latencies(stub: runtime_pb2_grpc.RuntimeServiceStub, task_id: str) -> list[float]:
+async def model_latencies(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str) -> list[float]:
     events = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id, page_size=1000))
     return [e.data.fields["latency_ms"].number_value for e in events.events if e.type == common_pb2.EVENT_TYPE_MODEL_CALL]
 
 
-async def run_round(stub: runtime_pb2_grpc.RuntimeServiceStub, tasks: int, steps: int) -> Round:
+async def run_round(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, tasks: int, steps: int) -> Round:
     started = time.perf_counter()
     results = await asyncio.gather(*(one_task(stub, steps) for _ in range(tasks)))
     wall = time.perf_counter() - started

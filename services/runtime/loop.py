@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
+from services.common.tracing import model_call_span, span
 from services.runtime.client_functions import client_tools, merge_tools, reply_schema
 from services.runtime.compaction import summarise
 from services.runtime.completion_client import CompletionModel, NativeApiMissing
@@ -226,6 +227,10 @@ class RuntimeLoop:
         return call
 
     async def _record_call(self, task_id: str, call: ModelCall, purpose: str = "", stage: str = "") -> None:
+        model_call_span("text_completion" if stage else "chat", model=call.model, role=call.role, latency_ms=call.latency_ms,
+                        input_tokens=call.prompt_tokens, output_tokens=call.completion_tokens,
+                        cached_input_tokens=call.cached_prompt_tokens, finish_reason=call.finish_reason,
+                        conversation_id=task_id, purpose=purpose or stage)
         data = call.as_event_data()
         if purpose:
             data["purpose"] = purpose
@@ -358,7 +363,9 @@ class RuntimeLoop:
     async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
         assert self._peers is not None
         started = time.perf_counter()
-        outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
+        with span(f"execute_tool {tool}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                                           "gen_ai.tool.call.id": call_id, "gen_ai.conversation.id": task_id}):
+            outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         if not outcome.ok and outcome.reason == "APPROVAL_REQUIRED" and not approval_id:
             approval = await self._peers.request_approval(task_id, tool, arguments)

@@ -39,8 +39,8 @@ class _ReleasingStream(httpx.AsyncByteStream):
         try:
             await self._inner.aclose()
         finally:
-            if self._release is not None:
-                self._release, release = None, self._release
+            release, self._release = self._release, None
+            if release is not None:
                 release()
 
 

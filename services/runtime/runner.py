@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from services.common.errors import DuckLMError, FailedPrecondition
+from services.common.tracing import traced
 from services.runtime.experience import experience_from_turn
 from services.runtime.loop import RuntimeLoop
 from services.runtime.metrics import observe_task_outcome
@@ -66,7 +67,10 @@ class TaskRunner:
         return task, user_event.seq
 
     def start(self, task_id: str) -> asyncio.Task[None]:
-        job = asyncio.create_task(self._run(task_id), name=f"task-{task_id}")
+        # The turn's span (GenAI conventions), a child of the call that started it.
+        turn = traced("invoke_agent DuckLM", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "DuckLM",
+                                              "gen_ai.conversation.id": task_id}, self._run(task_id))
+        job = asyncio.create_task(turn, name=f"task-{task_id}")
         self._running[task_id] = job
         return job
 
