@@ -22,6 +22,7 @@ from services.runtime.completion_client import CompletionModel, NativeApiMissing
 from services.runtime.config import Settings
 from services.runtime.context import Catalogue, active_skill, build_messages, estimate_tokens, turn_start
 from services.runtime.directives import Directive, DirectiveError, DirectiveSchema
+from services.runtime.early_recall import EarlyRecalls
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
 from services.runtime.models_config import ModelsConfig, RoleConfig
@@ -71,6 +72,7 @@ class RuntimeLoop:
         self._decider = decider
         # None (a replay): every skill is offered, as recorded.
         self._skill_catalogue = skill_catalogue
+        self._early_recalls = EarlyRecalls(settings.recall_wait_ms / 1000)
 
     @property
     def peers(self) -> Peers | None:
@@ -89,13 +91,14 @@ class RuntimeLoop:
             return
         events = await self._events(task_id)
         if self._is_turn_start(events):
-            await self._recall_for_turn(task_id, events)
+            self._recall_for_turn(task_id, events)
             requested = next(e.data.get("skill") for e in reversed(events) if e.type == "user_message")
             if requested:
                 await self._use_skill(task_id, str(requested))
         offered = await self._offer_skills(skills, events)  # hook: skill_catalogue.py
         repairs = 0
         while True:
+            await self._record_recall(task_id)
             events = await self._events(task_id)
             start = turn_start(events)
             steps = _steps_in_turn(events, start)
@@ -310,6 +313,7 @@ class RuntimeLoop:
     async def _act(
         self, task_id: str, directive: Directive, events: Sequence[EventRecord], tools: list[ToolSpec], *, reason: str = ""
     ) -> Outcome:
+        await self._record_recall(task_id, settle=True)  # in the log before any action
         action = directive.action
         if action in TURN_ENDING_ACTIONS:
             if action == "finish" and self._settings.remember_answers and self._peers is not None:
@@ -440,13 +444,19 @@ class RuntimeLoop:
         start = turn_start(events)
         return bool(start) and not any(e.seq > start and e.type in ("memory_recalled", "model_call") for e in events)
 
-    async def _recall_for_turn(self, task_id: str, events: Sequence[EventRecord]) -> None:
+    def _recall_for_turn(self, task_id: str, events: Sequence[EventRecord]) -> None:
         if self._peers is None or self._settings.recall_top_k == 0:
             return
         message = next(e for e in reversed(events) if e.type == "user_message")
         if message.data.get("memory") is False:
             return  # the turn asked for no memory (the OpenAI-compatible endpoint's default)
-        await self._recall(task_id, str(message.data["text"]), automatic=True)
+        # Off the way to the first token (early_recall.py): recorded once ready.
+        self._early_recalls.start(task_id, self._recall_data(task_id, str(message.data["text"]), automatic=True))
+
+    async def _record_recall(self, task_id: str, *, settle: bool = False) -> None:
+        data = await self._early_recalls.take(task_id, settle=settle)
+        if data is not None:
+            await self._store.append_event(task_id, "memory_recalled", data)
 
     async def _turn_without_memory(self, task_id: str) -> bool:
         events = await self._events(task_id)
@@ -454,13 +464,15 @@ class RuntimeLoop:
         return message is not None and message.data.get("memory") is False
 
     async def _recall(self, task_id: str, query: str, *, automatic: bool) -> None:
+        await self._store.append_event(task_id, "memory_recalled", await self._recall_data(task_id, query, automatic=automatic))
+
+    async def _recall_data(self, task_id: str, query: str, *, automatic: bool) -> dict[str, Any]:
         assert self._peers is not None
         data: dict[str, Any] = {"query": query, "automatic": automatic}
         started = time.perf_counter()
         if not automatic and await self._turn_without_memory(task_id):
             data.update(memory_ids=[], error="memory is off for this conversation", code="MEMORY_OFF")
-            await self._store.append_event(task_id, "memory_recalled", data)
-            return
+            return data
         try:
             # Long-term memories and this task's own, above the memory service's threshold.
             memories = await self._peers.recall(query, self._settings.recall_top_k or 3, task_id=task_id)
@@ -472,7 +484,7 @@ class RuntimeLoop:
                 memories=[{"id": m.id, "text": m.text, "score": round(m.score, 4), "scope": m.scope} for m in memories],
             )
         data["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        await self._store.append_event(task_id, "memory_recalled", data)
+        return data
 
     async def _remember(self, task_id: str, text: str, *, kind: str) -> None:
         assert self._peers is not None
@@ -524,6 +536,7 @@ class RuntimeLoop:
 
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         log.warning("task failed: %s", message, extra={"task_id": task_id})
+        self._early_recalls.drop(task_id)
         await self._store.fail_task(task_id, code, message)
 
 
