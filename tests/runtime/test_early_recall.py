@@ -29,7 +29,7 @@ class HeldMemory(memory_pb2_grpc.MemoryServiceServicer):
     def __init__(self) -> None:
         self.release = asyncio.Event()
 
-    async def Recall(self, request: memory_pb2.RecallRequest, context: object) -> memory_pb2.SearchResponse:  # type: ignore[override]
+    async def Recall(self, request: memory_pb2.RecallRequest, context: object) -> memory_pb2.SearchResponse:
         await self.release.wait()
         memory = memory_pb2.Memory(id="m1", text="The codename is Bluebird.", scope=memory_pb2.MEMORY_SCOPE_LONG_TERM)
         return memory_pb2.SearchResponse(results=[memory_pb2.ScoredMemory(memory=memory, score=0.9)])
@@ -37,7 +37,7 @@ class HeldMemory(memory_pb2_grpc.MemoryServiceServicer):
 
 @pytest.fixture
 async def held_memory() -> AsyncIterator[tuple[HeldMemory, GrpcServer]]:
-    servicer = HeldMemory()
+    servicer = HeldMemory()  # type: ignore[abstract]  # only Recall is called
     server = await build_server(
         [ServiceBinding(servicer, memory_pb2_grpc.add_MemoryServiceServicer_to_server,
                         memory_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name)],
