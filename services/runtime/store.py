@@ -19,6 +19,7 @@ import sqlite3
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,8 +34,9 @@ __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
 
 T = TypeVar("T")
 
-# How many task logs stay in memory.
+# How many task logs, and task rows, stay in memory.
 CACHED_LOGS = 256
+CACHED_TASKS = 4096
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -78,6 +80,8 @@ class _Transaction:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self.events: list[EventRecord] = []
+        # Tasks whose row this transaction changed: read back at its end for the task cache.
+        self.touched: set[str] = set()
 
     def task(self, task_id: str) -> TaskRecord:
         row = self.db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
@@ -94,6 +98,7 @@ class _Transaction:
             "INSERT INTO tasks (id, status, title, create_time, update_time) VALUES (?, ?, ?, ?, ?)",
             (task.id, task.status.value, task.title, now.isoformat(), now.isoformat()),
         )
+        self.touched.add(task.id)
         return task
 
     def append(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
@@ -125,6 +130,7 @@ class _Transaction:
             " pending_approval_id = ? WHERE id = ?",
             (new.value, utc_now().isoformat(), error, sanitize(error), pending_approval_id, task.id),
         )
+        self.touched.add(task.id)
         self.append(task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
 
 
@@ -138,6 +144,9 @@ class TaskStore:
         # first), so each step does not re-read and re-decode the whole log. SQLite stays the
         # source of truth; this process is its only writer.
         self._logs: OrderedDict[str, list[EventRecord]] = OrderedDict()
+        # The same for task rows: each transaction that changes one puts the row it committed
+        # here, so reading a task's status and usage (every step) needs no trip to the database.
+        self._tasks: OrderedDict[str, TaskRecord] = OrderedDict()
 
     @classmethod
     async def open(cls, path: Path | str) -> TaskStore:
@@ -230,7 +239,16 @@ class TaskStore:
         return task
 
     async def get_task(self, task_id: str) -> TaskRecord:
-        return await self._transaction(lambda tx: tx.task(task_id))
+        cached = self._tasks.get(task_id)
+        if cached is not None:
+            return replace(cached)  # a copy: callers never share the cached record
+        return await self._transaction(lambda tx: tx.task(task_id), after=self._keep_task)
+
+    def _keep_task(self, task: TaskRecord) -> None:
+        self._tasks[task.id] = replace(task)
+        self._tasks.move_to_end(task.id)
+        while len(self._tasks) > CACHED_TASKS:
+            self._tasks.popitem(last=False)
 
     async def list_tasks(self, offset: int, limit: int, status: TaskStatus | None = None) -> list[TaskRecord]:
         query, args = "SELECT * FROM tasks", []
@@ -258,6 +276,7 @@ class TaskStore:
         def work(tx: _Transaction) -> TaskRecord:
             tx.task(task_id)
             tx.db.execute("UPDATE tasks SET title = ? WHERE id = ?", (title[:200], task_id))
+            tx.touched.add(task_id)
             return tx.task(task_id)
 
         return await self._transaction(work)
@@ -270,7 +289,11 @@ class TaskStore:
             tx.db.execute("DELETE FROM events WHERE task_id = ?", (task_id,))
             tx.db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 
-        await self._transaction(work, after=lambda _: self._logs.pop(task_id, None))
+        def forget(_: None) -> None:
+            self._logs.pop(task_id, None)
+            self._tasks.pop(task_id, None)
+
+        await self._transaction(work, after=forget)
 
     async def set_status(
         self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
@@ -306,6 +329,7 @@ class TaskStore:
                 " update_time = ? WHERE id = ?",
                 (prompt_tokens, completion_tokens, cached_prompt_tokens, utc_now().isoformat(), task_id),
             )
+            tx.touched.add(task_id)
             return tx.append(task_id, "model_call", data)
 
         return await self._transaction(work)
@@ -319,6 +343,7 @@ class TaskStore:
             check_transition(task.status, TaskStatus.COMPLETED)
             tx.append(task_id, "assistant_message", {"text": reply, "final": final})
             tx.db.execute("UPDATE tasks SET last_reply = ? WHERE id = ?", (reply, task_id))
+            tx.touched.add(task_id)
             tx.change_status(task, TaskStatus.COMPLETED, reason=reason)
             return tx.task(task_id)
 
@@ -351,12 +376,15 @@ class TaskStore:
         back whole on any error (nothing half written stays for a later commit). Its events
         reach the log cache and subscribers once committed, in commit order; then `after`."""
 
-        def run(db: sqlite3.Connection) -> tuple[T, list[EventRecord]]:
+        def run(db: sqlite3.Connection) -> tuple[T, list[EventRecord], list[TaskRecord]]:
             tx = _Transaction(db)
-            return work(tx), tx.events
+            value = work(tx)
+            return value, tx.events, [tx.task(task_id) for task_id in sorted(tx.touched)]
 
-        def committed(outcome: tuple[T, list[EventRecord]]) -> None:
-            value, events = outcome
+        def committed(outcome: tuple[T, list[EventRecord], list[TaskRecord]]) -> None:
+            value, events, tasks = outcome
+            for task in tasks:
+                self._keep_task(task)
             for event in events:
                 cached = self._logs.get(event.task_id)
                 if cached is not None:
@@ -366,7 +394,7 @@ class TaskStore:
             if after is not None:
                 after(value)
 
-        value, _ = await self._db.run(run, committed)
+        value, _, _ = await self._db.run(run, committed)
         return value
 
     async def append_event(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
