@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,13 +90,22 @@ async def memory_bench() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--record", type=Path, help="also write the figures to this Markdown file")
+    parser.add_argument("--only", default="", help="run only these benchmarks (comma-separated script names)")
     args = parser.parse_args()
-    results = {"runtime_bench.py": run("runtime_bench.py"), "memory_bench.py": asyncio.run(memory_bench())}
-    results["sandbox_bench.py"] = run("sandbox_bench.py")
-    results["skills_bench.py"] = run("skills_bench.py")
-    results["webchat_bench.py"] = run("webchat_bench.py")
-    results["bench_throughput.py"] = run("bench_throughput.py")
-    results["recall_bench.py"] = run("recall_bench.py")
+    benches: dict[str, Callable[[], bool]] = {
+        "runtime_bench.py": lambda: run("runtime_bench.py"),
+        "memory_bench.py": lambda: asyncio.run(memory_bench()),
+        "sandbox_bench.py": lambda: run("sandbox_bench.py"),
+        "skills_bench.py": lambda: run("skills_bench.py"),
+        "webchat_bench.py": lambda: run("webchat_bench.py"),
+        "bench_throughput.py": lambda: run("bench_throughput.py"),
+        "recall_bench.py": lambda: run("recall_bench.py"),
+    }
+    chosen = [name for name in args.only.split(",") if name] or list(benches)
+    unknown = [name for name in chosen if name not in benches]
+    if unknown:
+        parser.error(f"unknown benchmarks {unknown}; choose from {list(benches)}")
+    results = {name: benches[name]() for name in chosen}
     failed = [name for name, ok in results.items() if not ok]
     print("\n######## every figure next to its target ########")
     for script, line in figures():

@@ -148,7 +148,9 @@ async def real_model_run() -> None:
                 for message in CONVERSATION:
                     ttft, new_task = await ttft_gateway(client, message, None)
                     log = (await client.get(f"/v1/tasks/{new_task}/events")).json()["events"]
-                    first_call = next(e["data"] for e in log if e["type"] == "model_call")
+                    # The first call that streamed (a staged step's choice is not streamed).
+                    first_call = next(e["data"] for e in log
+                                      if e["type"] == "model_call" and e["data"].get("first_token_ms") is not None)
                     gateway_ttft.append(ttft)
                     direct_ttft.append(first_call["first_token_ms"])
                     recall_ms.append(sum(e["data"].get("duration_ms", 0) for e in log if e["type"] == "memory_recalled"))
