@@ -122,7 +122,7 @@ async def bench(port: int, levels: Sequence[int], steps: int, spy_at: int | None
             options = [("grpc.max_concurrent_streams", 1000)]
             async with grpc.aio.insecure_channel(stack.address("runtime"), options=options) as channel:
                 stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
-                await run_round(stub, 10, 3)  # warm up: imports, caches, the model connection pool
+                await run_round(stub, 100, 2)  # warm up: imports, caches, the connection pools, gRPC streams
                 rounds = []
                 for tasks in levels:
                     # At least 40 steps per round, so a percentile at 1 task means something.
@@ -146,7 +146,7 @@ async def bench(port: int, levels: Sequence[int], steps: int, spy_at: int | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="1,10,100,500", help="concurrency levels, comma-separated")
-    parser.add_argument("--steps", type=int, default=4, help="messages (model steps) per task")
+    parser.add_argument("--steps", type=int, default=6, help="messages (model steps) per task")
     parser.add_argument("--py-spy", type=int, metavar="TASKS", help="profile the runtime at this concurrency")
     parser.add_argument("--py-spy-out", type=Path, help="keep py-spy's raw (collapsed) samples here")
     args = parser.parse_args()

@@ -34,8 +34,9 @@ __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
 
 T = TypeVar("T")
 
-# How many task logs, and task rows, stay in memory.
-CACHED_LOGS = 256
+# How many task logs, and task rows, stay in memory: more logs than tasks run at once, or each
+# step of a task whose log was dropped reads it all again.
+CACHED_LOGS = 2048
 CACHED_TASKS = 4096
 
 SCHEMA = """
