@@ -61,7 +61,8 @@ def machine() -> str:
 def record(path: Path, failed: list[str]) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = [f"# Benchmark figures ({now})", "", f"Measured by `make bench` on: {machine()}.", "",
-            "Each figure as its benchmark printed it, next to its target (`NOT REACHED` where it is missed).", ""]
+            ("Each figure as its benchmark printed it, next to its target (`NOT REACHED` where it is missed). "
+             "Timings move with whatever else the machine runs: compare figures measured on one machine."), ""]
     if failed:
         text += [f"These benchmarks failed to run: {', '.join(failed)}.", ""]
     text += ["| benchmark | figure and target |", "|---|---|"]
