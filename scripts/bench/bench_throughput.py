@@ -69,8 +69,15 @@ async def one_task(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, steps: int) -
 
 
 async def model_latencies(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_id: str) -> list[float]:
-    events = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id, page_size=1000))
-    return [e.data.fields["latency_ms"].number_value for e in events.events if e.type == common_pb2.EVENT_TYPE_MODEL_CALL]
+    latencies, token = [], ""
+    while True:
+        page = await stub.ListTaskEvents(runtime_pb2.ListTaskEventsRequest(task_id=task_id, page_size=1000, page_token=token))
+        # One step's call per message; a long task's compaction calls are not steps.
+        latencies += [e.data.fields["latency_ms"].number_value for e in page.events
+                      if e.type == common_pb2.EVENT_TYPE_MODEL_CALL and "purpose" not in e.data.fields]
+        token = page.next_page_token
+        if not token:
+            return latencies
 
 
 async def run_round(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, tasks: int, steps: int) -> Round:
