@@ -17,8 +17,8 @@ test: lint install browser node  ## lint, then the whole test suite (real llama-
 eval: install  ## score the whole agent on everyday requests with the real model (scripts/eval/); MODEL=file.gguf or http://host/v1
 	$(PY) scripts/eval/run_eval.py $(if $(MODEL),--model $(MODEL)) $(EVAL_ARGS)
 
-bench: install  ## print the benchmark figures (scripts/bench/)
-	$(PY) scripts/bench/run_all.py
+bench: install  ## print the benchmark figures, each next to its target (scripts/bench/); BENCH_ARGS="--record docs/bench.md"
+	$(PY) scripts/bench/run_all.py $(BENCH_ARGS)
 
 verify: deps  ## `ducklm doctor`: check the models, the services and this machine (scripts/verify/)
 	@status=0; for check in config models services machine; do $(PY) scripts/verify/check_$$check.py || status=1; done; exit $$status

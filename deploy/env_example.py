@@ -36,6 +36,7 @@ PROCESS_VARIABLES: list[tuple[str, str, str]] = [
     ("DUCKLM_GRPC_TLS_CERT", "", "PEM certificate chain the gRPC services serve TLS with (with DUCKLM_GRPC_TLS_KEY)."),
     ("DUCKLM_GRPC_TLS_KEY", "", "PEM private key for DUCKLM_GRPC_TLS_CERT."),
     ("DUCKLM_GRPC_TLS_CA", "", "PEM CA certificate(s) clients trust; when set, every channel uses TLS."),
+    ("DUCKLM_OTEL_ENDPOINT", "", "OTLP/gRPC collector (e.g. http://127.0.0.1:4317) every process sends its traces to; empty: no tracing."),
     *[
         (f"DUCKLM_{service}_METRICS_ADDRESS", "", f"host:port where {service.lower()} serves Prometheus /metrics; empty: off.")
         for service in ("RUNTIME", "TOOLS", "SKILLS", "MEMORY")

@@ -23,11 +23,14 @@ import grpc
 from ducklm.approvals.v1 import approvals_pb2, approvals_pb2_grpc
 from ducklm.tools.v1 import tools_pb2, tools_pb2_grpc
 
+from services.common.auth import approver_metadata
 from services.common.protos import to_struct
 from services.tools.config import Settings
 from services.tools.server import create_server
 
 TARGET_MS = 10.0
+# The approver credential of the bench's own tools services (Approve needs one).
+APPROVER_TOKEN = "sandbox-bench-approver-0123456789"
 
 
 async def _call(stub: tools_pb2_grpc.ToolsServiceAsyncStub, argv: list[str], approval_id: str = "") -> float:
@@ -53,7 +56,8 @@ async def _task_grant(channel: grpc.aio.Channel, argv: list[str]) -> str:
     await approvals.Approve(
         approvals_pb2.ApproveRequest(
             approval_id=approval.id, scope=approvals_pb2.APPROVAL_SCOPE_TASK, decided_by="bench"
-        )
+        ),
+        metadata=approver_metadata(APPROVER_TOKEN, "bench"),
     )
     return str(approval.id)
 
@@ -100,6 +104,7 @@ async def main(calls: int) -> int:
                     workspace_dir=workspace,
                     database_path=data / name / "tools.db",
                     sandbox=sandbox,
+                    approver_token=APPROVER_TOKEN,
                 )
             )
         channels = {name: grpc.aio.insecure_channel(server.address) for name, server in servers.items()}

@@ -2,7 +2,8 @@
 UNAVAILABLE and only for idempotent methods, through the channel's service config.
 
 `DUCKLM_GRPC_TOKEN` and `DUCKLM_GRPC_TLS_CA` make every channel send the token and use TLS
-(services/common/auth.py)."""
+(services/common/auth.py); with tracing on (services/common/tracing.py) every call carries the
+caller's trace context."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 import grpc
 
 from services.common.auth import GrpcSecurity
+from services.common.trace_interceptors import client_trace_interceptors
+from services.common.tracing import tracing_on
 
 __all__ = ["open_channel"]
 
@@ -62,7 +65,8 @@ def open_channel(address: str, *, idempotent_services: Sequence[str] = ()) -> gr
         ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
     ]
-    interceptors = security.client_interceptors()
+    # With tracing on, each call carries the caller's trace context (trace_interceptors.py).
+    interceptors = [*security.client_interceptors(), *(client_trace_interceptors() if tracing_on() else [])]
     credentials = security.channel_credentials()
     if credentials is not None:
         return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)

@@ -22,6 +22,8 @@ from services.common.auth import GrpcSecurity
 from services.common.config import ConfigError
 from services.common.metrics import GrpcMetricsInterceptor, serve_metrics
 from services.common.reflection import add_reflection
+from services.common.trace_interceptors import TracingServerInterceptor
+from services.common.tracing import configure_tracing, tracing_on
 
 __all__ = ["GrpcServer", "ServiceBinding", "build_server", "serve"]
 
@@ -81,11 +83,13 @@ async def build_server(
     reflection. Health reports SERVING for every service once started.
 
     `DUCKLM_GRPC_TOKEN` and `DUCKLM_GRPC_TLS_CERT`/`_KEY` turn on the token check and TLS
-    (services/common/auth.py)."""
+    (services/common/auth.py); with tracing on, each call continues its caller's trace."""
     security = GrpcSecurity.from_env()
     # Metrics first: calls the token check refuses are counted too.
+    # Tracing (services/common/tracing.py) only while it is on: otherwise no interceptor at all.
+    tracing = [TracingServerInterceptor()] if tracing_on() else []
     server = grpc.aio.server(
-        interceptors=[GrpcMetricsInterceptor(), *security.server_interceptors(), *interceptors]
+        interceptors=[GrpcMetricsInterceptor(), *security.server_interceptors(), *tracing, *interceptors]
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -117,12 +121,15 @@ async def serve(
 
     A bad setting or config file ends the process with its message (which names the variable or
     the file and line) and exit code 2, not a traceback."""
+    stop_tracing = configure_tracing(name)  # OTLP export when DUCKLM_OTEL_ENDPOINT is set
     try:
         running = await start()
     except ConfigError as exc:
         print(f"{name}: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     running.add_cleanup(await serve_metrics(name))  # /metrics on DUCKLM_<NAME>_METRICS_ADDRESS, if set
+    if stop_tracing is not None:
+        running.add_cleanup(stop_tracing)
     log.info("%s serving gRPC on port %d", name, running.port)
     print(f"{name} listening on port {running.port}", flush=True)
     stop_requested = asyncio.Event()

@@ -6,12 +6,15 @@ import uvicorn
 
 from services.common.config import ConfigError, load_settings
 from services.common.logs import configure_logging
+from services.common.tracing import configure_tracing
 from services.gateway.app import create_app
 from services.gateway.config import Settings
 
 
 def main() -> int:
     configure_logging("gateway")
+    # OTLP export when DUCKLM_OTEL_ENDPOINT is set; the batch exporter flushes at exit.
+    configure_tracing("gateway")
     try:
         settings = load_settings(Settings, "gateway")
         app = create_app(settings)

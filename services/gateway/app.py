@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from services.common.metrics import HttpMetricsMiddleware
+from services.common.tracing import tracing_on
 from services.gateway import auth
 from services.gateway.access_log import AccessLogMiddleware
 from services.gateway.backends import Backends
@@ -25,6 +26,7 @@ from services.gateway.routes import pages
 from services.gateway.routes.table import ROUTES
 from services.gateway.sites import SiteGuardMiddleware
 from services.gateway.sse import StreamGate
+from services.gateway.tracing import TracingMiddleware
 
 __all__ = ["create_app"]
 
@@ -43,6 +45,8 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
     app = Starlette(
         routes=ROUTES,
         middleware=[
+            # First, so the request's span covers everything else the gateway does for it.
+            *([Middleware(TracingMiddleware)] if tracing_on() else []),
             Middleware(AccessLogMiddleware),
             Middleware(HttpMetricsMiddleware),
             Middleware(pages.SecurityHeadersMiddleware),

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     max_reply_chars: int | None = Field(default=None, gt=0)
     # Memories recalled into the context at the start of each turn (0 turns it off).
     recall_top_k: int = Field(default=3, ge=0, le=20)
+    # How long the turn's first model call waits for that recall, which runs while the context is
+    # built; a recall not ready by then is used from the next step (services/runtime/early_recall.py).
+    recall_wait_ms: float = Field(default=20.0, ge=0)
     # Store each final answer (`finish`) as a memory.
     remember_answers: bool = False
     # Compact older steps once the prompt is estimated past this share of the context window.

@@ -17,6 +17,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from services.common.json_schemas import validator_for
 from services.common.vocabulary import TURN_ENDING_ACTIONS
 from services.runtime.model_text import ModelJSONError, load_model_json
 
@@ -117,7 +118,7 @@ class DirectiveSchema:
             value = load_model_json(text)
         except ModelJSONError as exc:
             raise DirectiveError(str(exc)) from None
-        errors = sorted(Draft202012Validator(step_schema).iter_errors(value), key=lambda e: e.path)
+        errors = sorted(validator_for(step_schema).iter_errors(value), key=lambda e: e.path)
         if errors:
             raise DirectiveError(f"output does not match the directive schema: {_describe(errors[0], value)}")
         assert isinstance(value, dict)

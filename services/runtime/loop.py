@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
+from services.common.tracing import model_call_span, span
 from services.common.vocabulary import TURN_ENDING_ACTIONS, ApprovalState
 from services.runtime import events as ev
 from services.runtime.client_functions import client_tools, merge_tools
 from services.runtime.compaction import summarise
-from services.runtime.completion_client import CompletionModel, NativeApiMissing
+from services.runtime.completion_client import NativeApiMissing
 from services.runtime.config import Settings
 from services.runtime.context import (
     INVALID_DIRECTIVE,
@@ -32,37 +33,22 @@ from services.runtime.directives import Directive, DirectiveError, DirectiveSche
 from services.runtime.memory_steps import MemorySteps
 from services.runtime.metrics import observe_tool_call
 from services.runtime.model_client import ChatModel, ModelCall
-from services.runtime.models_config import ModelsConfig, RoleConfig
+from services.runtime.models_config import RoleConfig
 from services.runtime.peers import Peers, SkillSummary, ToolSpec
 from services.runtime.reply_stream import ReplyExtractor
 from services.runtime.skill_catalogue import OfferedSkills, SkillCatalogue
 from services.runtime.skill_use import read_file_event, skill_event
 from services.runtime.staged import Stage, StagedDecider
-from services.runtime.staged_step import decide_staged
+from services.runtime.staged_step import decide_staged, reply_cap
 from services.runtime.step_options import step_options
 from services.runtime.storage import TaskStorage
 from services.runtime.turn import TurnState
 
-__all__ = ["RuntimeLoop", "make_decider"]
+__all__ = ["RuntimeLoop"]
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["continue", "rest"]
-
-
-def make_decider(settings: Settings, model: CompletionModel, *, calibrate: bool = True) -> StagedDecider | None:
-    """The staged decider the settings ask for (None: one JSON directive per step)."""
-    if settings.decision != "staged":
-        return None
-    return StagedDecider(model=model, system_prompt=settings.system_prompt,
-                         max_text_chars=reply_cap(settings, model.config), calibrate=calibrate)
-
-
-def reply_cap(settings: Settings, config: ModelsConfig) -> int:
-    """The longest reply: the setting if given, else the chat model's own (models.yaml)."""
-    role = config.role("chat")
-    assert role is not None, "load_models_config refuses a models file without a chat role"
-    return settings.max_reply_chars or role.reply_chars()
 
 
 class RuntimeLoop:
@@ -111,13 +97,15 @@ class RuntimeLoop:
             return
         if turn.is_new:
             if self._memory is not None:
-                await self._memory.recall_for_turn(turn)
+                self._memory.recall_for_turn(turn)
             requested = turn.message.skill if turn.message is not None else None
             if requested:
                 await self._use_skill(task_id, requested)
         offered = await self._offer_skills(skills, turn)  # hook: skill_catalogue.py
         repairs = 0
         while True:
+            if self._memory is not None:
+                await self._memory.record_ready(turn)
             steps = turn.steps
             if steps >= self._settings.max_steps:
                 await self._fail(task_id, "step_limit", f"no answer within {self._settings.max_steps} steps")
@@ -212,6 +200,10 @@ class RuntimeLoop:
         return call
 
     async def _record_call(self, task_id: str, call: ModelCall, purpose: str = "", stage: str = "") -> None:
+        model_call_span("text_completion" if stage else "chat", model=call.model, role=call.role, latency_ms=call.latency_ms,
+                        input_tokens=call.prompt_tokens, output_tokens=call.completion_tokens,
+                        cached_input_tokens=call.cached_prompt_tokens, finish_reason=call.finish_reason,
+                        conversation_id=task_id, purpose=purpose or stage)
         data = {**call.as_event_data(), **({"purpose": purpose} if purpose else {}), **({"stage": stage} if stage else {})}
         event = await self._store.record_model_call(
             task_id,
@@ -245,6 +237,8 @@ class RuntimeLoop:
 
     async def _act(self, turn: TurnState, directive: Directive, tools: list[ToolSpec], *, reason: str = "") -> Outcome:
         task_id = turn.task_id
+        if self._memory is not None:
+            await self._memory.record_ready(turn, settle=True)  # in the log before any action
         action = directive.action
         if action in TURN_ENDING_ACTIONS:
             if action == "finish" and self._settings.remember_answers and self._memory is not None:
@@ -296,7 +290,9 @@ class RuntimeLoop:
     async def _execute(self, task_id: str, call_id: str, tool: str, arguments: dict[str, Any], approval_id: str = "") -> Outcome:
         assert self._peers is not None
         started = time.perf_counter()
-        outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
+        with span(f"execute_tool {tool}", {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                                           "gen_ai.tool.call.id": call_id, "gen_ai.conversation.id": task_id}):
+            outcome = await self._peers.execute_tool(task_id, tool, arguments, approval_id)
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         approval = outcome.approval_required
         if approval is not None:
@@ -396,4 +392,6 @@ class RuntimeLoop:
 
     async def _fail(self, task_id: str, code: str, message: str) -> None:
         log.warning("task failed: %s", message, extra={"task_id": task_id})
+        if self._memory is not None:
+            self._memory.drop(task_id)
         await self._store.fail_task(task_id, code, message)

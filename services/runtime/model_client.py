@@ -22,6 +22,7 @@ from services.runtime.model_stream import (
     TokenCallback,
     stream_call,
 )
+from services.runtime.model_transport import model_transport
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
 __all__ = ["ChatModel", "ModelCall", "ModelClient", "TokenCallback"]
@@ -53,12 +54,12 @@ class ModelClient:
     ) -> None:
         self._config = config
         # One client, so one pool of connections: each model server's connection is kept alive
-        # across calls (every response is read to its end or closed, so it goes back to the pool).
-        # llama-server closes a connection idle for 5 s; one reused as it closes fails its
-        # request, so ours are let go a little sooner.
-        self._http = httpx.AsyncClient(
-            transport=transport, timeout=None, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
-        )
+        # across calls (every response is read to its end or closed, so it goes back to the pool),
+        # with the calls in flight bounded per server (model_transport.py). llama-server closes a
+        # connection idle for 5 s; one reused as it closes fails its request, so ours are let go a
+        # little sooner.
+        self._http = httpx.AsyncClient(transport=transport or model_transport(keepalive_seconds=KEEPALIVE_SECONDS),
+                                       timeout=None)
         self._pool = pool or EndpointPool(config)
 
     @property

@@ -13,8 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
+from services.common.json_schemas import validator_for
 from services.runtime import events as ev
 from services.runtime.model_client import ChatModel
 from services.runtime.peers import Peers
@@ -138,7 +137,7 @@ async def reflect(models: ChatModel, peers: Peers, store: TaskStorage, experienc
     ids = [str(e["id"]) for e in experiences]
     try:
         answer = json.loads(call.text)
-        errors = list(Draft202012Validator(REFLECTION_SCHEMA).iter_errors(answer))
+        errors = list(validator_for(REFLECTION_SCHEMA).iter_errors(answer))
     except json.JSONDecodeError as exc:
         errors, answer = [exc], None
     if errors or not isinstance(answer, dict):

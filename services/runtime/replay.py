@@ -19,7 +19,7 @@ from services.runtime.completion_client import StepScores
 from services.runtime.config import Settings
 from services.runtime.context import INVALID_DIRECTIVE
 from services.runtime.directives import DirectiveSchema
-from services.runtime.loop import RuntimeLoop, reply_cap
+from services.runtime.loop import RuntimeLoop
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.models_config import ModelsConfig
 from services.runtime.peers import (
@@ -33,6 +33,7 @@ from services.runtime.peers import (
 )
 from services.runtime.records import ExperienceRecord
 from services.runtime.staged import StagedDecider
+from services.runtime.staged_step import reply_cap
 from services.runtime.states import FINAL_STATES, TaskStatus
 from services.runtime.store import EventRecord, TaskStore
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from services.common.errors import Aborted, DuckLMError, FailedPrecondition, NotFound, Unavailable
 from services.common.postgres import DATABASE_UNAVAILABLE
+from services.common.tracing import traced
 from services.runtime.experience import experience_from_turn
 from services.runtime.metrics import observe_task_outcome
 from services.runtime.peers import ApprovalInfo, PeerError, Peers
@@ -94,7 +95,10 @@ class TaskRunner:
         return task, user_event.seq
 
     def start(self, task_id: str) -> asyncio.Task[None]:
-        job = asyncio.create_task(self._run(task_id), name=f"task-{task_id}")
+        # The turn's span (GenAI conventions), a child of the call that started it.
+        turn = traced("invoke_agent DuckLM", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "DuckLM",
+                                              "gen_ai.conversation.id": task_id}, self._run(task_id))
+        job = asyncio.create_task(turn, name=f"task-{task_id}")
         self._running[task_id] = job
         return job
 

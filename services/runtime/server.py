@@ -23,7 +23,7 @@ from services.runtime.config import Settings
 from services.runtime.directives import DirectiveSchema
 from services.runtime.event_protos import PayloadMismatch, fill_payload
 from services.runtime.leases import LeaseKeeper
-from services.runtime.loop import RuntimeLoop, make_decider
+from services.runtime.loop import RuntimeLoop
 from services.runtime.model_client import ModelClient
 from services.runtime.model_health import ModelHealth
 from services.runtime.models_config import load_models_config
@@ -33,6 +33,7 @@ from services.runtime.reflection import reflect
 from services.runtime.replay import replay_events
 from services.runtime.runner import TaskRunner
 from services.runtime.skill_catalogue import SkillCatalogue
+from services.runtime.staged_step import make_decider
 from services.runtime.states import REST_STATES, TaskStatus
 from services.runtime.storage import TaskStorage, open_task_store
 from services.runtime.store import EventRecord, TaskRecord

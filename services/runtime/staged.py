@@ -22,8 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-
+from services.common.json_schemas import validator_for
 from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
 from services.runtime.directives import Directive, DirectiveError
 from services.runtime.fill_schema import PATH_KIND_KEY, file_named_in, fill_schema, required_path_kind
@@ -200,7 +199,7 @@ class StagedDecider:
         except json.JSONDecodeError as exc:
             cut = " (the output was cut off)" if call.finish_reason == "length" else ""
             raise DirectiveError(f"the arguments are not JSON ({exc.msg}){cut}") from None
-        error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+        error = next(iter(validator_for(schema).iter_errors(value)), None)
         if error is not None:
             raise DirectiveError(f"the arguments do not fit the step's schema: {error.message[:200]}")
         return value

@@ -9,17 +9,20 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from services.runtime import events as ev
+from services.runtime.completion_client import CompletionModel
+from services.runtime.config import Settings
 from services.runtime.directives import Directive, DirectiveError
 from services.runtime.grounding import exact_answer
 from services.runtime.intents import asks_for_change, file_names_in, stated_commands
 from services.runtime.model_client import ModelCall
+from services.runtime.models_config import ModelsConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
 from services.runtime.staged import PATH_KIND_KEY, Stage, StagedDecider, StepMenu
 from services.runtime.transcript import render_events
 from services.runtime.turn import TurnState
 from services.runtime.write_content import write_choices
 
-__all__ = ["decide_staged"]
+__all__ = ["decide_staged", "make_decider", "reply_cap"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +109,18 @@ def _file_to_extend(last: ev.ToolResult | None, request: str) -> str | None:
 def _reads_paths(tool: ToolSpec) -> bool:
     properties = tool.arguments_schema.get("properties") or {}
     return any(isinstance(spec, dict) and spec.get(PATH_KIND_KEY) for spec in properties.values())
+
+
+def make_decider(settings: Settings, model: CompletionModel, *, calibrate: bool = True) -> StagedDecider | None:
+    """The staged decider the settings ask for (None: one JSON directive per step)."""
+    if settings.decision != "staged":
+        return None
+    return StagedDecider(model=model, system_prompt=settings.system_prompt,
+                         max_text_chars=reply_cap(settings, model.config), calibrate=calibrate)
+
+
+def reply_cap(settings: Settings, config: ModelsConfig) -> int:
+    """The longest reply: the setting if given, else the chat model's own (models.yaml)."""
+    role = config.role("chat")
+    assert role is not None, "load_models_config refuses a models file without a chat role"
+    return settings.max_reply_chars or role.reply_chars()

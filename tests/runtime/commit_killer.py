@@ -1,6 +1,6 @@
 """`python -m tests.runtime.commit_killer N COUNT_FILE`: the runtime exactly as
 `python -m services.runtime` runs it, except that it SIGKILLs itself just before its Nth SQLite
-commit (N = 0: never), so a test can crash it at every commit point of a turn. Each commit's
+commit (a group commit of the store counts once) (N = 0: never), so a test can crash it at every commit point of a turn. Each commit's
 number is written to COUNT_FILE first, so a run with N = 0 tells how many commit points there are.
 """
 
@@ -8,29 +8,28 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import sys
-from typing import Any
-
-import aiosqlite
 
 from services.runtime.__main__ import main
+from services.runtime.sqlite_batches import SqliteBatches
 
 
 def install(kill_at: int, count_file: str) -> None:
-    original = aiosqlite.Connection.commit
+    original = SqliteBatches._commit
     count = 0
 
-    async def commit(self: aiosqlite.Connection) -> Any:
+    def commit(connection: sqlite3.Connection) -> None:
         nonlocal count
         count += 1
-        # Blocking on purpose: the count must be on disk before a kill can land.
-        with open(count_file, "w") as out:  # noqa: ASYNC230
+        # On the database thread, before the commit: the count is on disk before a kill can land.
+        with open(count_file, "w") as out:
             out.write(str(count))
         if count == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        return await original(self)
+        original(connection)
 
-    aiosqlite.Connection.commit = commit  # type: ignore[method-assign]
+    SqliteBatches._commit = staticmethod(commit)  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

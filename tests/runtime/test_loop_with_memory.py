@@ -35,6 +35,9 @@ async def servers(
         models_file=write_models_file(tmp_path / "models.yaml", scripted_model.endpoint),
         tools_address=peers.tools.address, skills_address=peers.skills.address, memory_address=memory_address,
         remember_answers=True,
+        # The first step waits for the turn's recall, however slow the machine: these tests read
+        # the recalled memories in the first prompt (test_early_recall.py covers a late recall).
+        recall_wait_ms=60_000,
     ))
     memory = await create_memory(MemorySettings(
         address=memory_address, edge_path=tmp_path / "memory", runtime_address=runtime_address,

@@ -10,8 +10,8 @@ import pytest
 from services.common.config import ConfigError, repo_root
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.config import Settings
-from services.runtime.loop import make_decider
 from services.runtime.models_config import expand_env, load_models_config
+from services.runtime.staged_step import make_decider
 
 
 def test_the_shipped_file_maps_chat_and_embedding_to_local_servers() -> None:

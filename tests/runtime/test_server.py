@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aiosqlite
 import grpc
 import pytest
 from ducklm.common.v1 import common_pb2
@@ -228,14 +229,13 @@ async def test_replay_reproduces_the_actions_without_a_model_server(
             assert [json.loads(d).get("action", "invalid") for d in replay.directives] == ["invalid", "respond", "finish"]
 
             # A log whose recorded action differs from what its model output produces is caught.
-            store = await TaskStore.open(runtime_settings.database)
-            await store._db.execute(
-                "UPDATE events SET data = json_set(data, '$.message', 'tampered') WHERE task_id = ? AND type = 'directive'"
-                " AND json_extract(data, '$.action') = 'finish'",
-                (task.id,),
-            )
-            await store._db.commit()
-            await store.close()
+            async with aiosqlite.connect(runtime_settings.database) as db:
+                await db.execute(
+                    "UPDATE events SET data = json_set(data, '$.message', 'tampered') WHERE task_id = ? AND type = 'directive'"
+                    " AND json_extract(data, '$.action') = 'finish'",
+                    (task.id,),
+                )
+                await db.commit()
     finally:
         await server.stop(grace=1.0)
     server = await create_server(runtime_settings)  # a fresh runtime reads the altered log
