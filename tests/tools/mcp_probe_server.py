@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.utilities.types import Image
-from mcp.types import ToolAnnotations
+from mcp.types import ImageContent, TextContent, ToolAnnotations
 
 STATE = Path(sys.argv[1])
 VARIANT = (STATE / "variant").read_text().strip() if (STATE / "variant").exists() else "a"
@@ -66,14 +66,14 @@ def big(chars: int) -> str:
     return "x" * chars
 
 
-@server.tool()
-def picture() -> list[object]:
+@server.tool(structured_output=False)
+def picture() -> list[TextContent | ImageContent]:
     """Returns a caption and a tiny image."""
     _log("picture")
     png = base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
     )
-    return ["a red dot", Image(data=png, format="png")]
+    return [TextContent(type="text", text="a red dot"), Image(data=png, format="png").to_image_content()]
 
 
 @server.tool()
