@@ -44,6 +44,7 @@ def main() -> int:
     results["sandbox_bench.py"] = run("sandbox_bench.py")
     results["skills_bench.py"] = run("skills_bench.py")
     results["webchat_bench.py"] = run("webchat_bench.py")
+    results["bench_mcp.py"] = run("bench_mcp.py")
     failed = [name for name, ok in results.items() if not ok]
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
