@@ -21,6 +21,7 @@ from services.gateway.access_log import AccessLogMiddleware
 from services.gateway.backends import Backends
 from services.gateway.config import Settings
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.mcp_server import McpEndpoint
 from services.gateway.routes import approvals, completions, memory, pages, skills, tasks
 from services.gateway.sites import SiteGuardMiddleware
 from services.gateway.sse import StreamGate
@@ -30,12 +31,15 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings, backends: Backends | None = None) -> Starlette:
     auth.check_exposure(settings)
+    # DuckLM's own MCP server at /mcp (behind the same token); its sessions live with the app.
+    mcp = McpEndpoint(settings, lambda: app.state.backends)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.backends = backends or Backends.connect(settings)
         try:
-            yield
+            async with mcp.sessions.run():
+                yield
         finally:
             await app.state.backends.close()
 
@@ -48,6 +52,7 @@ def create_app(settings: Settings, backends: Backends | None = None) -> Starlett
             *approvals.routes,
             *skills.routes,
             *memory.routes,
+            mcp.route,
         ],
         middleware=[
             Middleware(AccessLogMiddleware),
