@@ -52,7 +52,7 @@ class Settings(BaseModel):
     mcp_config_file: Path = Field(default_factory=lambda: repo_root() / "config" / "mcp.yaml")
     # Most characters of text one MCP tool result keeps; the rest is clipped, with a note.
     mcp_max_result_chars: int = Field(default=64 * 1024, gt=0)
-    # How long start-up waits for each MCP server's first tool listing (it keeps trying after).
+    # Longest wait at start-up for the MCP servers' first starts (a failed one keeps retrying).
     mcp_start_wait_seconds: float = Field(default=15.0, ge=0)
     # First wait before an MCP server that stopped is started again (doubling, at most 30 s).
     mcp_restart_backoff_seconds: float = Field(default=0.5, ge=0)

@@ -129,6 +129,8 @@ class McpConnection:
         self._wake = asyncio.Event()
         self._wake_reason = ""
         self._ready = asyncio.Event()
+        # Set once the first start ended either way (ready, or failed and waiting to retry).
+        self._settled = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -144,13 +146,14 @@ class McpConnection:
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"mcp server {self.name}")
 
-    async def wait_ready(self, timeout: float) -> bool:
-        """Whether the server is (or becomes, within `timeout` seconds) ready for calls."""
+    async def wait_settled(self, timeout: float) -> bool:
+        """Waits (at most `timeout` seconds) until the first start succeeded or failed; returns
+        whether the server is ready for calls."""
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            await asyncio.wait_for(self._settled.wait(), timeout)
         except TimeoutError:
-            return False
-        return True
+            pass
+        return self._ready.is_set()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -173,6 +176,8 @@ class McpConnection:
         status = self._status
         restarts = status.restarts + (1 if state == "restarting" else 0)
         self._status = ServerStatus(self.name, state, restarts, status.last_error if error is None else error)
+        if state in ("ready", "restarting"):
+            self._settled.set()
         try:
             await self._on_change(self._status)
         except Exception:  # a report that failed must not stop the supervision
@@ -220,7 +225,7 @@ class McpConnection:
                 return f"it did not start and list its tools within {self._start_timeout:g} s"
             return self._wake_reason or "the connection ended"
         except Exception as exc:  # noqa: BLE001 - any start-up failure is reported and retried, never raised
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return _describe(exc)
         finally:
             timer.cancel()
 
@@ -265,6 +270,13 @@ class McpConnection:
                 f"MCP server '{self.name}' answered '{tool}' with something DuckLM cannot use: {exc}",
                 reason="MCP_CALL_FAILED",
             ) from None
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, read through the task groups' exception groups to the first cause."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def _list_tools(client: Client) -> tuple[ListedTool, ...]:

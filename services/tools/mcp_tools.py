@@ -109,9 +109,9 @@ class McpTools:
         for connection in self.connections.values():
             connection.start()
 
-    async def wait_ready(self, timeout: float) -> None:
-        """Waits (at most `timeout` seconds each) for the servers' first listings."""
-        await asyncio.gather(*(connection.wait_ready(timeout) for connection in self.connections.values()))
+    async def wait_settled(self, timeout: float) -> None:
+        """Waits (at most `timeout` seconds) until every server's first start succeeded or failed."""
+        await asyncio.gather(*(connection.wait_settled(timeout) for connection in self.connections.values()))
 
     async def stop(self) -> None:
         for connection in self.connections.values():

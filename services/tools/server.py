@@ -328,7 +328,7 @@ async def create_server(settings: Settings) -> GrpcServer:
     for connection in mcp.connections.values():
         await report(connection.status)
     mcp.start()
-    await mcp.wait_ready(settings.mcp_start_wait_seconds)
+    await mcp.wait_settled(settings.mcp_start_wait_seconds)
     # Health says whether commands are confined: SERVING with the sandbox, NOT_SERVING without
     # it (turned off, or it cannot be created).
     confined = sandbox is not None and sandbox.problem is None

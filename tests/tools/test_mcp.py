@@ -148,7 +148,7 @@ async def test_crashed_server_is_restarted_and_reported(start_tools: StartTools,
 
 async def test_server_that_cannot_start_is_reported_not_serving(start_tools: StartTools, tmp_path: Path) -> None:
     broken = {"command": "/bin/false", "start_timeout_seconds": 5}
-    client = await start_mcp(start_tools, tmp_path, {"broken": broken}, mcp_start_wait_seconds=0.5)
+    client = await start_mcp(start_tools, tmp_path, {"broken": broken})
     assert await health_of(client, "broken") == health_pb2.HealthCheckResponse.NOT_SERVING
     assert not [name for name in await listed(client) if name.startswith("broken.")]
 
