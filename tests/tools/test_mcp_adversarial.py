@@ -53,6 +53,7 @@ async def test_no_mcp_call_runs_without_its_exact_approval(start_tools: StartToo
         ("task grant, twin server", "twin.echo", {"text": "t"}, {}),
         ("task grant, other arguments", "probe.echo", {"text": "t2"}, {}),
         ("task grant, other task", "probe.echo", {"text": "t"}, {"task_id": "task-2"}),
+        ("task grant's id, other arguments", "probe.echo", {"text": "t2"}, {"approval_id": echo_task}),
         ("pattern grant, other tool", "probe.big", {"chars": 1}, {"task_id": "task-p", "approval_id": echo_pattern}),
         ("pattern grant, twin server", "twin.echo", {"text": "p"}, {"task_id": "task-p", "approval_id": echo_pattern}),
         ("pattern grant, twin server, no id", "twin.echo", {"text": "p"}, {"task_id": "task-p"}),
