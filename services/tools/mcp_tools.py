@@ -22,9 +22,11 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
+from grpc_health.v1 import health, health_pb2
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from mcp import StdioServerParameters, stdio_client
@@ -32,19 +34,22 @@ from mcp.client._transport import TransportStreams
 from mcp.client.streamable_http import streamable_http_client
 
 from services.common.errors import InvalidArgument, NotFound
+from services.common.server import GrpcServer
 from services.tools.canonical import Action, canonical_value
 from services.tools.catalogue import Risk, ToolSpec
 from services.tools.mcp_actions import McpToolIdentity, mcp_action, mcp_pattern, schema_hash
-from services.tools.mcp_config import McpConfig, McpServerConfig, expand
+from services.tools.mcp_config import McpConfig, McpServerConfig, expand, load_mcp_config
 from services.tools.mcp_connection import Backoff, ListedTool, McpConnection, ServerStatus, TransportFactory
 from services.tools.mcp_results import tool_result
 from services.tools.patterns import Pattern
 from services.tools.sandbox import Sandbox, ServerConfinement, sandbox_failure
 
-__all__ = ["McpCall", "McpLimits", "McpTool", "McpTools"]
+__all__ = ["MCP_HEALTH_PREFIX", "McpCall", "McpLimits", "McpTool", "McpTools", "open_mcp_tools"]
 
 log = logging.getLogger(__name__)
 
+# Each configured server's gRPC health name is this prefix and its name: SERVING while connected.
+MCP_HEALTH_PREFIX = "ducklm.tools.v1.McpServer/"
 # Tool names MCP allows; anything else is left out of the catalogue (and logged).
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_./-]{1,128}$")
 
@@ -85,9 +90,9 @@ class McpTools:
         sandbox: Sandbox | None,
         limits: McpLimits,
         policy_version: str,
-        on_status: Callable[[ServerStatus], Awaitable[None]],
     ) -> None:
         self.config = config
+        self._health: health.aio.HealthServicer | None = None
         self._sandbox = sandbox
         self._limits = limits
         self._policy_version = policy_version
@@ -101,17 +106,28 @@ class McpTools:
                 self._transport(server),
                 start_timeout=server.start_timeout_seconds,
                 call_timeout=server.call_timeout_seconds,
-                on_change=on_status,
+                on_change=self._report,
                 backoff=limits.backoff,
             )
 
-    def start(self) -> None:
+    async def serve(self, server: GrpcServer, wait_seconds: float) -> None:
+        """Starts every server, reporting each one's state as the health of `server` and stopping
+        them with it; waits (at most `wait_seconds`) until each first start succeeded or failed."""
+        self._health = server.health
+        for connection in self.connections.values():
+            await self._report(connection.status)
+        server.add_cleanup(self.stop)
         for connection in self.connections.values():
             connection.start()
+        await asyncio.gather(*(connection.wait_settled(wait_seconds) for connection in self.connections.values()))
 
-    async def wait_settled(self, timeout: float) -> None:
-        """Waits (at most `timeout` seconds) until every server's first start succeeded or failed."""
-        await asyncio.gather(*(connection.wait_settled(timeout) for connection in self.connections.values()))
+    async def _report(self, status: ServerStatus) -> None:
+        if self._health is not None:
+            serving = status.state == "ready"
+            await self._health.set(
+                MCP_HEALTH_PREFIX + status.name,
+                health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
 
     async def stop(self) -> None:
         for connection in self.connections.values():
@@ -217,6 +233,15 @@ class McpTools:
             return stdio_client(params)
 
         return connect
+
+
+async def open_mcp_tools(
+    config_file: Path, sandbox: Sandbox | None, limits: McpLimits, policy_version: str
+) -> McpTools:
+    """The servers of `config_file` (none if it is absent or empty), not started yet."""
+    # Blocking: reads the file.
+    config = await asyncio.to_thread(load_mcp_config, config_file)
+    return McpTools(config, sandbox, limits, policy_version)
 
 
 def _http_transport(server: McpServerConfig) -> TransportFactory:

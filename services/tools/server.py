@@ -28,22 +28,19 @@ from services.tools.catalogue import Risk
 from services.tools.config import Settings
 from services.tools.executor import CommandLimits, ToolRunner
 from services.tools.files import FileLimits, FileTools
-from services.tools.mcp_config import load_mcp_config
-from services.tools.mcp_connection import Backoff, ServerStatus
-from services.tools.mcp_tools import McpLimits, McpTools
+from services.tools.mcp_connection import Backoff
+from services.tools.mcp_tools import McpLimits, open_mcp_tools
 from services.tools.policy import load_policy
 from services.tools.sandbox import Sandbox, SandboxLimits, describe
 from services.tools.store import ApprovalRecord, ApprovalStore
 from services.tools.workspace import Workspace
 
-__all__ = ["MCP_HEALTH_PREFIX", "SANDBOX_HEALTH_NAME", "ApprovalsServicer", "ToolsServicer", "create_server"]
+__all__ = ["SANDBOX_HEALTH_NAME", "ApprovalsServicer", "ToolsServicer", "create_server"]
 
 log = logging.getLogger(__name__)
 
 # The gRPC health name that reports whether commands run in the sandbox.
 SANDBOX_HEALTH_NAME = "ducklm.tools.v1.CommandSandbox"
-# Each configured MCP server's health name is this prefix and its name: SERVING while connected.
-MCP_HEALTH_PREFIX = "ducklm.tools.v1.McpServer/"
 
 _RISKS = {
     Risk.READ_ONLY: tools_pb2.RISK_LEVEL_READ_ONLY,
@@ -274,24 +271,11 @@ async def create_server(settings: Settings) -> GrpcServer:
             log.error("the command sandbox cannot be created (%s); run_command is refused", problem)
     else:
         log.warning(describe(False))
-    mcp_config = await asyncio.to_thread(load_mcp_config, settings.mcp_config_file)
-    health: list[GrpcServer] = []
-
-    async def report(status: ServerStatus) -> None:
-        serving = health_pb2.HealthCheckResponse.SERVING if status.state == "ready" else health_pb2.HealthCheckResponse.NOT_SERVING
-        if health:
-            await health[0].health.set(MCP_HEALTH_PREFIX + status.name, serving)
-
-    mcp = McpTools(
-        mcp_config,
+    mcp = await open_mcp_tools(
+        settings.mcp_config_file,
         sandbox,
-        McpLimits(
-            max_result_chars=settings.mcp_max_result_chars,
-            backoff=Backoff(first=settings.mcp_restart_backoff_seconds),
-            search_path=policy.search_path,
-        ),
+        McpLimits(settings.mcp_max_result_chars, Backoff(settings.mcp_restart_backoff_seconds), policy.search_path),
         policy.version,
-        report,
     )
     store = await ApprovalStore.open(settings.database_path)
     book = ApprovalBook(store, settings.approval_ttl_seconds)
@@ -323,12 +307,7 @@ async def create_server(settings: Settings) -> GrpcServer:
         await store.close()
         raise
     server.add_cleanup(store.close)
-    server.add_cleanup(mcp.stop)
-    health.append(server)
-    for connection in mcp.connections.values():
-        await report(connection.status)
-    mcp.start()
-    await mcp.wait_settled(settings.mcp_start_wait_seconds)
+    await mcp.serve(server, settings.mcp_start_wait_seconds)
     # Health says whether commands are confined: SERVING with the sandbox, NOT_SERVING without
     # it (turned off, or it cannot be created).
     confined = sandbox is not None and sandbox.problem is None

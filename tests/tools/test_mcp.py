@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.tools.server import MCP_HEALTH_PREFIX
+from services.tools.mcp_tools import MCP_HEALTH_PREFIX
 
 from .mcp_support import (
     calls,
