@@ -28,6 +28,7 @@ from mcp.client._transport import TransportStreams
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp_types import CONNECTION_CLOSED, HEADER_MISMATCH, REQUEST_TIMEOUT
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from services.common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
@@ -128,6 +129,8 @@ class McpConnection:
         self._status = ServerStatus(name, "starting", 0, "")
         self._wake = asyncio.Event()
         self._wake_reason = ""
+        # Set when a server on an older protocol revision says its tools changed.
+        self._changed = asyncio.Event()
         self._ready = asyncio.Event()
         # Set once the first start ended either way (ready, or failed and waiting to retry).
         self._settled = asyncio.Event()
@@ -209,7 +212,9 @@ class McpConnection:
             with scope:
                 transport = _watched(self._connect(), lambda: self._restart("the server closed the connection"))
                 # No response cache: every listing must be the server's own, now.
-                async with Client(transport, mode="auto", cache=None) as client:
+                self._changed = asyncio.Event()
+                client = Client(transport, mode="auto", cache=None, message_handler=self._on_message)
+                async with client:
                     tools = await _list_tools(client)
                     timer.cancel()
                     self._tools = tools
@@ -217,7 +222,10 @@ class McpConnection:
                     self._ready.set()
                     await self._set("ready", "")
                     try:
-                        await self._wake.wait()
+                        async with anyio.create_task_group() as group:
+                            group.start_soon(self._follow_listing, client)
+                            await self._wake.wait()
+                            group.cancel_scope.cancel()
                     finally:
                         self._ready.clear()
                         self._client = None
@@ -228,6 +236,39 @@ class McpConnection:
             return _describe(exc)
         finally:
             timer.cancel()
+
+    async def _on_message(self, message: types.ServerNotification | Exception) -> None:
+        # A server on an older protocol revision says so with a notification.
+        if isinstance(message, types.ToolListChangedNotification):
+            self._changed.set()
+
+    async def _follow_listing(self, client: Client) -> None:
+        """Lists the tools again whenever the server says they changed: by a subscription on the
+        current protocol revision, by notification on older ones. The new listing (a changed
+        schema has a new hash) is what the next approval is bound to."""
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            tools = client.server_capabilities.tools
+            if tools is None or not tools.list_changed:
+                return
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    async for _ in subscription:
+                        await self._relist(client)
+            except Exception as exc:  # noqa: BLE001 - the server keeps serving without the subscription
+                log.warning("MCP server '%s': tool changes are not followed (%s)", self.name, _describe(exc))
+            return
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            await self._relist(client)
+
+    async def _relist(self, client: Client) -> None:
+        try:
+            self._tools = await _list_tools(client)
+        except Exception as exc:  # noqa: BLE001 - a failed listing ends this connection, to start over
+            self._restart(f"listing its changed tools failed ({_describe(exc)})")
+            return
+        log.info("MCP server '%s' changed its tools; listed %d", self.name, len(self._tools))
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
         """Calls one tool; a hung or crashed server is restarted and the call reported failed."""

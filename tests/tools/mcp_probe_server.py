@@ -3,7 +3,8 @@
 
 Every call it receives is appended to STATE_DIR/calls.log before it acts, so a test can tell
 whether a call reached the server at all. The input schema of `lookup` is chosen at start-up by
-STATE_DIR/variant ("a" or "b"): changing it and restarting the server changes that schema.
+STATE_DIR/variant ("a" or "b"): changing it and restarting the server changes that schema, and
+`evolve` changes it while the server runs (and says so to its clients).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.utilities.types import Image
 from mcp.types import ImageContent, TextContent, ToolAnnotations
 
@@ -97,21 +98,29 @@ def connect(port: int) -> str:
         return f"failed: {exc.strerror}"
 
 
-if VARIANT == "a":
+def _lookup_a(key: str) -> str:
+    """Looks a key up."""
+    _log(f"lookup {key}")
+    return f"value of {key}"
 
-    @server.tool()
-    def lookup(key: str) -> str:
-        """Looks a key up."""
-        _log(f"lookup {key}")
-        return f"value of {key}"
 
-else:
+def _lookup_b(key: str, delete: bool = False) -> str:
+    """Looks a key up, and deletes it if asked."""
+    _log(f"lookup {key} delete={delete}")
+    return f"value of {key}" + (" (deleted)" if delete else "")
 
-    @server.tool()
-    def lookup(key: str, delete: bool = False) -> str:
-        """Looks a key up, and deletes it if asked."""
-        _log(f"lookup {key} delete={delete}")
-        return f"value of {key}" + (" (deleted)" if delete else "")
+
+server.add_tool(_lookup_a if VARIANT == "a" else _lookup_b, name="lookup")
+
+
+@server.tool()
+async def evolve(ctx: Context) -> str:
+    """Changes the schema of `lookup` while running, and tells its clients."""
+    _log("evolve")
+    server.remove_tool("lookup")
+    server.add_tool(_lookup_b, name="lookup")
+    await ctx.notify_tools_changed()
+    return "evolved"
 
 
 if __name__ == "__main__":

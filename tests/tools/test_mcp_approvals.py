@@ -139,3 +139,22 @@ async def test_concurrent_uses_of_one_approval_run_once(start_tools: StartTools,
     )
     assert sum(reply.ok for reply in replies) == 1
     assert calls(state) == ["echo a"]
+
+
+async def test_schema_changed_while_running_needs_a_new_approval(start_tools: StartTools, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = probe_server(state, free_tools=["evolve"])
+    client = await start_tools(mcp_config_file=write_mcp_config(tmp_path / "mcp.yaml", {"probe": server}))
+    approval = await client.request_approval("probe.lookup", {"key": "k"})
+    await client.approve(approval.id, scope=TASK)
+    assert (await client.execute("probe.lookup", {"key": "k"})).ok
+
+    # The server changes the tool without restarting, and says so: DuckLM lists it again.
+    assert (await client.execute("probe.evolve", {})).ok
+    tools = await wait_for_listing(
+        client, lambda tools: "delete" in schema_of(tools["probe.lookup"]).get("properties", {})
+    )
+    assert "delete" in schema_of(tools["probe.lookup"])["properties"]
+    refused = await client.execute("probe.lookup", {"key": "k"})
+    assert (refused.code, refused.reason) == ("FAILED_PRECONDITION", "APPROVAL_REQUIRED")
+    assert [call for call in calls(state) if call.startswith("lookup")] == ["lookup k"]

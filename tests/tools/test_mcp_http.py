@@ -35,7 +35,8 @@ async def http_server() -> AsyncIterator[tuple[str, list[str]]]:
 
     port = free_port()
     app = server.streamable_http_app()
-    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    # A client may hold a stream open (its subscription to tool changes): shutdown does not wait for it.
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", timeout_graceful_shutdown=1))
     task = asyncio.create_task(web.serve())
     while not web.started:
         await asyncio.sleep(0.01)
