@@ -103,6 +103,7 @@ def main() -> int:
         "recall_bench.py": lambda: run("recall_bench.py"),
         "bench_cache.py": lambda: run("bench_cache.py"),
         "bench_postgres.py": lambda: run("bench_postgres.py"),
+        "bench_mcp.py": lambda: run("bench_mcp.py"),
     }
     chosen = [name for name in args.only.split(",") if name] or list(benches)
     unknown = [name for name in chosen if name not in benches]

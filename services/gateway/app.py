@@ -22,6 +22,7 @@ from services.gateway.access_log import AccessLogMiddleware
 from services.gateway.backends import Backends
 from services.gateway.config import Settings
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.mcp_server import McpEndpoint
 from services.gateway.routes import pages
 from services.gateway.routes.table import ROUTES
 from services.gateway.sites import SiteGuardMiddleware
@@ -33,17 +34,20 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings, backends: Backends | None = None) -> Starlette:
     auth.check_exposure(settings)
+    # DuckLM's own MCP server at /mcp (behind the same token); its sessions live with the app.
+    mcp = McpEndpoint(settings, lambda: app.state.backends)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.backends = backends or Backends.connect(settings)
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             await app.state.backends.close()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, mcp.route],
         middleware=[
             # First, so the request's span covers everything else the gateway does for it.
             *([Middleware(TracingMiddleware)] if tracing_on() else []),

@@ -50,3 +50,12 @@ class Settings(BaseModel):
     max_list_entries: int = Field(default=1000, gt=0)
     # Most directory entries find_files looks at before it stops and reports truncation.
     max_find_scanned: int = Field(default=100_000, gt=0)
+    # The MCP servers whose tools join the catalogue as `server.tool` (docs/mcp.md); an absent or
+    # empty file means none.
+    mcp_config_file: Path = Field(default_factory=lambda: repo_root() / "config" / "mcp.yaml")
+    # Most characters of text one MCP tool result keeps; the rest is clipped, with a note.
+    mcp_max_result_chars: int = Field(default=64 * 1024, gt=0)
+    # Longest wait at start-up for the MCP servers' first starts (a failed one keeps retrying).
+    mcp_start_wait_seconds: float = Field(default=15.0, ge=0)
+    # First wait before an MCP server that stopped is started again (doubling, at most 30 s).
+    mcp_restart_backoff_seconds: float = Field(default=0.5, ge=0)

@@ -3,7 +3,7 @@ the policy (refusals come before any approval is asked), compute the action hash
 approval if the action is gated (or, where none covers it, request one and return it), then run it.
 
 The gate is here, in the tools service, so no caller can skip it: a gated action runs only after
-`ApprovalBook.consume` accepted an approval for its exact hash.
+`ApprovalBook.admit` accepted an approval for its exact hash.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.common.config import ConfigError
 from services.common.errors import FailedPrecondition, NotFound, PermissionDenied
@@ -26,6 +26,9 @@ from services.tools.policy import Policy
 from services.tools.sandbox import Sandbox, describe, sandbox_failure
 from services.tools.shell import CommandResult, run_plan
 from services.tools.store import ApprovalRecord
+
+if TYPE_CHECKING:
+    from services.tools.mcp_tools import McpTools
 
 __all__ = ["CommandLimits", "Outcome", "Prepared", "ToolInfo", "ToolRunner"]
 
@@ -77,6 +80,7 @@ class ToolRunner:
         book: ApprovalBook,
         limits: CommandLimits,
         sandbox: Sandbox | None,
+        mcp: McpTools | None = None,
     ) -> None:
         unknown = set(policy.tools) - {spec.name for spec in TOOLS}
         if unknown:
@@ -88,6 +92,8 @@ class ToolRunner:
         self.limits = limits
         # None only when the setting turns the sandbox off; never as a fallback.
         self.sandbox = sandbox
+        # The configured MCP servers' tools (services/tools/mcp_tools.py), named `server.tool`.
+        self.mcp = mcp
         self._specs = {spec.name: spec for spec in TOOLS}
 
     def catalogue(self) -> list[ToolInfo]:
@@ -105,6 +111,8 @@ class ToolRunner:
                     spec, self._requires_approval(spec, default=spec.risk is not Risk.READ_ONLY), description
                 )
             )
+        if self.mcp is not None:
+            tools.extend(ToolInfo(tool.spec, tool.requires_approval, tool.spec.description) for tool in self.mcp.tools())
         return tools
 
     def _requires_approval(self, spec: ToolSpec, *, default: bool) -> bool:
@@ -116,6 +124,9 @@ class ToolRunner:
     async def prepare(self, tool_name: str, arguments: dict[str, Any]) -> Prepared:
         """Checks a call without running it; raises the refusal if the policy forbids it."""
         spec = self._specs.get(tool_name)
+        if spec is None and self.mcp is not None and "." in tool_name:
+            call = self.mcp.prepare(tool_name, arguments)
+            return Prepared(call.action, call.needs_approval, call.run, call.pattern)
         if spec is None:
             raise NotFound(f"unknown tool '{tool_name}'; ListTools gives the catalogue")
         override = self.policy.tools.get(tool_name)

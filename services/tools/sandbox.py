@@ -33,7 +33,7 @@ from services.tools.globs import matches, split_pattern
 from services.tools.policy import Policy
 from services.tools.workspace import show
 
-__all__ = ["Launch", "Sandbox", "SandboxLimits", "describe", "sandbox_failure"]
+__all__ = ["Launch", "Sandbox", "SandboxLimits", "ServerConfinement", "describe", "sandbox_failure"]
 
 # System folders a program may need; each is mounted read-only where it exists (a link, as on
 # merged-/usr systems, is recreated as the same link).
@@ -48,6 +48,8 @@ _MAX_PROTECTED_MOUNTS = 256
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _FAILURE_PREFIX = "bwrap: "
+# The /etc files an MCP server allowed the network needs for name lookups and TLS.
+_NETWORK_ETC = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl", "/etc/ca-certificates")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,19 @@ class SandboxLimits:
     file_bytes: int
     processes: int
     tmp_bytes: int
+
+
+@dataclass(frozen=True)
+class ServerConfinement:
+    """What one MCP server's sandbox holds beyond the system folders (config/mcp.yaml)."""
+
+    read_only: tuple[str, ...]
+    writable: tuple[str, ...]
+    # "none", "read-only" or "read-write".
+    workspace: str
+    network: bool
+    cwd: str
+    env: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -193,6 +208,62 @@ class Sandbox:
             "--",
         ]
         return Launch(args, tuple(fd for fd, _ in mounts))
+
+    def server_prefix(self, confinement: ServerConfinement) -> list[str]:
+        """The bwrap + prlimit prefix of a long-running MCP server: the same namespaces and system
+        folders as a command, plus its own /proc, only its declared folders, the workspace if
+        declared, the network (and the /etc files name lookups need) only if allowed, exactly
+        `confinement.env`, and no CPU-time limit (a server lives as long as the service)."""
+        if self.bwrap is None:
+            raise sandbox_failure("bwrap is not installed")
+        if self.prlimit is None:
+            raise sandbox_failure("prlimit (util-linux) is not installed")
+        args = [self.bwrap, "--unshare-user", "--disable-userns", "--unshare-ipc", "--unshare-pid"]
+        if not confinement.network:
+            args.append("--unshare-net")
+        args += [
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--new-session",
+            "--hostname",
+            "sandbox",
+            "--clearenv",
+            *self._system,
+            *_DEVICES,
+            "--proc",
+            "/proc",
+            "--size",
+            str(self.limits.tmp_bytes),
+            "--tmpfs",
+            "/tmp",
+            *self._search,
+        ]
+        if confinement.network:
+            args += [arg for name in _NETWORK_ETC for arg in ("--ro-bind-try", name, name)]
+        for path in confinement.read_only:
+            args += ["--ro-bind", path, path]
+        for path in confinement.writable:
+            args += ["--bind", path, path]
+        if confinement.workspace != "none":
+            args += ["--bind" if confinement.workspace == "read-write" else "--ro-bind", self.root, self.root]
+        for name, value in sorted(confinement.env.items()):
+            args += ["--setenv", name, value]
+        limits = self.limits
+        args += [
+            "--remount-ro",
+            "/",
+            "--chdir",
+            confinement.cwd,
+            "--",
+            self.prlimit,
+            f"--as={limits.memory_bytes}",
+            f"--fsize={limits.file_bytes}",
+            f"--nproc={limits.processes}",
+            "--core=0",
+            "--",
+        ]
+        return args
 
     def _read_only(self, parts: tuple[str, ...], writes_protected: bool) -> bool:
         if any(matches(pattern, parts) for pattern in self._always):

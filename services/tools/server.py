@@ -31,6 +31,8 @@ from services.tools.catalogue import Risk
 from services.tools.config import Settings
 from services.tools.executor import CommandLimits, ToolRunner
 from services.tools.files import FileLimits, FileTools
+from services.tools.mcp_connection import Backoff
+from services.tools.mcp_tools import McpLimits, open_mcp_tools
 from services.tools.policy import load_policy
 from services.tools.sandbox import Sandbox, SandboxLimits, describe
 from services.tools.store import ApprovalRecord
@@ -295,6 +297,12 @@ async def create_server(settings: Settings, *, clock: Callable[[], float] = time
             log.error("the command sandbox cannot be created (%s); run_command is refused", problem)
     else:
         log.warning(describe(False))
+    mcp = await open_mcp_tools(
+        settings.mcp_config_file,
+        sandbox,
+        McpLimits(settings.mcp_max_result_chars, Backoff(settings.mcp_restart_backoff_seconds), policy.search_path),
+        policy.version,
+    )
     store = await open_approval_store(settings)
     book = ApprovalBook(store, settings.approval_ttl_seconds, clock)
     try:
@@ -304,6 +312,7 @@ async def create_server(settings: Settings, *, clock: Callable[[], float] = time
             book,
             CommandLimits(settings.command_timeout_seconds, settings.max_output_bytes),
             sandbox,
+            mcp,
         )
         server = await build_server(
             [
@@ -325,6 +334,7 @@ async def create_server(settings: Settings, *, clock: Callable[[], float] = time
         raise
     server.add_cleanup(store.close)
     server.closing.append(book.feed.close)
+    await mcp.serve(server, settings.mcp_start_wait_seconds)
     # Health says whether commands are confined: SERVING with the sandbox, NOT_SERVING without
     # it (turned off, or it cannot be created).
     confined = sandbox is not None and sandbox.problem is None
