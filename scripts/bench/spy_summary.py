@@ -20,7 +20,7 @@ __all__ = ["Profile", "SpySummary", "record_profile", "summarise"]
 # "thread (1234): MainThread;frame (file:line);frame (file:line) 17"
 _LINE = re.compile(r"^thread \((?P<tid>[^)]*)\): (?P<stack>.*) (?P<count>\d+)$")
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^:()]+):\d+\)$")
-DUCKLM_FOLDERS = ("/services/", "/deploy/", "/gen/python/")
+OWN_FOLDERS = ("/services/", "/deploy/", "/gen/python/")
 
 
 @dataclass
@@ -52,8 +52,8 @@ def _short(frame: str) -> tuple[str, bool]:
     if match is None:
         return frame, False
     path = match["file"]
-    ours = any(folder in path for folder in DUCKLM_FOLDERS) and "site-packages" not in path
-    for marker in ("site-packages/", "/lib/python3", *DUCKLM_FOLDERS):
+    ours = any(folder in path for folder in OWN_FOLDERS) and "site-packages" not in path
+    for marker in ("site-packages/", "/lib/python3", *OWN_FOLDERS):
         if marker in path:
             path = path.split(marker, 1)[1] if marker != "/services/" else "services/" + path.split(marker, 1)[1]
             break

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from services.runtime.peers import WorkspaceEntry
 
-__all__ = ["asks_for_change", "explicit_step", "file_names_in", "names_given", "stated_commands"]
+__all__ = ["asks_for_change", "explicit_step", "file_names_in", "mentions_change", "names_given", "stated_commands"]
 
 _POLITE = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
 _RUN = re.compile(_POLITE + r"(?:run|execute)\b(?!\s+(?:away|out|into|through)\b)", re.IGNORECASE)
@@ -35,6 +35,11 @@ _WRITE = re.compile(_POLITE + r"(?:create|write|save|make|put|store)\b", re.IGNO
 _CHANGE = re.compile(
     _POLITE + r"(?:add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|"
     r"create|copy|move|make)\b",
+    re.IGNORECASE,
+)
+_CHANGE_WORD = re.compile(
+    r"\b(?:add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|create|copy|"
+    r"move|make|store|overwrite|new)\b",
     re.IGNORECASE,
 )
 # A file name as people write one: a name and a short extension.
@@ -113,3 +118,9 @@ def stated_commands(request: str, paths: Sequence[str] = ()) -> list[list[str]]:
         if argv not in unique:
             unique.append(argv)
     return unique
+
+
+def mentions_change(request: str) -> bool:
+    """The request speaks of changing something anywhere in it ("I want a new file"), so a tool
+    that creates or writes an entry may be offered; a greeting or a question never gets one."""
+    return _CHANGE_WORD.search(request) is not None

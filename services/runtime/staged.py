@@ -26,7 +26,7 @@ from services.common.json_schemas import validator_for
 from services.runtime.completion_client import FLOOR_LOGPROB, CompletionModel, StepScores
 from services.runtime.directives import Directive, DirectiveError
 from services.runtime.fill_schema import PATH_KIND_KEY, file_named_in, fill_schema, required_path_kind
-from services.runtime.intents import explicit_step
+from services.runtime.intents import explicit_step, mentions_change
 from services.runtime.model_client import ModelCall, TokenCallback
 from services.runtime.peers import ToolSpec, WorkspaceEntry
 from services.runtime.prompts import ANSWER, STEP_DESCRIPTIONS, short_description
@@ -107,8 +107,13 @@ class StepMenu:
         """A tool that needs an existing file is offered only once a file is known: the request
         names one, or a listing in this turn showed them. Otherwise the model could only guess
         a file, and a request like "find the CSV file" or "create hello.txt" is not served by
-        reading some file first."""
-        if self.workspace is None or self.paths_listed or required_path_kind(tool) != "file":
+        reading some file first. A tool that creates or writes an entry is offered only where
+        the request speaks of a change: "say hello" never gets an approval card."""
+        kind = required_path_kind(tool)
+        if kind == "new":
+            # A tool that creates or writes an entry: only for a request that speaks of a change.
+            return mentions_change(self.request)
+        if self.workspace is None or self.paths_listed or kind != "file":
             return True
         return any(not entry.is_dir and file_named_in(entry.path, self.request) for entry in self.workspace)
 

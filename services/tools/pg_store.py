@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from services.common.postgres import Migration, Pool, open_pool, unavailable
-from services.tools.store import ApprovalRecord
+from services.tools.store import ApprovalRecord, record_from_row
 
 __all__ = ["MIGRATIONS", "PostgresApprovalStore"]
 
@@ -71,29 +71,6 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def _record(row: Row) -> ApprovalRecord:
-    return ApprovalRecord(
-        id=row["id"],
-        task_id=row["task_id"],
-        tool_name=row["tool_name"],
-        arguments=json.loads(row["arguments_json"]),
-        canonical_action=row["canonical_action"],
-        action_hash=row["action_hash"],
-        working_directory=row["working_directory"],
-        policy_version=row["policy_version"],
-        state=row["state"],
-        scope=row["scope"],
-        create_time=row["create_time"],
-        decide_time=row["decide_time"],
-        expire_time=row["expire_time"],
-        use_time=row["use_time"],
-        decided_by=row["decided_by"],
-        reason=row["reason"],
-        pattern=row["pattern"],
-        pattern_hash=row["pattern_hash"],
-    )
-
-
 class PostgresApprovalStore:
     """Approvals in PostgreSQL. Open with `PostgresApprovalStore.open(dsn)`."""
 
@@ -120,7 +97,7 @@ class PostgresApprovalStore:
         async with self._transaction() as conn:
             cursor = await conn.execute(query, params)
             row = await cursor.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def _all(self, query: str, params: tuple[Any, ...]) -> list[Row]:
         async with self._transaction() as conn:
@@ -151,7 +128,7 @@ class PostgresApprovalStore:
             )
             existing = await cursor.fetchone()
             if existing is not None:
-                return _record(existing)
+                return record_from_row(existing)
             await self._insert(conn, record, actor)
         return record
 
@@ -215,7 +192,7 @@ class PostgresApprovalStore:
             " ORDER BY create_time, id LIMIT %s OFFSET %s",
             (state, state, task_id, task_id, limit, offset),
         )
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     async def events(self, approval_id: str) -> list[dict[str, Any]]:
         """The audit trail of one approval, oldest first."""
@@ -247,7 +224,7 @@ class PostgresApprovalStore:
             if row is None:
                 return None
             await self._event(conn, approval_id, event or state.lower(), decided_by, reason, now)
-        return _record(row)
+        return record_from_row(row)
 
     async def consume_once(
         self, approval_id: str, task_id: str, action_hash: str, now: float
@@ -265,7 +242,7 @@ class PostgresApprovalStore:
             if row is None:
                 return None
             await self._event(conn, approval_id, "used", task_id, "", now)
-        return _record(row)
+        return record_from_row(row)
 
     async def record_use(self, approval_id: str, task_id: str, now: float, note: str = "") -> None:
         """Logs one execution under a task-scope grant (its state does not change)."""

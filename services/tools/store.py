@@ -14,13 +14,13 @@ import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
 from services.common.database import open_database
 
-__all__ = ["ApprovalRecord", "ApprovalStore"]
+__all__ = ["ApprovalRecord", "ApprovalStore", "record_from_row"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS approvals (
@@ -87,7 +87,14 @@ class ApprovalRecord:
     pattern_hash: str = ""
 
 
-def _record(row: aiosqlite.Row) -> ApprovalRecord:
+class Columns(Protocol):
+    """A row whose columns are read by name (sqlite3.Row, psycopg's dict rows)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def record_from_row(row: Columns) -> ApprovalRecord:
+    """An approval from its row, as either backend returns it (columns by name)."""
     return ApprovalRecord(
         id=row["id"],
         task_id=row["task_id"],
@@ -181,7 +188,7 @@ class ApprovalStore:
     async def get(self, approval_id: str) -> ApprovalRecord | None:
         async with self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)) as cursor:
             row = await cursor.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def find(self, task_id: str, action_hash: str, state: str) -> ApprovalRecord | None:
         """The newest approval of this task for this action in `state`."""
@@ -191,7 +198,7 @@ class ApprovalStore:
             (task_id, action_hash, state),
         ) as cursor:
             row = await cursor.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def find_grant(self, task_id: str, action_hash: str, now: float) -> ApprovalRecord | None:
         """An approved, unexpired task-scope grant of this task for this action."""
@@ -201,7 +208,7 @@ class ApprovalStore:
             (task_id, action_hash, now),
         ) as cursor:
             row = await cursor.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def find_pattern_grant(self, task_id: str, pattern_hash: str, now: float) -> ApprovalRecord | None:
         """An approved, unexpired TASK_PATTERN grant of this task for this pattern."""
@@ -212,7 +219,7 @@ class ApprovalStore:
             (task_id, pattern_hash, now),
         ) as cursor:
             row = await cursor.fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     async def page(self, state: str, task_id: str, offset: int, limit: int) -> list[ApprovalRecord]:
         """Approvals oldest first, optionally of one state and one task."""
@@ -229,7 +236,7 @@ class ApprovalStore:
             (*params, limit, offset),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row) for row in rows]
 
     async def events(self, approval_id: str) -> list[dict[str, Any]]:
         """The audit trail of one approval, oldest first."""
@@ -266,7 +273,7 @@ class ApprovalStore:
                 return None
             await self._event(approval_id, event or state.lower(), decided_by, reason, now)
             await self._db.commit()
-        return _record(row)
+        return record_from_row(row)
 
     async def consume_once(
         self, approval_id: str, task_id: str, action_hash: str, now: float
@@ -285,7 +292,7 @@ class ApprovalStore:
                 return None
             await self._event(approval_id, "used", task_id, "", now)
             await self._db.commit()
-        return _record(row)
+        return record_from_row(row)
 
     async def record_use(self, approval_id: str, task_id: str, now: float, note: str = "") -> None:
         """Logs one execution under a task-scope grant (its state does not change); `note` says

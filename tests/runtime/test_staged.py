@@ -172,7 +172,7 @@ def test_a_listing_knows_its_folders() -> None:
 def test_reading_is_offered_only_once_a_file_is_known(request_text: str, listed: bool, readable: bool) -> None:
     menu = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request=request_text, paths_listed=listed)
     assert ("read_file" in menu.steps()) is readable
-    assert {"answer", "list_dir", "find_files", "write_file"} <= set(menu.steps())
+    assert {"answer", "list_dir", "find_files"} <= set(menu.steps())
     # With no workspace listing, nothing is held back.
     assert "read_file" in StepMenu(tools=CATALOGUE, request=request_text).steps()
 
@@ -250,3 +250,19 @@ def test_a_command_the_request_types_out_is_the_one_offered(request_text: str, c
         assert schema["properties"] == {"argv": {"enum": commands}}
     else:
         assert schema["properties"]["argv"]["type"] == "array"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "writable"),
+    [
+        ("Say hello in a few words.", False),
+        ("What is the capital of France?", False),
+        ("Summarise notes.txt", False),
+        ("Create hello.txt saying hi.", True),
+        ("I need a new folder for the logs", True),
+        ("Please add a line to todo.md", True),
+    ],
+)
+def test_writing_is_offered_only_where_the_request_speaks_of_a_change(request_text: str, writable: bool) -> None:
+    steps = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request=request_text).steps()
+    assert ("write_file" in steps) is writable and ("make_dir" in steps) is writable
