@@ -23,11 +23,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from services.common.errors import Aborted, FailedPrecondition, NotFound
+from services.common.errors import Aborted, FailedPrecondition
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
 from services.runtime.records import EventRecord, TaskRecord, event_from_row, task_from_row
 from services.runtime.sqlite_batches import SqliteBatches
+from services.runtime.sqlite_tasks import SCHEMA, Transaction
 from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
 
 __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
@@ -38,102 +39,6 @@ T = TypeVar("T")
 # step of a task whose log was dropped reads it all again.
 CACHED_LOGS = 2048
 CACHED_TASKS = 4096
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    title TEXT NOT NULL,
-    create_time TEXT NOT NULL,
-    update_time TEXT NOT NULL,
-    last_reply TEXT NOT NULL DEFAULT '',
-    error TEXT NOT NULL DEFAULT '',
-    steps INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    cached_prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    pending_approval_id TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (create_time DESC);
-CREATE TABLE IF NOT EXISTS events (
-    task_id TEXT NOT NULL REFERENCES tasks (id),
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    create_time TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (task_id, seq)
-);
-CREATE TABLE IF NOT EXISTS reflections (
-    id TEXT PRIMARY KEY,
-    create_time TEXT NOT NULL,
-    experience_ids TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    proposal_id TEXT NOT NULL,
-    model_output TEXT NOT NULL
-);
-"""
-
-
-class _Transaction:
-    """What one transaction does, on the database thread: reads, inserts and the events it
-    appends (they reach the log cache and subscribers only once committed)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-        self.events: list[EventRecord] = []
-        # Tasks whose row this transaction changed: read back at its end for the task cache.
-        self.touched: set[str] = set()
-
-    def task(self, task_id: str) -> TaskRecord:
-        row = self.db.execute("SELECT * FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"no task with id {task_id!r}")
-        return task_from_row(row)
-
-    def insert_task(self, title: str) -> TaskRecord:
-        now = utc_now()
-        task = TaskRecord(
-            id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=sanitize(title[:200]), create_time=now, update_time=now
-        )
-        self.db.execute(
-            "INSERT INTO tasks (id, status, title, create_time, update_time) VALUES (?, ?, ?, ?, ?)",
-            (task.id, task.status.value, task.title, now.isoformat(), now.isoformat()),
-        )
-        self.touched.add(task.id)
-        return task
-
-    def append(self, task_id: str, event_type: str, data: dict[str, Any]) -> EventRecord:
-        """Inserts the next event of a task."""
-        pending = [event.seq for event in self.events if event.task_id == task_id]
-        if pending:
-            seq = pending[-1] + 1
-        else:
-            row = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE task_id = ?", (task_id,)).fetchone()
-            seq = int(row[0])
-        # Stored as JSON text with every lone surrogate replaced, so no string from a model can
-        # fail to encode here or in a client; the record keeps a decoded copy so readers never
-        # share `data`.
-        text = sanitize(json.dumps(data, ensure_ascii=False))
-        event = EventRecord(task_id=task_id, seq=seq, type=event_type, create_time=utc_now(), data=json.loads(text))
-        self.db.execute(
-            "INSERT INTO events (task_id, seq, type, create_time, data) VALUES (?, ?, ?, ?, ?)",
-            (task_id, event.seq, event_type, event.create_time.isoformat(), text),
-        )
-        self.events.append(event)
-        return event
-
-    def change_status(
-        self, task: TaskRecord, new: TaskStatus, *, reason: str, error: str = "", pending_approval_id: str = ""
-    ) -> None:
-        check_transition(task.status, new)
-        self.db.execute(
-            "UPDATE tasks SET status = ?, update_time = ?, error = CASE WHEN ? != '' THEN ? ELSE error END,"
-            " pending_approval_id = ? WHERE id = ?",
-            (new.value, utc_now().isoformat(), error, sanitize(error), pending_approval_id, task.id),
-        )
-        self.touched.add(task.id)
-        self.append(task.id, "status_changed", {"from": task.status.value, "to": new.value, "reason": reason})
-
 
 class TaskStore:
     """Tasks and events in one SQLite file. Open with `TaskStore.open(path)`."""
@@ -165,7 +70,7 @@ class TaskStore:
         """Creates a task with its first user message, running, in one transaction.
         Returns the task and the user-message event."""
 
-        def work(tx: _Transaction) -> tuple[TaskRecord, EventRecord]:
+        def work(tx: Transaction) -> tuple[TaskRecord, EventRecord]:
             task = tx.insert_task(str(message["text"]))
             tx.append(task.id, "task_created", {"message": message["text"]})
             user = tx.append(task.id, "user_message", message)
@@ -180,7 +85,7 @@ class TaskStore:
         any message while the task runs) gets ABORTED, "the task is busy", and its message is
         not recorded. A task waiting for an approval, failed or cancelled: FAILED_PRECONDITION."""
 
-        def work(tx: _Transaction) -> tuple[TaskRecord, EventRecord]:
+        def work(tx: Transaction) -> tuple[TaskRecord, EventRecord]:
             task = tx.task(task_id)
             if task.status in FINAL_STATES:
                 raise FailedPrecondition(f"task {task_id} is {task.status.value} and cannot take new messages")
@@ -214,7 +119,7 @@ class TaskStore:
         only if the task's status (read in the same transaction) is one of them: otherwise
         nothing is written and None is returned."""
 
-        def work(tx: _Transaction) -> TaskRecord | None:
+        def work(tx: Transaction) -> TaskRecord | None:
             task = tx.task(task_id)
             if expect is not None and task.status not in expect:
                 return None
@@ -274,7 +179,7 @@ class TaskStore:
         return await self._transaction(lambda tx: [task_from_row(row) for row in tx.db.execute(query, args).fetchall()])
 
     async def rename_task(self, task_id: str, title: str) -> TaskRecord:
-        def work(tx: _Transaction) -> TaskRecord:
+        def work(tx: Transaction) -> TaskRecord:
             tx.task(task_id)
             tx.db.execute("UPDATE tasks SET title = ? WHERE id = ?", (title[:200], task_id))
             tx.touched.add(task_id)
@@ -285,7 +190,7 @@ class TaskStore:
     async def delete_task(self, task_id: str) -> None:
         """Deletes a task and its event log (the caller checks it is at rest)."""
 
-        def work(tx: _Transaction) -> None:
+        def work(tx: Transaction) -> None:
             tx.task(task_id)
             tx.db.execute("DELETE FROM events WHERE task_id = ?", (task_id,))
             tx.db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
@@ -310,7 +215,7 @@ class TaskStore:
         """Records an error event and fails the task, in one transaction; only the error is
         recorded when the task already ended (cancelled)."""
 
-        def work(tx: _Transaction) -> None:
+        def work(tx: Transaction) -> None:
             task = tx.task(task_id)
             tx.append(task_id, "error", {"code": code, "message": message})
             if task.status not in FINAL_STATES:
@@ -323,7 +228,7 @@ class TaskStore:
     ) -> EventRecord:
         """Appends a model_call event and adds its usage to the task, in one transaction."""
 
-        def work(tx: _Transaction) -> EventRecord:
+        def work(tx: Transaction) -> EventRecord:
             tx.db.execute(
                 "UPDATE tasks SET prompt_tokens = prompt_tokens + ?,"
                 " completion_tokens = completion_tokens + ?, cached_prompt_tokens = cached_prompt_tokens + ?,"
@@ -339,7 +244,7 @@ class TaskStore:
         """Appends one step of the model (a directive, or an output that was not one) and counts
         it in the task's steps, in one transaction."""
 
-        def work(tx: _Transaction) -> EventRecord:
+        def work(tx: Transaction) -> EventRecord:
             tx.db.execute(
                 "UPDATE tasks SET steps = steps + 1, update_time = ? WHERE id = ?", (utc_now().isoformat(), task_id)
             )
@@ -352,7 +257,7 @@ class TaskStore:
         """Records the assistant's reply and completes the task, in one transaction."""
         reply = sanitize(reply)
 
-        def work(tx: _Transaction) -> TaskRecord:
+        def work(tx: Transaction) -> TaskRecord:
             task = tx.task(task_id)
             check_transition(task.status, TaskStatus.COMPLETED)
             tx.append(task_id, "assistant_message", {"text": reply, "final": final})
@@ -366,7 +271,7 @@ class TaskStore:
     async def record_reflection(self, experience_ids: list[str], outcome: str, proposal_id: str, model_output: str) -> str:
         reflection_id = uuid.uuid4().hex
 
-        def work(tx: _Transaction) -> None:
+        def work(tx: Transaction) -> None:
             tx.db.execute(
                 "INSERT INTO reflections VALUES (?, ?, ?, ?, ?, ?)",
                 (reflection_id, utc_now().isoformat(), json.dumps(experience_ids), outcome, proposal_id,
@@ -384,14 +289,14 @@ class TaskStore:
     # -- events ------------------------------------------------------------------------------
 
     async def _transaction(
-        self, work: Callable[[_Transaction], T], *, after: Callable[[T], object] | None = None
+        self, work: Callable[[Transaction], T], *, after: Callable[[T], object] | None = None
     ) -> T:
         """Runs `work` as one transaction on the database thread: committed on success, rolled
         back whole on any error (nothing half written stays for a later commit). Its events
         reach the log cache and subscribers once committed, in commit order; then `after`."""
 
         def run(db: sqlite3.Connection) -> tuple[T, list[EventRecord], list[TaskRecord]]:
-            tx = _Transaction(db)
+            tx = Transaction(db)
             value = work(tx)
             return value, tx.events, [tx.task(task_id) for task_id in sorted(tx.touched)]
 
