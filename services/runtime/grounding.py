@@ -52,9 +52,12 @@ _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _COUNT_UNITS = {"line": "lines", "item": "items", "row": "rows", "word": "words", "entry": "entries",
                 "file": "files", "thing": "items", "task": "items", "point": "items", "element": "items",
                 "bullet": "items"}
+# What a folder listing can count.
+_ENTRY_UNITS = frozenset(["file", "entry", "entrie", "folder", "directorie", "subfolder"])
 _COUNTING = re.compile(
     r"\b(?:how\s+many|count(?:\s+the)?|number\s+of)\s+(?:\w+\s+){0,2}?"
-    r"(lines?|items?|rows?|words?|entries|entry|files?|things?|tasks?|points?|elements?|bullets?)\b"
+    r"(lines?|items?|rows?|words?|entries|entry|files?|things?|tasks?|points?|elements?|bullets?|folders?|"
+    r"directories|subfolders?)\b"
 )
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 _ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\s+(?:\w+\s+)?(line|item|row|entry)\b")
@@ -112,6 +115,8 @@ def _count_note(request: str, text: _Text) -> str | None:
     match = _COUNTING.search(request.lower())
     if match is None:
         return None
+    if match.group(1).rstrip("s") in ("folder", "directorie", "subfolder"):
+        return None  # a file holds no folders: a listing counts those
     unit = _COUNT_UNITS.get(match.group(1).rstrip("s"), match.group(1))
     if unit == "entries":
         unit = "lines"
@@ -242,7 +247,9 @@ def result_note(request: str, result: dict[str, Any]) -> str | None:
     if isinstance(entries, list):
         names = [f"{entry.get('name', '')}{'/' if entry.get('type') in ('dir', 'directory') else ''}"
                  for entry in entries if isinstance(entry, dict)]
-        if _COUNTING.search(request.lower()) and names:
+        counting = _COUNTING.search(request.lower())
+        # A folder's count is of its files and folders; "how many items on my list" is not one.
+        if counting and counting.group(1).rstrip("s") in _ENTRY_UNITS and names:
             folders = sum(name.endswith("/") for name in names)
             where = str(result.get("path") or ".")
             where = "the workspace" if where in (".", "") else where

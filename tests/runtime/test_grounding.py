@@ -74,6 +74,9 @@ def test_the_lines_that_answer_the_request_are_found(
                                                                            {"name": "d", "type": "dir"}]},
          "Count: the workspace has 1 file and 1 folder."),
         ("Find the python files", {"pattern": "**/*.py", "matches": ["a.py", "b/c.py"]}, "Found: a.py, b/c.py"),
+        # A listing counts files and folders, never a list's items.
+        ("How many items are on my todo list?", {"path": ".", "entries": [{"name": "todo.md", "type": "file"}]},
+         "Names: todo.md"),
         ("What day is the meeting with Dana?", read("notes.txt", NOTES), None),
     ],
 )
