@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Why a store may stop a turn that did nothing wrong: its database went away, or (PostgreSQL,
 # several replicas) another replica holds the task's lease now (pg_store.LEASE_LOST).
+# How often the approvals of waiting tasks are read besides the stream (see _resync_approvals).
+RESYNC_SECONDS = 5.0
 HANDED_OVER = (DATABASE_UNAVAILABLE, "LEASE_LOST")
 
 
@@ -50,7 +52,7 @@ class Turns(Protocol):
 class TaskRunner:
     def __init__(
         self, store: TaskStorage, loop: Turns, *, approval_retry_seconds: float = 1.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
         self._store = store
         self._loop = loop
@@ -58,6 +60,8 @@ class TaskRunner:
         # How long to wait before reconnecting a dropped approvals stream (`sleep` is injected
         # so tests need no real clock).
         self._retry = approval_retry_seconds
+        self._resyncer: asyncio.Task[None] | None = None
+        self._resync = resync_seconds
         self._sleep = sleep
         self._watcher: asyncio.Task[None] | None = None
         # Set while an approvals stream is open and the resync after it is done.
@@ -140,6 +144,19 @@ class TaskRunner:
         """Starts the background watch that resumes tasks whose approval a human decided."""
         if self._loop.peers is not None and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_approvals(), name="approval-watcher")
+            self._resyncer = asyncio.create_task(self._resync_approvals(), name="approval-resync")
+
+    async def _resync_approvals(self) -> None:
+        """Reads the approvals of waiting tasks every `resync_seconds` as well: a stream carries the
+        decisions of the tools service it is connected to, and with several tools replicas on one
+        database a decision taken on another one reaches this runtime only this way."""
+        while True:
+            # A real timer, not the injected retry sleep: this is a slow safety net, not a retry.
+            await asyncio.sleep(self._resync)
+            try:
+                await self.check_approvals()
+            except Exception:
+                log.exception("reading the approvals of waiting tasks failed; trying again")
 
     async def _watch_approvals(self) -> None:
         peers = self._loop.peers
@@ -214,9 +231,10 @@ class TaskRunner:
 
     async def shutdown(self) -> None:
         """Stops running loops without changing their tasks' status, so they resume on restart."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        for watch in (self._watcher, self._resyncer):
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
         for pending in list(self._background):
             await asyncio.gather(pending, return_exceptions=True)
         jobs = list(self._running.values())

@@ -205,3 +205,17 @@ async def test_cancelling_a_waiting_task_withdraws_its_approval_and_a_late_decis
     assert not await runner.approval_changed(ApprovalInfo("a1", "approved", "h", task_id=task_id))
     assert (await store.get_task(task_id)).status is TaskStatus.CANCELLED
     await runner.shutdown()
+
+
+async def test_a_decision_no_stream_carries_is_read_by_the_periodic_resync(store: TaskStore) -> None:
+    """With several tools replicas, a decision taken on another one never reaches this stream."""
+    approvals = FakeApprovals()
+    turns = FakeTurns(store, approvals)
+    runner = TaskRunner(store, turns, approval_retry_seconds=0.25, sleep=Slept(), resync_seconds=0.01)
+    task_id = await _waiting_task(store, approvals, "a1")
+    runner.watch_approvals()
+    await asyncio.wait_for(runner.watching.wait(), WAIT)
+    approvals.decide(ApprovalInfo("a1", "approved", "h", task_id=task_id), streamed=False)
+    assert await asyncio.wait_for(turns.turns.get(), WAIT) == task_id
+    await runner.shutdown()
+    assert [d["decision"] for d in await _decisions(store, task_id)] == ["approved"]
