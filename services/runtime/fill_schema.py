@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from services.runtime.intents import names_given
@@ -36,6 +37,8 @@ NEW_PATH_MAX_CHARS = 98
 # root): path characters and wildcards after "**/", no spaces, at most 40 characters.
 GLOB_PATTERN = r"^\*\*/[A-Za-z0-9_.*?/\[\]-]{1,37}$"
 GLOB_MAX_CHARS = 40
+# A glob written out in a request: "*.log", "src/*.txt".
+_GLOB_IN_REQUEST = re.compile(r"(?<![\w*/.-])((?:[\w.-]+/)*\*[\w*.?-]*)")
 # The catalogue marks a file's new content: where the request states the text, it is a choice.
 CONTENT_KEY = "x-ducklm-content"
 # ... and a command line: where the request types one out, it is a choice.
@@ -71,12 +74,25 @@ def file_named_in(path: str, request: str) -> bool:
     return len(stem) >= 4 and re.search(rf"(?<![\w./-]){re.escape(stem)}(?![\w/-])", request, re.IGNORECASE) is not None
 
 
+def _glob_schema(workspace: Sequence[WorkspaceEntry] | None, request: str) -> dict[str, Any]:
+    """A glob: the patterns the request writes out, and one per kind of file the workspace holds
+    ("**/*.py", "**/*.csv"), so "find the Python files" is a choice among what can match; with
+    no listing, a bounded pattern."""
+    written = [glob if glob.startswith("**/") else f"**/{glob}" for glob in _GLOB_IN_REQUEST.findall(request)]
+    kinds = sorted({f"**/*{PurePosixPath(entry.path).suffix}" for entry in workspace or ()
+                    if not entry.is_dir and PurePosixPath(entry.path).suffix})
+    choices = [glob for glob in dict.fromkeys([*written, *kinds]) if re.fullmatch(GLOB_PATTERN, glob)]
+    if workspace is None or not choices or len(choices) > MAX_PATH_CHOICES:
+        return {"type": "string", "minLength": 4, "maxLength": GLOB_MAX_CHARS, "pattern": GLOB_PATTERN}
+    return {"enum": choices}
+
+
 def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request: str) -> dict[str, Any]:
     """A path argument's schema: an entry that exists (of the kind the tool reads), narrowed to
     the ones the request names when it names any; a folder argument with no folder named is the
     workspace root. A path that may not exist yet is a safe pattern."""
     if kind == "glob":
-        return {"type": "string", "minLength": 4, "maxLength": GLOB_MAX_CHARS, "pattern": GLOB_PATTERN}
+        return _glob_schema(workspace, request)
     pattern = {"type": "string", "minLength": 1, "maxLength": NEW_PATH_MAX_CHARS, "pattern": NEW_PATH_PATTERN}
     if kind == "new":
         # The file the request names, where it names one that is a safe new path.

@@ -139,9 +139,9 @@ def test_fill_schemas_keep_what_a_step_needs_and_nothing_else() -> None:
     write = fill_schema(by_name["write_file"].arguments_schema, WORKSPACE, 200, "write x")
     assert set(write["properties"]) == {"path", "content"} and write["properties"]["content"]["maxLength"] == 200
     assert "pattern" in write["properties"]["path"] and "x-ducklm-path" not in json.dumps(write)
-    # A glob is a short pattern of path characters, bounded in the pattern itself (a grammar
+    # With no listing, a glob is a short pattern of path characters, bounded in the pattern itself (a grammar
     # follows a pattern, not maxLength); so is a new path.
-    glob = fill_schema(by_name["find_files"].arguments_schema, WORKSPACE, 200, "find the python files")
+    glob = fill_schema(by_name["find_files"].arguments_schema, None, 200, "find the python files")
     assert set(glob["properties"]) == {"pattern"} and glob["properties"]["pattern"]["maxLength"] == 40
     assert re.fullmatch(glob["properties"]["pattern"]["pattern"].strip("^$"), "**/*.py")
     assert not re.fullmatch(glob["properties"]["pattern"]["pattern"].strip("^$"), "*.py " + "x" * 60)
@@ -266,3 +266,12 @@ def test_a_command_the_request_types_out_is_the_one_offered(request_text: str, c
 def test_writing_is_offered_only_where_the_request_speaks_of_a_change(request_text: str, writable: bool) -> None:
     steps = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request=request_text).steps()
     assert ("write_file" in steps) is writable and ("make_dir" in steps) is writable
+
+
+def test_a_glob_is_a_choice_among_the_kinds_of_file_there_are() -> None:
+    find = next(tool for tool in CATALOGUE if tool.name == "find_files")
+    schema = fill_schema(find.arguments_schema, WORKSPACE, 200, "Find all Python files, and any *.log")
+    assert schema["properties"]["pattern"] == {"enum": ["**/*.log", "**/*.csv", "**/*.py", "**/*.txt"]}
+    # With no listing, a bounded pattern that searches every folder.
+    free = fill_schema(find.arguments_schema, None, 200, "Find all Python files")
+    assert free["properties"]["pattern"]["pattern"].startswith(r"^\*\*/")
