@@ -12,6 +12,7 @@ from services.runtime import events as ev
 from services.runtime.completion_client import CompletionModel
 from services.runtime.config import Settings
 from services.runtime.directives import Directive, DirectiveError
+from services.runtime.fill_schema import required_path_kind
 from services.runtime.grounding import exact_answer
 from services.runtime.intents import asks_for_change, file_names_in, stated_commands
 from services.runtime.model_client import ModelCall
@@ -53,6 +54,9 @@ async def decide_staged(
         forced = True
     elif follow_up == "look":
         offered = [tool for tool in offered if tool.read_only]
+        if _found_something(turn.last_result):
+            # A search found what was asked for: what is left is to read it, or to answer.
+            offered = [tool for tool in offered if required_path_kind(tool) == "file"]
     last = turn.last_result
     workspace = await _workspace(peers, turn.task_id, offered)
     steps_menu = StepMenu(
@@ -87,6 +91,11 @@ async def _workspace(peers: Peers | None, task_id: str, tools: Sequence[ToolSpec
     except PeerError as exc:
         log.info("no workspace listing for path choices: %s", exc.message, extra={"task_id": task_id})
         return None
+
+
+def _found_something(last: ev.ToolResult | None) -> bool:
+    matches = last.result.get("matches") if last is not None and last.ok else None
+    return isinstance(matches, list) and bool(matches)
 
 
 def _read_before_change(turn: TurnState, request: str, tools: Sequence[ToolSpec]) -> bool:

@@ -1,0 +1,54 @@
+"""One staged step as the loop asks for it: what the turn so far lets the next step offer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from services.runtime.model_client import ModelCall
+from services.runtime.records import EventRecord
+from services.runtime.staged import Stage, StagedDecider
+from services.runtime.staged_step import decide_staged
+from services.runtime.turn import TurnState
+from tests.runtime.test_staged import CATALOGUE, FakeCompletions
+
+
+def event(seq: int, kind: str, **data: Any) -> EventRecord:
+    return EventRecord(task_id="t", seq=seq, type=kind, create_time=datetime.now(UTC), data=data)
+
+
+async def _decide(events: list[EventRecord], model: FakeCompletions) -> Any:
+    decider = StagedDecider(model=model, system_prompt="You are a test.", max_text_chars=200)
+
+    async def record(call: ModelCall, stage: Stage) -> None:
+        return None
+
+    async def stream(text: str) -> None:
+        return None
+
+    turn = TurnState.from_log("t", events)
+    return await decide_staged(decider, turn, CATALOGUE, [], forced=False, peers=None, record=record,
+                               stream_answer=stream)
+
+
+def _after(tool: str, result: dict[str, Any]) -> list[EventRecord]:
+    return [
+        event(1, "user_message", text="Find the CSV file and tell me what it holds."),
+        event(2, "directive", action="call_tool", tool=tool, arguments={}, raw=""),
+        event(3, "tool_call", call_id="c1", tool=tool, arguments={}),
+        event(4, "tool_result", call_id="c1", tool=tool, ok=True, result=result),
+    ]
+
+
+async def test_after_a_search_that_found_something_the_step_reads_or_answers() -> None:
+    # The model leans to listing again; once the search has found the file, listing is not offered.
+    model = FakeCompletions(scores=[{"list_dir": -0.1, "find_files": -0.2, "read_file": -1.0, "answer": -3.0}],
+                            texts=['{"path": "data/sales.csv"}'])
+    directive = await _decide(_after("find_files", {"pattern": "**/*.csv", "matches": ["data/sales.csv"]}), model)
+    assert directive.fields["tool"] == "read_file"
+
+
+async def test_after_a_listing_the_step_may_look_further() -> None:
+    model = FakeCompletions(scores=[{"list_dir": -0.1, "read_file": -1.0, "answer": -3.0}], texts=['{"path": "data"}'])
+    directive = await _decide(_after("list_dir", {"path": ".", "entries": [{"name": "data", "type": "dir"}]}), model)
+    assert directive.fields["tool"] == "list_dir"
