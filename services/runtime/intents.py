@@ -15,7 +15,10 @@ from collections.abc import Sequence
 
 from services.runtime.peers import WorkspaceEntry
 
-__all__ = ["asks_for_change", "explicit_step", "file_names_in", "mentions_change", "names_given", "stated_commands"]
+__all__ = [
+    "asks_about_content", "asks_for_change", "explicit_step", "file_names_in", "mentions_change", "names_given",
+    "stated_commands",
+]
 
 _POLITE = r"^\s*(?:please\s+|can you\s+|could you\s+)?"
 _RUN = re.compile(_POLITE + r"(?:run|execute)\b(?!\s+(?:away|out|into|through)\b)", re.IGNORECASE)
@@ -124,3 +127,16 @@ def mentions_change(request: str) -> bool:
     """The request speaks of changing something anywhere in it ("I want a new file"), so a tool
     that creates or writes an entry may be offered; a greeting or a question never gets one."""
     return _CHANGE_WORD.search(request) is not None
+
+
+_CONTENT_QUESTION = re.compile(
+    r"\b(?:what|which|who|whom|whose|when|how\s+(?:many|much|long|often)|contents?|says?|said|lines?|"
+    r"summari[sz]e|summary|items?|inside|read|open)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_about_content(request: str) -> bool:
+    """The request asks about what files hold, not only where they are ("find the CSV file and
+    tell me which product sold most", against "find all Python files")."""
+    return _CONTENT_QUESTION.search(request) is not None

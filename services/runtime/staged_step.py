@@ -14,7 +14,7 @@ from services.runtime.config import Settings
 from services.runtime.directives import Directive, DirectiveError
 from services.runtime.fill_schema import required_path_kind
 from services.runtime.grounding import exact_answer
-from services.runtime.intents import asks_for_change, file_names_in, stated_commands
+from services.runtime.intents import asks_about_content, asks_for_change, file_names_in, stated_commands
 from services.runtime.model_client import ModelCall
 from services.runtime.models_config import ModelsConfig
 from services.runtime.peers import PeerError, Peers, SkillSummary, ToolSpec, WorkspaceEntry
@@ -55,8 +55,11 @@ async def decide_staged(
     elif follow_up == "look":
         offered = [tool for tool in offered if tool.read_only]
         if _found_something(turn.last_result):
-            # A search found what was asked for: what is left is to read it, or to answer.
-            offered = [tool for tool in offered if required_path_kind(tool) == "file"]
+            # A search found what was asked for: what is left is to answer, or to read what it
+            # found where the request asks about what the files hold.
+            reads = asks_about_content(turn.message.text if turn.message is not None else "")
+            offered = [tool for tool in offered if reads and required_path_kind(tool) == "file"]
+            forced = forced or not offered
     last = turn.last_result
     workspace = await _workspace(peers, turn.task_id, offered)
     steps_menu = StepMenu(

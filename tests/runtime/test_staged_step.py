@@ -52,3 +52,12 @@ async def test_after_a_listing_the_step_may_look_further() -> None:
     model = FakeCompletions(scores=[{"list_dir": -0.1, "read_file": -1.0, "answer": -3.0}], texts=['{"path": "data"}'])
     directive = await _decide(_after("list_dir", {"path": ".", "entries": [{"name": "data", "type": "dir"}]}), model)
     assert directive.fields["tool"] == "list_dir"
+
+
+async def test_a_request_only_to_find_is_answered_with_what_the_search_found() -> None:
+    events = _after("find_files", {"pattern": "**/*.csv", "matches": ["data/sales.csv"]})
+    events[0] = event(1, "user_message", text="Find all the CSV files.")
+    model = FakeCompletions()  # no model call at all: the step answers, and the answer is exact
+    directive = await _decide(events, model)
+    assert directive.action == "respond" and directive.fields["message"] == "I found: data/sales.csv."
+    assert model.prompts == []
