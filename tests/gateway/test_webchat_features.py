@@ -185,7 +185,7 @@ async def test_a_failed_send_keeps_the_input_and_an_empty_one_says_so(page: Page
     await page.fill("#input", too_long)
     await page.press("#input", "Enter")
     await expect(page.locator("#composer-hint")).to_contain_text("the limit is 32,000")
-    assert await page.input_value("#input") == too_long
+    await expect(page.locator("#input")).to_have_value(too_long)
 
     # The gateway refuses the message (here: its backends are busy); the text stays, nothing is logged.
     await page.route(
@@ -199,13 +199,14 @@ async def test_a_failed_send_keeps_the_input_and_an_empty_one_says_so(page: Page
     await page.fill("#input", "Please keep this text")
     await page.press("#input", "Enter")
     await expect(page.locator("#banner")).to_contain_text("runtime service is unavailable")
-    assert await page.input_value("#input") == "Please keep this text"
+    await expect(page.locator("#input")).to_have_value("Please keep this text")
     await expect(page.locator("#log .msg.user")).to_have_count(0)
     await page.unroute("**/v1/chat")
     gateway_stack.model.script([reply("Got it this time.")])
     await page.press("#input", "Enter")
     await expect(page.locator(".msg.assistant").last).to_have_text("Got it this time.")
-    assert await page.input_value("#input") == ""
+    # The input is cleared once the message is sent; waited for, as the page clears it after.
+    await expect(page.locator("#input")).to_have_value("")
 
 
 async def test_chats_are_searched_renamed_and_deleted(
@@ -291,7 +292,7 @@ async def test_a_slash_completes_skill_names_and_sends_the_skill(
     options = page.locator("#skill-completions li")
     await expect(options.first).to_contain_text("/analyze-project")
     await page.press("#input", "Tab")
-    assert await page.input_value("#input") == "/analyze-project "
+    await expect(page.locator("#input")).to_have_value("/analyze-project ")
     await page.type("#input", "look at this project")
     await page.press("#input", "Enter")
     await expect(page.locator(".msg.assistant").last).to_have_text("Analysed.")
