@@ -7,7 +7,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -136,8 +136,13 @@ def test_make_dir_and_stat(tools: FileTools) -> None:
     assert (described["type"], described["mode"], described["hard_links"]) == ("directory", "0755", 3)
 
 
-def _race(flip: Callable[[], None], attempt: Callable[[], str], seconds: float = 0.6) -> list[str]:
-    """Runs `attempt` for a while as another thread keeps calling `flip`; returns what it saw."""
+def _race(
+    flip: Callable[[], None], attempt: Callable[[], str], seconds: float = 0.6,
+    wanted: Collection[str] = (), most_seconds: float = 20.0,
+) -> list[str]:
+    """Runs `attempt` for a while as another thread keeps calling `flip`; returns what it saw.
+    It goes on past `seconds` (up to `most_seconds`) until every outcome in `wanted` was seen,
+    so a loaded machine that schedules the threads unevenly still exercises both states."""
     stop = threading.Event()
 
     def flipper() -> None:
@@ -149,7 +154,8 @@ def _race(flip: Callable[[], None], attempt: Callable[[], str], seconds: float =
     outcomes: list[str] = []
     deadline = time.monotonic() + seconds
     try:
-        while time.monotonic() < deadline:
+        last = time.monotonic() + most_seconds
+        while time.monotonic() < deadline or (not set(wanted) <= set(outcomes) and time.monotonic() < last):
             outcomes.append(attempt())
     finally:
         stop.set()
@@ -183,7 +189,8 @@ def test_race_link_retargeted_between_inside_and_outside(tools: FileTools, secre
     (root / "real/inner.txt").write_text("inside")
     os.symlink("real", root / "d")
     seen = _race(
-        _retargeting_link(root, secret_dir), lambda: _outcome(lambda: tools.read_file("d/inner.txt"))
+        _retargeting_link(root, secret_dir), lambda: _outcome(lambda: tools.read_file("d/inner.txt")),
+        wanted=("inside", "PermissionDenied:OUTSIDE_WORKSPACE"),
     )
     assert SECRET not in seen
     assert set(seen) == {"inside", "PermissionDenied:OUTSIDE_WORKSPACE"}, set(seen)
@@ -204,7 +211,8 @@ def test_race_folder_swapped_for_link_out(tools: FileTools, secret_dir: Path) ->
             os.symlink(secret_dir, root / "d")
         state["out"] = not state["out"]
 
-    seen = _race(flip, lambda: _outcome(lambda: tools.read_file("d/inner.txt")))
+    both = ("inside", "PermissionDenied:OUTSIDE_WORKSPACE")
+    seen = _race(flip, lambda: _outcome(lambda: tools.read_file("d/inner.txt")), wanted=both)
     assert SECRET not in seen
     assert "inside" in seen and "PermissionDenied:OUTSIDE_WORKSPACE" in seen
     # NOT_A_DIRECTORY: the walk met the link where a folder stood and refused to follow it.
@@ -228,7 +236,8 @@ def test_race_file_swapped_for_link_out(tools: FileTools, secret_dir: Path) -> N
             (root / "f.tmp").write_text("inside")
         os.replace(root / "f.tmp", root / "f.txt")
 
-    seen = _race(flip, lambda: _outcome(lambda: tools.read_file("f.txt")))
+    seen = _race(flip, lambda: _outcome(lambda: tools.read_file("f.txt")),
+                 wanted=("inside", "PermissionDenied:OUTSIDE_WORKSPACE"))
     assert SECRET not in seen
     assert "inside" in seen and "PermissionDenied:OUTSIDE_WORKSPACE" in seen
     assert set(seen) <= {"inside", "PermissionDenied:OUTSIDE_WORKSPACE", "PermissionDenied:PATH_CHANGED"}, (
@@ -241,7 +250,8 @@ def test_race_write_never_lands_outside(tools: FileTools, secret_dir: Path) -> N
     (root / "real").mkdir()
     os.symlink("real", root / "d")
     seen = _race(
-        _retargeting_link(root, secret_dir), lambda: _outcome(lambda: tools.write_file("d/new.txt", "x"))
+        _retargeting_link(root, secret_dir), lambda: _outcome(lambda: tools.write_file("d/new.txt", "x")),
+        wanted=("ok", "PermissionDenied:OUTSIDE_WORKSPACE"),
     )
     assert sorted(os.listdir(secret_dir)) == ["inner.txt"]
     assert (secret_dir / "inner.txt").read_text() == SECRET
