@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_NOTE_CHARS", "exact_answer", "relevant_lines", "result_note"]
+__all__ = ["BULLET", "MAX_NOTE_CHARS", "exact_answer", "relevant_lines", "result_note"]
 
 MAX_NOTE_CHARS = 300
 # A command's output up to this many lines is given as the reply to running it.
@@ -47,7 +47,8 @@ _FILLER = frozenset(
 _WORD = re.compile(r"\d+(?:\.\d+)+|[a-z0-9]+")
 # A path or a file name in the request: every line of that file is "in" it, so it matches nothing.
 _PATHLIKE = re.compile(r"[\w.-]*/[\w./-]+|[\w-]+\.[a-z][a-z0-9]{0,5}\b")
-_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# A list item's marker ("- ", "* ", "1. "), as group 1.
+BULLET = re.compile(r"^(\s*(?:[-*+]|\d+[.)])\s+)")
 # What a count may be of, and what it counts: a list's things, tasks or points are its items.
 _COUNT_UNITS = {"line": "lines", "item": "items", "row": "rows", "word": "words", "entry": "entries",
                 "file": "files", "thing": "items", "task": "items", "point": "items", "element": "items",
@@ -121,7 +122,7 @@ def _count_note(request: str, text: _Text) -> str | None:
     if unit == "entries":
         unit = "lines"
     if unit == "items":
-        bullets = [line for line in text.lines if _BULLET.match(line)]
+        bullets = [line for line in text.lines if BULLET.match(line)]
         counted = len(bullets) if bullets else len(text.lines)
     elif unit == "rows" and text.is_table:
         counted = len(text.lines) - 1
@@ -141,7 +142,7 @@ def _plural(count: int, noun: str) -> str:
 def _row(text: _Text, line: str) -> str:
     """A table row with its column names, so 'blender' reads as the product."""
     if not text.is_table:
-        return _BULLET.sub("", line).strip()
+        return BULLET.sub("", line).strip()
     header, values = next(csv.reader([text.lines[0]])), next(csv.reader([line]))
     return ", ".join(f"{name.strip()}: {value.strip()}" for name, value in zip(header, values, strict=False))
 
@@ -152,7 +153,7 @@ def _ordinal_lines(request: str, text: _Text) -> list[str] | None:
         return None
     candidates = text.lines
     if match.group(2) == "item":
-        candidates = [line for line in text.lines if _BULLET.match(line)] or text.lines
+        candidates = [line for line in text.lines if BULLET.match(line)] or text.lines
     elif match.group(2) == "row" and text.is_table:
         candidates = text.lines[1:]
     index = _ORDINALS[match.group(1)]

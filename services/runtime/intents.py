@@ -35,16 +35,12 @@ _FIND = re.compile(
 # "a folder called archive", "a file named 'to do.txt'": the name that follows.
 _CALLED = re.compile(r"\b(?:called|named)\s+['\"‘“]?([\w][\w./-]*?)['\"’”]?(?=[\s,;:!?]|\.(?:\s|$)|$)", re.IGNORECASE)
 _WRITE = re.compile(_POLITE + r"(?:create|write|save|make|put|store)\b", re.IGNORECASE)
-_CHANGE = re.compile(
-    _POLITE + r"(?:add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|"
-    r"create|copy|move|make)\b",
-    re.IGNORECASE,
+# Verbs of a change to the workspace.
+_CHANGE_VERBS = (
+    r"add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|create|copy|move|make"
 )
-_CHANGE_WORD = re.compile(
-    r"\b(?:add|append|insert|write|save|update|change|replace|edit|fix|rename|remove|delete|put|create|copy|"
-    r"move|make|store|overwrite|new)\b",
-    re.IGNORECASE,
-)
+_CHANGE = re.compile(_POLITE + rf"(?:{_CHANGE_VERBS})\b", re.IGNORECASE)
+_CHANGE_WORD = re.compile(rf"\b(?:{_CHANGE_VERBS}|store|overwrite|new)\b", re.IGNORECASE)
 # A file name as people write one: a name and a short extension.
 _FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]+\.[A-Za-z0-9]{1,6})(?![\w/-])")
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from services.runtime.grounding import BULLET
+
 __all__ = ["MAX_CHOICES", "stated_texts", "write_choices"]
 
 MAX_CHOICES = 6
@@ -23,7 +25,6 @@ _STATED = re.compile(
     re.IGNORECASE,
 )
 _AFTER_COLON = re.compile(r":\s*(.+)$")
-_BULLET = re.compile(r"^(\s*(?:[-*+]|\d+[.)])\s+)")
 
 
 def _clean(text: str) -> str:
@@ -57,10 +58,10 @@ def write_choices(request: str, current: str | None = None) -> list[str]:
         return texts
     lines = current.splitlines()
     last = lines[-1] if lines else ""
-    bullet = _BULLET.match(last)
+    bullet = BULLET.match(last)
     kept = current if current.endswith("\n") or not current else current + "\n"
     choices = []
     for text in texts:
-        line = (bullet.group(1) + text) if bullet and not _BULLET.match(text) else text
+        line = (bullet.group(1) + text) if bullet and not BULLET.match(text) else text
         choices.append(kept + line + "\n")
     return choices[:MAX_CHOICES]
