@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,12 +42,19 @@ TARGET_DROP = 0.20
 TARGET_OWN_P50_MS = 3.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Round:
     tasks: int
     steps: int
     wall_s: float
     own_ms: list[float]
+    cpu_ms_per_step: dict[str, float]
 
     @property
     def steps_per_s(self) -> float:
@@ -80,22 +88,28 @@ async def model_latencies(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, task_i
             return latencies
 
 
-async def run_round(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, tasks: int, steps: int) -> Round:
+async def run_round(stub: runtime_pb2_grpc.RuntimeServiceAsyncStub, tasks: int, steps: int,
+                    pids: dict[str, int]) -> Round:
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.perf_counter()
     results = await asyncio.gather(*(one_task(stub, steps) for _ in range(tasks)))
     wall = time.perf_counter() - started
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) * 1000 / (tasks * steps) for name, pid in pids.items()}
     own: list[float] = []
     for task_id, times in results:
         latencies = await model_latencies(stub, task_id)
         own.extend(total - model for total, model in zip(times, latencies, strict=True))
-    return Round(tasks=tasks, steps=tasks * steps, wall_s=wall, own_ms=own)
+    return Round(tasks=tasks, steps=tasks * steps, wall_s=wall, own_ms=own, cpu_ms_per_step=cpu)
 
 
 def report(rounds: Sequence[Round]) -> None:
-    print(f"{'tasks':>6} {'steps':>6} {'wall s':>7} {'steps/s':>8} {'own p50 ms':>10} {'own p99 ms':>10}")
+    names = list(rounds[0].cpu_ms_per_step) if rounds else []
+    cpu_heads = "".join(f" {'cpu ' + name:>14}" for name in names)
+    print(f"{'tasks':>6} {'steps':>6} {'wall s':>7} {'steps/s':>8} {'own p50 ms':>10} {'own p99 ms':>10}{cpu_heads}")
     for r in rounds:
+        cpu = "".join(f" {r.cpu_ms_per_step[name]:>11.2f} ms" for name in names)
         print(f"{r.tasks:>6} {r.steps:>6} {r.wall_s:>7.2f} {r.steps_per_s:>8.1f} {r.percentile(0.5):>10.2f} "
-              f"{r.percentile(0.99):>10.2f}")
+              f"{r.percentile(0.99):>10.2f}{cpu}")
     by_tasks = {r.tasks: r for r in rounds}
     if 1 in by_tasks:
         p50 = by_tasks[1].percentile(0.5)
@@ -110,10 +124,11 @@ def report(rounds: Sequence[Round]) -> None:
             print(f"steps/s at 500 tasks vs 100: {100 * -drop:+.1f}% (target no more than {100 * TARGET_DROP:.0f}% lower)"
                   f"{'' if drop <= TARGET_DROP else '  NOT REACHED'}")
     print("(own time = the Chat call's time minus the model call's latency the runtime recorded; at 10 tasks "
-          "and more it includes queueing for the cores)")
+          "and more it includes queueing for the cores; cpu = each process's CPU time per step, which other "
+          "load on the machine does not inflate)")
 
 
-async def bench(port: int, levels: Sequence[int], steps: int, spy_at: int | None, spy_out: Path | None) -> None:
+async def bench(port: int, model_pid: int, levels: Sequence[int], steps: int, spy_at: int | None, spy_out: Path | None) -> None:
     """Runs each round against a runtime using the instant model on `port`."""
     with tempfile.TemporaryDirectory() as data:
         models = Path(data) / "models.yaml"
@@ -129,17 +144,18 @@ async def bench(port: int, levels: Sequence[int], steps: int, spy_at: int | None
             options = [("grpc.max_concurrent_streams", 1000)]
             async with grpc.aio.insecure_channel(stack.address("runtime"), options=options) as channel:
                 stub = runtime_pb2_grpc.RuntimeServiceStub(channel)
-                await run_round(stub, 100, 2)  # warm up: imports, caches, the connection pools, gRPC streams
+                pids = {"runtime": stack.processes["runtime"].pid, "model": model_pid, "client": os.getpid()}
+                await run_round(stub, 100, 2, pids)  # warm up: imports, caches, the connection pools, gRPC streams
                 rounds = []
                 for tasks in levels:
                     # At least 40 steps per round, so a percentile at 1 task means something.
                     steps_per_task = max(steps, 40 // tasks)
                     if tasks == spy_at:
                         spy = record_profile(stack.processes["runtime"].pid, spy_out)
-                        rounds.append(await run_round(stub, tasks, steps_per_task))
+                        rounds.append(await run_round(stub, tasks, steps_per_task, pids))
                         summary: SpySummary | None = spy.finish()
                     else:
-                        rounds.append(await run_round(stub, tasks, steps_per_task))
+                        rounds.append(await run_round(stub, tasks, steps_per_task, pids))
                         summary = None
                     if summary is not None:
                         print(f"\n-- py-spy of the runtime at {tasks} tasks --")
@@ -164,7 +180,7 @@ def main() -> None:
     assert fake.stdout is not None
     fake.stdout.readline()  # "listening": the port is bound
     try:
-        asyncio.run(bench(port, levels, args.steps, args.py_spy, args.py_spy_out))
+        asyncio.run(bench(port, fake.pid, levels, args.steps, args.py_spy, args.py_spy_out))
     finally:
         fake.terminate()
         fake.wait()

@@ -11,6 +11,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from jsonschema import Draft202012Validator
 
 __all__ = ["validator_for"]
@@ -21,9 +22,10 @@ CACHED_VALIDATORS = 512
 
 def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
     """A Draft 2020-12 validator of `schema`, built the first time that schema is seen."""
-    return _compiled(json.dumps(schema, sort_keys=True, ensure_ascii=False))
+    # orjson: the key is made on every parse, and the standard module took ten times as long.
+    return _compiled(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
 
 
 @lru_cache(maxsize=CACHED_VALIDATORS)
-def _compiled(text: str) -> Draft202012Validator:
+def _compiled(text: bytes) -> Draft202012Validator:
     return Draft202012Validator(json.loads(text))

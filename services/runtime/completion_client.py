@@ -18,13 +18,11 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-import httpx
-
 from services.common.errors import Unavailable
 from services.runtime.metrics import observe_model_call, observe_model_error
+from services.runtime.model_http import ConnectFailed, HttpFailure, ModelHttp, TimedOut
 from services.runtime.model_pool import EndpointPool, Lease
 from services.runtime.model_stream import (
-    KEEPALIVE_SECONDS,
     EndpointLost,
     ModelCall,
     NativeApiMissing,
@@ -78,16 +76,13 @@ class LlamaCompletions:
     """Calls llama-server's native endpoints by role."""
 
     def __init__(
-        self, config: ModelsConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-        http: httpx.AsyncClient | None = None, pool: EndpointPool | None = None,
+        self, config: ModelsConfig, *, http: ModelHttp | None = None, pool: EndpointPool | None = None,
     ) -> None:
         self._config = config
         # The runtime passes the chat client's own pool and placements, so each model server
         # keeps one connection and each task one place.
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            transport=transport, timeout=None, limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
-        )
+        self._http = http or ModelHttp()
         self._pool = pool or EndpointPool(config)
         self._first_tokens: dict[tuple[str, str], int] = {}
         self._scores: OrderedDict[tuple[str, str], dict[int, float]] = OrderedDict()
@@ -105,7 +100,7 @@ class LlamaCompletions:
 
     async def close(self) -> None:
         if self._owns_http:
-            await self._http.aclose()
+            await self._http.close()
 
     # -- the two calls -----------------------------------------------------------------------
 
@@ -223,8 +218,8 @@ class LlamaCompletions:
         self._probed.add(endpoint)
         try:
             response = await self._http.get(f"{native_base(endpoint)}/props", timeout=5.0)
-            slots = int(response.json().get("total_slots") or 0) if response.status_code == 200 else 0
-        except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+            slots = int(response.json().get("total_slots") or 0) if response.status == 200 else 0
+        except (HttpFailure, ValueError, AttributeError, TypeError):
             slots = 0
         self._pool.set_slots(endpoint, slots)
 
@@ -252,18 +247,18 @@ class LlamaCompletions:
             return None
         body = {"content": text, "add_special": special, "with_pieces": True}
         try:
-            response = await self._http.post(f"{native_base(endpoint)}/tokenize", json=body, timeout=10.0)
-        except httpx.ConnectError as exc:
-            raise NotReady(repr(exc)) from exc
-        except httpx.HTTPError as exc:
-            raise EndpointLost(f"tokenizer at {endpoint} failed: {exc!r}") from exc
-        if response.status_code == 503:
+            response = await self._http.post(f"{native_base(endpoint)}/tokenize", json_body=body, timeout=10.0)
+        except ConnectFailed as exc:
+            raise NotReady(str(exc)) from exc
+        except HttpFailure as exc:
+            raise EndpointLost(f"tokenizer at {endpoint} failed: {exc}") from exc
+        if response.status == 503:
             raise NotReady(f"{endpoint} answered HTTP 503 (loading)")
-        if response.status_code == 404:
+        if response.status == 404:
             self._no_tokenizer.add(endpoint)  # not llama-server: text from now on
             return None
         try:
-            pieces = response.json()["tokens"] if response.status_code == 200 else None
+            pieces = response.json()["tokens"] if response.status == 200 else None
             if pieces is None or (pieces and not isinstance(pieces[0], dict)):
                 raise ValueError("no pieces")
             return units_of_pieces(pieces)
@@ -281,9 +276,9 @@ class LlamaCompletions:
             # The last token is the end of text, which writes nothing: the text is all the rest's.
             return [Unit(call.text, tuple(held))] if call.text else []
         try:
-            response = await self._http.post(f"{native_base(endpoint)}/detokenize", json={"tokens": held}, timeout=10.0)
-            text = response.json().get("content") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            response = await self._http.post(f"{native_base(endpoint)}/detokenize", json_body={"tokens": held}, timeout=10.0)
+            text = response.json().get("content") if response.status == 200 else None
+        except (HttpFailure, ValueError, AttributeError) as exc:
             log.info("no text for the generated tokens from %s (%r): the next prompt re-tokenises it", endpoint, exc)
             return []
         return [Unit(text, tuple(held))] if isinstance(text, str) and text else []
@@ -299,20 +294,20 @@ class LlamaCompletions:
                     native: bool = False) -> dict[str, Any]:
         url = f"{native_base(endpoint)}{path}"
         try:
-            response = await self._http.post(url, json=body, timeout=config.timeout_seconds)
-        except httpx.ConnectError as exc:
-            raise NotReady(repr(exc)) from exc
-        except httpx.TimeoutException as exc:
+            response = await self._http.post(url, json_body=body, timeout=config.timeout_seconds)
+        except ConnectFailed as exc:
+            raise NotReady(str(exc)) from exc
+        except TimedOut as exc:
             observe_model_error("chat", "timeout")
             raise Unavailable(f"model server at {url} did not answer within {config.timeout_seconds}s") from exc
-        except httpx.HTTPError as exc:
-            raise EndpointLost(f"model server at {url} is unreachable: {exc!r}") from exc
-        if response.status_code == 404 and native:
+        except HttpFailure as exc:
+            raise EndpointLost(f"model server at {url} is unreachable: {exc}") from exc
+        if response.status == 404 and native:
             raise NativeApiMissing(f"{url} does not exist: the model server has no llama-server native API")
-        if response.status_code == 503:
+        if response.status == 503:
             raise NotReady(f"{url} answered HTTP 503: {response.text[:200]}")
-        if response.status_code != 200:
-            raise Unavailable(f"model server at {url} answered HTTP {response.status_code}: {response.text[:300]}")
+        if response.status != 200:
+            raise Unavailable(f"model server at {url} answered HTTP {response.status}: {response.text[:300]}")
         result: dict[str, Any] = response.json()
         return result
 

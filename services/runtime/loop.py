@@ -42,7 +42,7 @@ from services.runtime.staged import Stage, StagedDecider
 from services.runtime.staged_step import decide_staged, reply_cap
 from services.runtime.step_options import step_options
 from services.runtime.storage import TaskStorage
-from services.runtime.turn import TurnState
+from services.runtime.turn import RecentTurns, TurnState
 
 __all__ = ["RuntimeLoop"]
 
@@ -68,6 +68,7 @@ class RuntimeLoop:
         self._skill_catalogue = skill_catalogue
         # The turn each running task is in (a task runs one turn at a time).
         self._turns: dict[str, TurnState] = {}
+        self._recent = RecentTurns()
         self._memory = MemorySteps(settings, peers, self._append) if peers is not None else None
 
     @property
@@ -78,11 +79,12 @@ class RuntimeLoop:
 
     async def run_turn(self, task_id: str) -> None:
         """Runs the task (status RUNNING) until it completes, fails or waits for a human."""
-        # The only read of the whole log: from here on the turn carries its events itself.
-        turn = TurnState.from_log(task_id, await self._store.list_events(task_id, limit=1_000_000))
+        # The only read of the log (what came after the task's last turn, where that is kept).
+        turn = await self._recent.open(task_id, lambda after: self._store.list_events(task_id, after_seq=after, limit=1_000_000))
         self._turns[task_id] = turn
         try:
             await self._run(turn)
+            self._recent.keep(turn)
         finally:
             if self._turns.get(task_id) is turn:
                 del self._turns[task_id]
@@ -320,11 +322,12 @@ class RuntimeLoop:
         """Finishes a tool call the log left open: after an approval decision, or after a crash
         while it ran. A call that may have run is never silently repeated unless read-only."""
         task_id = turn.task_id
-        payloads = [e.payload for e in turn.events]
-        calls = [p for p in payloads if isinstance(p, ev.ToolCall)]
-        if not calls:
+        if turn.last_call_at < 0:
             return "continue"
-        call = calls[-1]
+        call = turn.events[turn.last_call_at].payload
+        assert isinstance(call, ev.ToolCall)
+        # What settles a call (its result, approval, decision) comes after it.
+        payloads = [e.payload for e in turn.events[turn.last_call_at + 1:]]
         if call.client:
             return "continue"  # the client ran it; its result is in the user's message
         if any(isinstance(p, ev.ToolResult) and p.call_id == call.call_id for p in payloads):

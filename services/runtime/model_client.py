@@ -9,20 +9,17 @@ import asyncio
 import time
 from typing import Any, Protocol
 
-import httpx
-
 from services.common.errors import FailedPrecondition, Unavailable
 from services.runtime.metrics import observe_embedding, observe_model_call, observe_model_error
+from services.runtime.model_http import HttpFailure, ModelHttp, TimedOut
 from services.runtime.model_pool import EndpointPool
 from services.runtime.model_stream import (
-    KEEPALIVE_SECONDS,
     EndpointLost,
     ModelCall,
     NotReady,
     TokenCallback,
     stream_call,
 )
-from services.runtime.model_transport import model_transport
 from services.runtime.models_config import ModelsConfig, RoleConfig
 
 __all__ = ["ChatModel", "ModelCall", "ModelClient", "TokenCallback"]
@@ -49,17 +46,13 @@ class ModelClient:
     """Calls model endpoints by role. One instance per runtime; close it on shutdown."""
 
     def __init__(
-        self, config: ModelsConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-        pool: EndpointPool | None = None,
+        self, config: ModelsConfig, *, http: ModelHttp | None = None, pool: EndpointPool | None = None,
     ) -> None:
         self._config = config
-        # One client, so one pool of connections: each model server's connection is kept alive
+        # One client, so one pool of connections: each model server's connections are kept alive
         # across calls (every response is read to its end or closed, so it goes back to the pool),
-        # with the calls in flight bounded per server (model_transport.py). llama-server closes a
-        # connection idle for 5 s; one reused as it closes fails its request, so ours are let go a
-        # little sooner.
-        self._http = httpx.AsyncClient(transport=transport or model_transport(keepalive_seconds=KEEPALIVE_SECONDS),
-                                       timeout=None)
+        # with the calls in flight bounded per server (model_http.py).
+        self._http = http or ModelHttp()
         self._pool = pool or EndpointPool(config)
 
     @property
@@ -67,7 +60,7 @@ class ModelClient:
         return self._config
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> ModelHttp:
         """The pooled HTTP client (shared with the staged decision's native calls)."""
         return self._http
 
@@ -77,7 +70,7 @@ class ModelClient:
         return self._pool
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     def _headers(self, config: RoleConfig) -> dict[str, str]:
         return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
@@ -164,10 +157,10 @@ class ModelClient:
         for endpoint in config.endpoints:
             try:
                 await self._http.get(f"{endpoint.rstrip('/')}/models", headers=self._headers(config), timeout=timeout)
-            except httpx.TimeoutException:
+            except TimedOut:
                 problem = f"the model server for role {role!r} at {endpoint} did not answer within {timeout:g} s"
-            except httpx.HTTPError as exc:
-                problem = f"the model server for role {role!r} at {endpoint} is unreachable: {exc!r}"
+            except HttpFailure as exc:
+                problem = f"the model server for role {role!r} at {endpoint} is unreachable: {exc}"
             else:
                 problem = ""
             if problem:
@@ -189,14 +182,14 @@ class ModelClient:
         try:
             response = await self._http.post(
                 f"{root}/tokenize",
-                json={"content": text, "add_special": False},
+                json_body={"content": text, "add_special": False},
                 headers=self._headers(config),
                 timeout=min(config.timeout_seconds, 10.0),
             )
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"tokenizer of role {role!r} is unreachable: {exc!r}") from exc
-        if response.status_code != 200:
-            raise Unavailable(f"tokenizer of role {role!r} answered HTTP {response.status_code}")
+        except HttpFailure as exc:
+            raise Unavailable(f"tokenizer of role {role!r} is unreachable: {exc}") from exc
+        if response.status != 200:
+            raise Unavailable(f"tokenizer of role {role!r} answered HTTP {response.status}")
         return len(response.json()["tokens"])
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], str]:
@@ -214,15 +207,15 @@ class ModelClient:
         try:
             response = await self._http.post(
                 f"{endpoint.rstrip('/')}/embeddings",
-                json={"model": config.model, "input": texts},
+                json_body={"model": config.model, "input": texts},
                 headers=self._headers(config),
                 timeout=config.timeout_seconds,
             )
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"embedding server at {endpoint} is unreachable: {exc!r}") from exc
-        if response.status_code != 200:
+        except HttpFailure as exc:
+            raise Unavailable(f"embedding server at {endpoint} is unreachable: {exc}") from exc
+        if response.status != 200:
             raise Unavailable(
-                f"embedding server answered HTTP {response.status_code}: {response.text[:500]}"
+                f"embedding server answered HTTP {response.status}: {response.text[:500]}"
             )
         data = sorted(response.json()["data"], key=lambda item: item["index"])
         observe_embedding((time.perf_counter() - started) * 1000, len(texts))

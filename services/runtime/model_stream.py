@@ -3,8 +3,8 @@ server-sent events, for both the OpenAI-compatible `chat/completions` stream and
 native `/completion` stream.
 
 The reader keeps the caps every call has (output characters, streamed chunks, line length) and
-the whole call runs under `max_call_seconds`; the body is always read to its end (so httpx
-returns the connection to the pool) or the response is closed. Nothing here picks an endpoint
+the whole call runs under `max_call_seconds`; the body is always read to its end (so the
+connection goes back to the pool) or the response is closed. Nothing here picks an endpoint
 or builds a prompt.
 """
 
@@ -17,14 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
-
 from services.common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.runtime.metrics import observe_model_error
+from services.runtime.model_http import ConnectFailed, HttpFailure, ModelHttp, StreamReply, TimedOut
 from services.runtime.model_text import sanitize
 from services.runtime.models_config import RoleConfig
 
-__all__ = ["DRAIN_CHARS", "KEEPALIVE_SECONDS", "EndpointLost", "ModelCall", "NativeApiMissing", "NotReady", "StreamFormat", "TokenCallback", "stream_call"]
+__all__ = ["DRAIN_CHARS", "EndpointLost", "ModelCall", "NativeApiMissing", "NotReady", "StreamFormat", "TokenCallback", "stream_call"]
 
 TokenCallback = Callable[[str], Awaitable[None]]
 # "chat": OpenAI-compatible chunks (choices[].delta.content, then `[DONE]`); "native":
@@ -32,8 +31,6 @@ TokenCallback = Callable[[str], Awaitable[None]]
 StreamFormat = Literal["chat", "native"]
 # Characters read past the end of the stream before giving up on reusing the connection.
 DRAIN_CHARS = 65_536
-# How long an idle connection to a model server is kept: under llama-server's own 5 s.
-KEEPALIVE_SECONDS = 4.0
 TIMING_KEYS = ("prompt_n", "prompt_ms", "cache_n", "predicted_n", "predicted_ms")
 
 
@@ -112,7 +109,7 @@ class NotReady(Exception):
 
 
 async def stream_call(
-    http: httpx.AsyncClient, url: str, body: dict[str, Any], config: RoleConfig, call: ModelCall,
+    http: ModelHttp, url: str, body: dict[str, Any], config: RoleConfig, call: ModelCall,
     on_token: TokenCallback | None, *, fmt: StreamFormat, headers: dict[str, str] | None = None,
     max_tokens: int | None = None,
 ) -> None:
@@ -125,31 +122,31 @@ async def stream_call(
         # The whole call, not just each read, is bounded: a server that sends steadily but
         # never ends cannot hold a task (and its share of the loop) forever.
         async with asyncio.timeout(config.max_call_seconds):
-            async with http.stream("POST", url, json=body, headers=headers, timeout=config.timeout_seconds) as response:
-                if response.status_code == 503:
-                    raise NotReady(f"it answered HTTP 503 ({(await _read_some(response, 200)).decode(errors='replace')})")
-                if response.status_code == 404 and fmt == "native":
+            async with http.stream(url, json_body=body, headers=headers, timeout=config.timeout_seconds) as response:
+                if response.status == 503:
+                    raise NotReady(f"it answered HTTP 503 ({(await response.read_some(200)).decode(errors='replace')})")
+                if response.status == 404 and fmt == "native":
                     raise NativeApiMissing(f"{url} does not exist: the model server has no llama-server native API")
-                if response.status_code != 200:
+                if response.status != 200:
                     observe_model_error(role, "http")
-                    detail = (await _read_some(response, 500)).decode(errors="replace")
-                    raise Unavailable(f"model server for role {role!r} answered HTTP {response.status_code}: {detail}")
+                    detail = (await response.read_some(500)).decode(errors="replace")
+                    raise Unavailable(f"model server for role {role!r} answered HTTP {response.status}: {detail}")
                 await reader.read(response)
     except TimeoutError:
         observe_model_error(role, "call_timeout")
         call.cut_off = f"the call took longer than max_call_seconds={config.max_call_seconds:g}"
-    except httpx.ConnectError as exc:
-        raise NotReady(repr(exc)) from exc
-    except httpx.TimeoutException as exc:
+    except ConnectFailed as exc:
+        raise NotReady(str(exc)) from exc
+    except TimedOut as exc:
         observe_model_error(role, "timeout")
         raise DeadlineExceeded(
             f"model server for role {role!r} at {url} timed out: nothing arrived for "
-            f"{config.timeout_seconds:g} s (timeout_seconds; {type(exc).__name__})"
+            f"{config.timeout_seconds:g} s (timeout_seconds; {exc})"
         ) from exc
-    except httpx.HTTPError as exc:
+    except HttpFailure as exc:
         observe_model_error(role, "unreachable")
         lost = EndpointLost if reader.first_token_ms is None else Unavailable
-        raise lost(f"model server for role {role!r} at {url} is unreachable: {exc!r}") from exc
+        raise lost(f"model server for role {role!r} at {url} is unreachable: {exc}") from exc
     finally:
         call.text = "".join(reader.pieces)
         call.latency_ms = (time.perf_counter() - reader.started) * 1000
@@ -178,15 +175,15 @@ class _Reader:
         # A line holds one chunk: JSON escapes may take 6 characters for one of output.
         self._line_cap = 6 * self._char_cap + 4096
 
-    async def read(self, response: httpx.Response) -> None:
+    async def read(self, response: StreamReply) -> None:
         """Reads the SSE lines in linear time, to the end of the response after the last chunk
         (so the connection can be reused), or until a cap is reached (the connection is closed)."""
         partial: list[str] = []
         partial_len = 0
         drained = -1  # characters read since the stream's end; -1 until it came
-        async for text in response.aiter_text():
+        async for text in response.text_pieces():
             if drained >= 0:
-                # Read to the end (normally nothing is left) so httpx pools the connection;
+                # Read to the end (normally nothing is left) so the connection is pooled;
                 # a server that keeps sending gets its connection closed instead.
                 drained += len(text)
                 if drained > DRAIN_CHARS:
@@ -280,16 +277,6 @@ class _Reader:
         if not self.call.cut_off:
             self.call.cut_off = reason
             observe_model_error(self.call.role, "output_limit")
-
-
-async def _read_some(response: httpx.Response, limit: int) -> bytes:
-    """At most `limit` bytes of an error body, without reading a huge one into memory."""
-    data = b""
-    async for piece in response.aiter_bytes():
-        data += piece
-        if len(data) >= limit:
-            break
-    return data[:limit]
 
 
 def _read_usage(call: ModelCall, chunk: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """The state of a task's current turn, carried in memory while the loop runs it.
 
 The loop reads the task's log once, when a turn starts or resumes (`TurnState.from_log`), and
-then adds each event it commits (`add`), so a step never re-reads or re-scans the log: the
+then adds each event it commits (`add`), so a step never re-reads or re-scans the log; the
+state a turn ended in is kept (`RecentTurns`), so the task's next turn reads only what came
+after it. The
 turn's start, its user message, the skill in use, its steps, its tool calls and its last result
 are kept up to date event by event. A step is one decision of the model: a directive, or an
 output that was not a valid one (the meaning of `TaskRecord.steps` and of the step limit).
@@ -11,6 +13,8 @@ Nothing here touches the store or a service.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +23,7 @@ from services.runtime.context import REPEATED_CALL
 from services.runtime.experience import is_step
 from services.runtime.records import EventRecord
 
-__all__ = ["ActiveSkill", "FollowUp", "TurnState"]
+__all__ = ["ActiveSkill", "FollowUp", "RecentTurns", "TurnState"]
 
 FollowUp = Literal["free", "look", "answer"]
 
@@ -55,6 +59,8 @@ class TurnState:
     begun: bool = False
     # Prompt and completion tokens of every model call of the task (what its token budget counts).
     tokens_spent: int = 0
+    # Where in `events` the task's last tool call is (-1: none yet).
+    last_call_at: int = -1
 
     @classmethod
     def from_log(cls, task_id: str, events: list[EventRecord]) -> TurnState:
@@ -74,6 +80,7 @@ class TurnState:
             # A file read (`file`) belongs to the skill in use; it does not start a new one.
             self.skill, self.calls_since_skill = ActiveSkill(used=payload, seq=event.seq), 0
         elif isinstance(payload, ev.ToolCall):
+            self.last_call_at = len(self.events) - 1
             self.calls.append(call_key(payload.tool, payload.arguments))
             self.calls_since_skill += 1
         elif isinstance(payload, ev.ToolResult):
@@ -124,3 +131,48 @@ class TurnState:
             return "free"
         listing = isinstance(result.result.get("entries"), list) or isinstance(result.result.get("matches"), list)
         return "look" if listing else "answer"
+
+
+# Reads a task's events after a seq (the store's list_events).
+ReadEvents = Callable[[int], Awaitable[list[EventRecord]]]
+
+
+class RecentTurns:
+    """The state each task's last turn ended in (the most recent `keep` tasks), so the next turn
+    continues from it and reads only the events that came after, not the whole log again.
+
+    A state is used only while it is the log itself: events in seq order 1, 2, 3… with none
+    missing (one appended by someone else while the turn ran would leave a gap). Anything else
+    is read whole, as on a first start."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self._keep = keep
+        self._states: OrderedDict[str, TurnState] = OrderedDict()
+
+    async def open(self, task_id: str, read_after: ReadEvents) -> TurnState:
+        """The task's state for a turn that starts (or resumes) now; it is the caller's until `keep`."""
+        kept = self._states.pop(task_id, None)
+        if kept is not None:
+            rest = await read_after(len(kept.events))
+            if all(event.seq == seq for seq, event in enumerate(rest, start=len(kept.events) + 1)):
+                for event in rest:
+                    kept.add(event)
+                return kept
+        return TurnState.from_log(task_id, await read_after(0))
+
+    def keep(self, turn: TurnState) -> None:
+        """Keeps the state a turn ended in for the task's next turn."""
+        if not _is_whole(turn.events):
+            return
+        self._states[turn.task_id] = turn
+        self._states.move_to_end(turn.task_id)
+        while len(self._states) > self._keep:
+            self._states.popitem(last=False)
+
+    def forget(self, task_id: str) -> None:
+        self._states.pop(task_id, None)
+
+
+def _is_whole(events: list[EventRecord]) -> bool:
+    # Seqs are unique and rise as events are added: the last is the count only with none missing.
+    return not events or events[-1].seq == len(events)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+from aiohttp import web
 
+from tests.http_stub import Handler, http_stub
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import ModelsConfig, RoleConfig
@@ -17,36 +18,37 @@ BAN = {"logit_bias": [[107, False]]}
 SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
 
 
-def _config() -> ModelsConfig:
-    role = RoleConfig(endpoint="http://model.test/v1", model="m", extra_body={"repeat_penalty": 1.0}, json_extra_body=BAN)
+def _config(base: str) -> ModelsConfig:
+    role = RoleConfig(endpoint=f"{base}/v1", model="m", extra_body={"repeat_penalty": 1.0}, json_extra_body=BAN)
     return ModelsConfig(roles={"chat": role})
 
 
-def _server(bodies: list[dict[str, Any]]) -> httpx.MockTransport:
+def _server(bodies: list[dict[str, Any]]) -> Handler:
     """Answers like llama-server: one streamed piece, then the end."""
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        if not request.url.path.endswith("/completion") and not request.url.path.endswith("/completions"):
-            return httpx.Response(404)  # no /props, no /tokenize: prompts go as text
-        bodies.append(json.loads(request.content))
-        if request.url.path == "/completion":
+    async def handle(request: web.Request) -> web.Response:
+        if not request.path.endswith("/completion") and not request.path.endswith("/completions"):
+            return web.Response(status=404)  # no /props, no /tokenize: prompts go as text
+        bodies.append(json.loads(await request.read()))
+        if request.path == "/completion":
             lines = [{"content": '{"path":"a"}', "stop": False}, {"content": "", "stop": True, "stop_type": "eos"}]
         else:
             lines = [{"choices": [{"delta": {"content": '{"path":"a"}'}, "finish_reason": "stop"}]}]
         text = "".join(f"data: {json.dumps(line)}\n\n" for line in lines) + "data: [DONE]\n\n"
-        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+        return web.Response(status=200, text=text, content_type="text/event-stream")
 
-    return httpx.MockTransport(handle)
+    return handle
 
 
 async def test_completion_sends_it_only_under_a_schema() -> None:
     bodies: list[dict[str, Any]] = []
-    client = LlamaCompletions(_config(), transport=_server(bodies))
-    try:
-        await client.complete("chat", "Arguments:", json_schema=SCHEMA, max_tokens=8)
-        await client.complete("chat", "Answer:", max_tokens=8, stop=["\n"])
-    finally:
-        await client.close()
+    async with http_stub(_server(bodies)) as base:
+        client = LlamaCompletions(_config(base))
+        try:
+            await client.complete("chat", "Arguments:", json_schema=SCHEMA, max_tokens=8)
+            await client.complete("chat", "Answer:", max_tokens=8, stop=["\n"])
+        finally:
+            await client.close()
     constrained, plain = bodies
     assert constrained["logit_bias"] == BAN["logit_bias"] and constrained["repeat_penalty"] == 1.0
     assert "logit_bias" not in plain and plain["repeat_penalty"] == 1.0
@@ -54,12 +56,13 @@ async def test_completion_sends_it_only_under_a_schema() -> None:
 
 async def test_chat_sends_it_only_under_a_schema() -> None:
     bodies: list[dict[str, Any]] = []
-    client = ModelClient(_config(), transport=_server(bodies))
-    try:
-        await client.chat("chat", [{"role": "user", "content": "hi"}], json_schema=SCHEMA)
-        await client.chat("chat", [{"role": "user", "content": "hi"}])
-    finally:
-        await client.close()
+    async with http_stub(_server(bodies)) as base:
+        client = ModelClient(_config(base))
+        try:
+            await client.chat("chat", [{"role": "user", "content": "hi"}], json_schema=SCHEMA)
+            await client.chat("chat", [{"role": "user", "content": "hi"}])
+        finally:
+            await client.close()
     constrained, plain = bodies
     assert constrained["logit_bias"] == BAN["logit_bias"]
     assert "logit_bias" not in plain

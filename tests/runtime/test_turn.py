@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from services.runtime import events as ev
 from services.runtime.records import EventRecord
-from services.runtime.turn import TurnState
+from services.runtime.turn import RecentTurns, TurnState
 
 
 def _event(seq: int, payload: ev.Payload) -> EventRecord:
@@ -51,3 +51,46 @@ def test_a_repeated_call_makes_the_next_step_answer_and_a_model_call_begins_the_
     turn = TurnState.from_log("t", log)
     assert turn.repeated_last_call() and not turn.is_new and not turn.wants_memory
     assert turn.tokens_spent == 7
+
+
+async def test_the_next_turn_continues_from_the_kept_state_and_reads_only_what_came_after() -> None:
+    log = _log(
+        ev.UserMessage(text="first"),
+        ev.Directive(action="respond", message="done", raw="{}"),
+        ev.AssistantMessage(text="done"),
+        ev.UserMessage(text="second"),
+    )
+    reads: list[int] = []
+
+    async def read_after(seq: int) -> list[EventRecord]:
+        reads.append(seq)
+        return stored[seq:]
+
+    recent = RecentTurns(keep=1)
+    stored = log[:3]
+    first = await recent.open("t", read_after)
+    recent.keep(first)
+    stored = log
+    second = await recent.open("t", read_after)
+    assert second is first and reads == [0, 3]
+    assert (second.start, second.steps, second.message) == (4, 0, ev.UserMessage(text="second"))
+    assert [event.seq for event in second.events] == [1, 2, 3, 4]
+
+
+async def test_a_state_with_a_gap_or_pushed_out_is_read_whole_again() -> None:
+    log = _log(ev.UserMessage(text="first"), ev.AssistantMessage(text="a"), ev.AssistantMessage(text="b"))
+    reads: list[int] = []
+
+    async def read_after(seq: int) -> list[EventRecord]:
+        reads.append(seq)
+        return log[seq:]
+
+    recent = RecentTurns(keep=1)
+    gapped = TurnState.from_log("t", [log[0], log[2]])  # seq 2 came from elsewhere while it ran
+    recent.keep(gapped)
+    assert (await recent.open("t", read_after)) is not gapped and reads == [0]
+    recent.keep(TurnState.from_log("t", log))
+    recent.keep(TurnState.from_log("u", log))  # keeps one: "t" is pushed out
+    reads.clear()
+    again = await recent.open("t", read_after)
+    assert reads == [0] and [event.seq for event in again.events] == [1, 2, 3]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
+from aiohttp import web
 
 from services.common.errors import Unavailable
 from services.runtime.events import SkillUsed
@@ -17,6 +17,7 @@ from services.runtime.skill_catalogue import SkillCatalogue, catalogue_line, ran
 from services.runtime.skill_pages import cut_part, render_skill_event
 from services.skills.tool_names import map_allowed_tools, split_allowed_tools
 from services.skills.validation import parse_skill_md
+from tests.http_stub import http_stub
 
 ANALYZE = SkillSummary(
     "analyze-project",
@@ -78,21 +79,22 @@ async def test_a_failing_tokenizer_falls_back_to_the_estimate() -> None:
 
 
 async def test_token_counts_come_from_llama_servers_tokenize_endpoint() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[str] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if request.url.path == "/tokenize":
-            return httpx.Response(200, json={"tokens": list(range(len(json.loads(request.content)["content"].split())))})
-        return httpx.Response(404)
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        if request.path == "/tokenize":
+            return web.json_response({"tokens": list(range(len(json.loads(await request.read())["content"].split())))})
+        return web.Response(status=404)
 
-    config = ModelsConfig.model_validate({"roles": {"chat": {"endpoint": "http://model:8081/v1", "model": "m"}}})
-    client = ModelClient(config, transport=httpx.MockTransport(handler))
-    try:
-        assert await client.count_tokens("chat", "three little words") == 3
-    finally:
-        await client.close()
-    assert str(seen[0].url) == "http://model:8081/tokenize"
+    async with http_stub(handler) as base:
+        config = ModelsConfig.model_validate({"roles": {"chat": {"endpoint": f"{base}/v1", "model": "m"}}})
+        client = ModelClient(config)
+        try:
+            assert await client.count_tokens("chat", "three little words") == 3
+        finally:
+            await client.close()
+    assert seen == ["/tokenize"]
 
 
 async def test_a_long_body_is_cut_into_parts_at_line_breaks_that_together_are_the_whole() -> None:
