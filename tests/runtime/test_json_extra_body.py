@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.http_stub import Handler, http_stub
 from services.runtime.completion_client import LlamaCompletions
 from services.runtime.model_client import ModelClient
 from services.runtime.models_config import ModelsConfig, RoleConfig
+from tests.http_stub import Handler, http_stub
 
 BAN = {"logit_bias": [[107, False]]}
 SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
