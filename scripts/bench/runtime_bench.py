@@ -2,7 +2,8 @@
   (a) time in llama-server vs the whole task time through the gateway, per step and in total;
   (b) prompt tokens served from llama-server's cache vs re-evaluated, per step;
   (c) time to first token through the gateway vs straight from llama-server.
-Targets: overhead <= 1.03x of model time; >= 95% of prompt tokens from cache after step 1. The
+Targets: whole-task wall time <= 1.02x of model time; >= 95% of prompt tokens from cache after step 1
+(new text included; bench_cache.py measures the reuse of what the server already holds). The
 runtime's own cost per step and its throughput under concurrency are bench_throughput.py's.
 
 Run with `make bench` (or `.venv/bin/python scripts/bench/runtime_bench.py`).
@@ -115,7 +116,8 @@ async def real_model_run() -> None:
                       f"{wall_ms / model_ms:>6.3f}x {prompt:>7} {cached:>7} {prompt - cached:>9} {pct(cached, prompt):>10}")
             own = total_wall - total_model - total_tools - total_memory
             print(f"total: llama {total_model:.1f} ms, through the gateway {total_wall:.1f} ms: overhead ratio "
-                  f"{total_wall / total_model:.3f}x (target <= 1.03x)")
+                  f"{total_wall / total_model:.3f}x (target <= 1.02x)"
+                  f"{'' if total_wall / total_model <= 1.02 else '  NOT REACHED'}")
             print(f"  the rest, per step ({len(calls)} steps): tools {total_tools / len(calls):.2f} ms, memory "
                   f"(embedding on this CPU + search/store) {total_memory / len(calls):.2f} ms, DuckLM itself (gateway, "
                   f"gRPC, SQLite, context) {own / len(calls):.2f} ms")

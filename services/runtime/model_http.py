@@ -131,16 +131,26 @@ class ModelHttp:
         return aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
 
     async def get(self, url: str, *, headers: dict[str, str] | None = None, timeout: float | None = None) -> HttpReply:
+        # aiohttp itself sends a GET once more when a kept-alive connection turns out closed.
         async with _failures(), self._open().get(url, headers=headers, timeout=self._timeout(timeout)) as response:
             return HttpReply(response.status, await response.read())
 
     async def post(
         self, url: str, *, json_body: Any, headers: dict[str, str] | None = None, timeout: float | None = None,
     ) -> HttpReply:
-        async with _failures(), self._open().post(
-            url, data=orjson.dumps(json_body), headers=_json_headers(headers), timeout=self._timeout(timeout)
-        ) as response:
-            return HttpReply(response.status, await response.read())
+        """A POST read whole. One the server dropped unanswered (a kept-alive connection it had
+        closed) is sent once more: nothing a model server is asked changes anything."""
+        body = orjson.dumps(json_body)
+        for attempt in (1, 2):
+            try:
+                async with _failures(), self._open().post(
+                    url, data=body, headers=_json_headers(headers), timeout=self._timeout(timeout)
+                ) as response:
+                    return HttpReply(response.status, await response.read())
+            except HttpFailure as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, aiohttp.ServerDisconnectedError):
+                    raise
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def stream(

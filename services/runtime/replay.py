@@ -72,7 +72,8 @@ def _of(events: Sequence[EventRecord], kind: type[P]) -> list[P]:
 class RecordedModel:
     def __init__(self, config: ModelsConfig, events: Sequence[EventRecord]) -> None:
         self._config = config
-        self._calls = deque(_of(events, ev.ModelCall))
+        # A replay does not calibrate (its choices are the recorded ones): calibration calls are not replayed.
+        self._calls = deque(call for call in _of(events, ev.ModelCall) if call.stage != "calibrate")
 
     @property
     def config(self) -> ModelsConfig:

@@ -41,7 +41,8 @@ __all__ = [
     "fill_schema",
 ]
 
-Stage = Literal["choose", "fill", "answer"]
+# "calibrate": the baseline of a choice (below), a model call like the others.
+Stage = Literal["calibrate", "choose", "fill", "answer"]
 # Records one model call of a stage (the loop stores it as a model_call event).
 RecordCall = Callable[[ModelCall, Stage], Awaitable[None]]
 
@@ -175,13 +176,19 @@ class StagedDecider:
     async def _choose(self, calls: _Calls, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
         """The step whose first token the model finds likeliest next, relative to how likely it
         finds it with no request at all, so a small model's fixed leanings cancel out."""
+        # The baseline first. It shares the header with the task's prompt: on the task's slot the
+        # server evaluates the header once for both, but the transcript after it must then be
+        # evaluated again, so that slot serves it only while the transcript is the shorter part.
+        header = self.header(menu)
+        here = len(prompt) - len(header) < len(header)
+        baseline = await self._baseline(calls if here else _Calls(self.model, self.role, ""), header, steps, record)
         scores, call = await calls.first_token_scores(prompt + "Next step:", steps)
-        chosen = calibrated_choice(scores, await self._baseline(self.header(menu), steps))
+        chosen = calibrated_choice(scores, baseline)
         call.text = chosen
         await record(call, "choose")
         return chosen
 
-    async def _baseline(self, header: str, steps: list[str]) -> StepScores:
+    async def _baseline(self, calls: _Calls, header: str, steps: list[str], record: RecordCall) -> StepScores:
         """The scores after a request with no content (N/A). The same baseline serves every step
         of a turn: one that also blanked the results would cancel the model's right lean towards
         answering once a result is there."""
@@ -190,7 +197,8 @@ class StagedDecider:
         prompt = f"{header}\nRequest: {CONTENT_FREE_REQUEST}\nNext step:"
         key = prompt + "\x00" + "\x00".join(steps)
         if key not in self._calibration:
-            self._calibration[key], _ = await self.model.first_token_scores(self.role, prompt, steps)
+            self._calibration[key], call = await calls.first_token_scores(prompt, steps)
+            await record(call, "calibrate")
         return self._calibration[key]
 
     async def _json(self, calls: _Calls, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:

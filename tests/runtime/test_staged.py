@@ -34,6 +34,7 @@ class FakeCompletions:
         self.baseline = baseline or {}
         self.prompts: list[str] = []
         self.schemas: list[dict[str, Any] | None] = []
+        self.baseline_sessions: list[str] = []
 
     @property
     def config(self) -> ModelsConfig:
@@ -56,6 +57,7 @@ class FakeCompletions:
     ) -> tuple[StepScores, ModelCall]:
         call = ModelCall(role=role, model="fake", text="", latency_ms=0.0, first_token_ms=None)
         if prompt.endswith("Request: N/A\nNext step:"):
+            self.baseline_sessions.append(session)
             return {name: self.baseline.get(name, -5.0) for name in candidates}, call
         self.prompts.append(prompt)
         scores = self.scores.popleft()
@@ -86,7 +88,7 @@ async def test_a_tool_step_is_chosen_then_filled_with_a_path_the_request_names()
     model = FakeCompletions(scores=[{"read_file": -1.0, "answer": -3.0}], texts=['{"path": "notes.txt"}'])
     menu = StepMenu(tools=CATALOGUE, workspace=WORKSPACE, request="What does notes.txt say?")
     directive, stages = await decide(model, menu)
-    assert stages == ["choose", "fill"]
+    assert stages == ["calibrate", "choose", "fill"]
     assert directive.action == "call_tool"
     assert directive.fields == {"tool": "read_file", "arguments": {"path": "notes.txt"}}
     assert json.loads(directive.raw) == {"action": "call_tool", "tool": "read_file", "arguments": {"path": "notes.txt"}}
@@ -101,7 +103,7 @@ async def test_an_answer_is_plain_text_ending_on_a_whole_sentence() -> None:
     whole = "Paris is the capital of France. It has been for a long time, and it is known for its museums."
     model = FakeCompletions(scores=[{"answer": -0.1}], texts=[f"  {whole} It has a tower and" + " x" * 300])
     directive, stages = await decide(model, StepMenu(tools=CATALOGUE, request="Capital of France?"))
-    assert stages == ["choose", "answer"]
+    assert stages == ["calibrate", "choose", "answer"]
     assert directive.action == "respond" and directive.message == whole
     # Cut off with no sentence end late enough: marked as cut, never silently.
     model = FakeCompletions(texts=["Paris. " + " ".join(f"word{n}" for n in range(100))])
@@ -213,7 +215,7 @@ async def test_an_exact_answer_is_given_without_asking_the_model_to_word_it() ->
     model = FakeCompletions(scores=[{"answer": -0.1, "list_dir": -2.0}])
     menu = StepMenu(tools=CATALOGUE, request="What is here?", exact_answer="Your workspace holds: a.txt.")
     directive, stages = await decide(model, menu)
-    assert stages == ["choose"]
+    assert stages == ["calibrate", "choose"]
     assert directive.fields == {"message": "Your workspace holds: a.txt."}
 
 
@@ -275,3 +277,17 @@ def test_a_glob_is_a_choice_among_the_kinds_of_file_there_are() -> None:
     # With no listing, a bounded pattern that searches every folder.
     free = fill_schema(find.arguments_schema, None, 200, "Find all Python files")
     assert free["properties"]["pattern"]["pattern"].startswith(r"^\*\*/")
+
+
+async def test_the_baseline_shares_the_tasks_slot_only_while_the_transcript_is_the_shorter_part() -> None:
+    menu = StepMenu(tools=CATALOGUE, request="What is here?")
+    for transcript, expected in (("", "task-1"), ("Result: " + "x" * 20_000 + "\n", "")):
+        model = FakeCompletions(scores=[{"answer": -0.1, "list_dir": -2.0}], texts=["It is empty."])
+        decider = StagedDecider(model=model, system_prompt="You are a test.", max_text_chars=200)
+
+        async def record(call: ModelCall, stage: Stage) -> None:
+            return None
+
+        prompt = decider.header(menu) + "\nRequest: " + menu.request + "\n" + transcript
+        await decider.decide(prompt, menu, record, session="task-1")
+        assert model.baseline_sessions == [expected]
