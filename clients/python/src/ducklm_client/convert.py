@@ -1,8 +1,10 @@
-"""Generated proto messages -> the client's dataclasses (models.py). Nothing else."""
+"""Generated proto messages -> the client's dataclasses (models.py), and the words a caller
+passes -> the proto enum names a request takes. Nothing else."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,10 @@ from ducklm_client.models import (
 )
 
 __all__ = [
+    "APPROVAL_STATES",
+    "PROPOSAL_STATES",
     "approval",
+    "enum_name",
     "event",
     "memory",
     "memory_page",
@@ -73,6 +78,19 @@ def time(stamp: timestamp_pb2.Timestamp) -> datetime | None:
         return None
     converted: datetime = stamp.ToDatetime(tzinfo=UTC)
     return converted
+
+
+APPROVAL_STATES = ("pending", "approved", "denied", "used", "expired")
+PROPOSAL_STATES = ("pending", "invalid", "promoted", "rejected")
+
+
+def enum_name(prefix: str, word: str | None, allowed: Sequence[str]) -> str:
+    """The proto enum name for a word: "pending" -> "APPROVAL_STATE_PENDING"; none -> UNSPECIFIED."""
+    if not word:
+        return f"{prefix}UNSPECIFIED"
+    if word not in allowed:
+        raise ValueError(f"{word!r} is not one of {', '.join(allowed)}")
+    return f"{prefix}{word.upper()}"
 
 
 def task_status_name(status: TaskStatus | str | None) -> str:
