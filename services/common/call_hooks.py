@@ -18,7 +18,9 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-__all__ = ["AnyContext", "CallEnd", "metadata_interceptors", "observe_handler", "status_of"]
+__all__ = [
+    "AnyContext", "CallEnd", "ObservingInterceptor", "Start", "metadata_interceptors", "observe_handler", "status_of",
+]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -102,6 +104,23 @@ def observe_handler(handler: grpc.RpcMethodHandler[Req, Resp], start: Start) -> 
     if handler.stream_stream:
         return grpc.stream_stream_rpc_method_handler(_wrap_stream_response(start, handler.stream_stream), **codecs)
     return handler
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that observes the calls `starter(method)` gives a start for (None:
+    leaves the method's calls alone), of every shape."""
+
+    def starter(self, method: str) -> Start | None:
+        raise NotImplementedError
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
+        handler = await continuation(handler_call_details)
+        start = self.starter(handler_call_details.method) if handler is not None else None
+        return handler if handler is None or start is None else observe_handler(handler, start)
 
 
 # -- outgoing metadata -----------------------------------------------------------------------

@@ -19,12 +19,11 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from services.common.call_hooks import AnyContext, observe_handler, status_of
+from services.common.call_hooks import AnyContext, ObservingInterceptor, Start, status_of
 
 if TYPE_CHECKING:  # only the gateway serves HTTP; the other services need not import starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,8 +75,6 @@ HTTP_LATENCY = Histogram(
 )
 
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 
 def split_method(full_method: str) -> tuple[str, str]:
@@ -103,20 +100,12 @@ class _Call:
         GRPC_LATENCY.labels(self.service, self.method).observe(time.perf_counter() - self.started)
 
 
-class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+class GrpcMetricsInterceptor(ObservingInterceptor):
     """Counts, times and tracks every call of every shape. Put it first among a server's
     interceptors so that calls the others refuse (e.g. without a token) are counted too."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method: str = handler_call_details.method
-        return observe_handler(handler, lambda context: _Call(method))
+    def starter(self, method: str) -> Start:
+        return lambda context: _Call(method)
 
 
 def metrics_address(service: str, environ: dict[str, str] | None = None) -> str:

@@ -9,22 +9,25 @@ interceptor. Nothing here reads or changes a message.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
 
-from services.common.call_hooks import AnyContext, metadata_interceptors, observe_handler, status_of
+from services.common.call_hooks import (
+    AnyContext,
+    ObservingInterceptor,
+    Start,
+    metadata_interceptors,
+    status_of,
+)
 from services.common.metrics import split_method
 from services.common.tracing import tracer
 
 __all__ = ["TracingServerInterceptor", "client_trace_interceptors"]
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 
 def _incoming_context(metadata: Any) -> otel_context.Context:
@@ -53,21 +56,13 @@ class _ServerCall:
         self._span.end()
 
 
-class TracingServerInterceptor(grpc.aio.ServerInterceptor):
+class TracingServerInterceptor(ObservingInterceptor):
     """Continues the caller's trace in a SERVER span around every call of every shape."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method: str = handler_call_details.method
+    def starter(self, method: str) -> Start | None:
         if method.startswith("/grpc.health.v1.Health/"):
-            return handler  # probes every few seconds: not part of any task's trace
-        return observe_handler(handler, lambda context: _ServerCall(method, context.invocation_metadata()))
+            return None  # probes every few seconds: not part of any task's trace
+        return lambda context: _ServerCall(method, context.invocation_metadata())
 
 
 def _trace_context() -> list[tuple[str, str]]:

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
-from ducklm_client import AsyncClient, Connection
+from ducklm.common.v1 import common_pb2
+from ducklm_client import AsyncClient, Connection, convert
 from ducklm_client.cli.chat import ChatSession
 from ducklm_client.cli.ids import IdError, _pick
 from ducklm_client.cli.style import Style
 from ducklm_client.models import Event
 from ducklm_client.sync import Client
+from google.protobuf import json_format
 
 from tests.clients.conftest import ScriptedStack, ducklm
 
@@ -37,7 +39,11 @@ class Terminal(io.StringIO):
 
 
 def event(kind: str, seq: int, **data: Any) -> Event:
-    return Event(task_id="t" * 32, seq=seq, type=kind, created=None, data=data)
+    """An event as the runtime sends it (typed payload and its plain copy), read by the client."""
+    message = common_pb2.Event(task_id="t" * 32, seq=seq, type=f"EVENT_TYPE_{kind.upper()}")
+    json_format.ParseDict(data, getattr(message, kind))
+    message.data.update(data)
+    return convert.event(message)
 
 
 class SlowClient:

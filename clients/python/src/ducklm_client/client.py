@@ -15,6 +15,7 @@ from typing import Self
 
 import grpc
 from ducklm.approvals.v1 import approvals_pb2
+from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -62,7 +63,7 @@ class AsyncClient(SkillCalls, MemoryCalls):
         self, message: str, *, task_id: str = "", skill: str = "", timeout: float | None = CHAT_TIMEOUT
     ) -> AsyncGenerator[Event, None]:
         """Sends a message and yields the task's events from it on, live `model_token` events
-        (seq 0; `data["reply"]` is the next piece of the visible reply) included, until the
+        (seq 0; `payload.reply` is the next piece of the visible reply) included, until the
         task rests. The first event carries the task id."""
         request = runtime_pb2.ChatRequest(message=message, task_id=task_id, skill=skill)
         async for message_ in self._transport.stream("runtime", "StreamChat", request, timeout):
@@ -110,7 +111,7 @@ class AsyncClient(SkillCalls, MemoryCalls):
         denying, while the runtime picks the decision up and goes on."""
         async for event in self.stream_events(task_id, after_seq=after_seq, follow=True, timeout=timeout):
             yield event
-            if event.type == "status_changed" and event.data.get("to") in REST_STATUSES:
+            if isinstance(event.payload, common_pb2.StatusChanged) and event.payload.to in REST_STATUSES:
                 return
 
     async def replay(self, task_id: str) -> Replay:

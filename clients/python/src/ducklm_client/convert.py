@@ -118,12 +118,14 @@ def task(message: runtime_pb2.Task) -> Task:
 
 
 def event(message: common_pb2.Event) -> Event:
+    kind = message.WhichOneof("payload")
     return Event(
         task_id=message.task_id,
         seq=message.seq,
         type=_enum_word(common_pb2.EventType, message.type, "EVENT_TYPE_"),
         created=time(message.create_time),
         data=struct(message.data),
+        payload=getattr(message, kind) if kind else None,
     )
 
 
