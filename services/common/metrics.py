@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from services.common.asgi import HttpMiddleware
 from services.common.call_hooks import AnyContext, ObservingInterceptor, Start, status_of
 
 if TYPE_CHECKING:  # only the gateway serves HTTP; the other services need not import starlette
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
 __all__ = [
     "GrpcMetricsInterceptor",
@@ -161,16 +162,10 @@ def _route_template(scope: Scope) -> str:
     return path
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(HttpMiddleware):
     """ASGI middleware counting and timing HTTP requests (for the gateway)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -25,25 +25,13 @@ from deploy.stack import LocalStack
 from services.common.testing import free_port
 from services.skills.config import Settings as SkillsSettings
 from services.skills.server import create_server as create_skills
-from tests.clients.conftest import ScriptedStack
+from tests.clients.conftest import ScriptedStack, connect
 
 WRITE = {
     "action": "call_tool",
     "tool": "write_file",
     "arguments": {"path": "from-client.txt", "content": "hello"},
 }
-
-
-def connect(stack: LocalStack) -> AsyncClient:
-    return AsyncClient(
-        Connection(
-            runtime=stack.address("runtime"),
-            tools=stack.address("tools"),
-            skills=stack.address("skills"),
-            memory=stack.address("memory"),
-            approver_token=stack.approver_token,
-        )
-    )
 
 
 @pytest.mark.model
