@@ -118,12 +118,7 @@ class _Run:
             pass
 
     async def approver(self) -> None:
-        while not self.done:
-            try:
-                await self.stack.approve_pending()
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
+        await self.stack.keep_approving(lambda: not self.done)
 
     async def watcher(self) -> None:
         while not self.done:
