@@ -7,20 +7,18 @@ Never a stand-in for the real model in end-to-end tests: those use llama-server.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.common.testing import free_port
+from services.common.testing import LocalHttpServer, free_port
 
 
 @dataclass
@@ -32,8 +30,7 @@ class ScriptedModel:
     # Used when the script runs dry.
     fallback: str = '{"action": "respond", "message": "(script ran dry)"}'
     port: int = 0
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _http: LocalHttpServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -75,21 +72,22 @@ class ScriptedModel:
         self.probes += 1
         return PlainTextResponse("Not Found", status_code=404)
 
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+        ]
+
+    def _next_port(self) -> int:
+        """The port each start serves on: a fresh one (a restartable subclass keeps its first)."""
+        return free_port()
+
     async def start(self) -> None:
-        self.port = free_port()
-        app = Starlette(
-            routes=[
-                Route("/v1/chat/completions", self._completions, methods=["POST"]),
-                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-            ]
-        )
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off"))
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        self.port = self._next_port()
+        self._http = LocalHttpServer(Starlette(routes=self._routes()), self.port)
+        await self._http.start()
 
     async def stop(self) -> None:
-        assert self._server is not None and self._task is not None
-        self._server.should_exit = True
-        await self._task
+        assert self._http is not None
+        await self._http.stop()

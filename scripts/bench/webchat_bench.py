@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
-import uvicorn
 from playwright.async_api import async_playwright
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,7 +31,7 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.common.testing import free_port
+from services.common.testing import LocalHttpServer, free_port
 from tests.gateway.conftest import CHROMIUM_FLAGS, chromium_path, scripted_stack
 from tests.gateway.test_pages import first_load_files
 from tests.scripted_model import ScriptedModel
@@ -61,8 +60,7 @@ class TimedModel:
     def __init__(self) -> None:
         self.port = free_port()
         self.first_token: list[float] = []
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: LocalHttpServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -94,16 +92,12 @@ class TimedModel:
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        self._http = LocalHttpServer(app, self.port)
+        await self._http.start()
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._http is not None:
+            await self._http.stop()
 
 
 async def main(runs: int) -> int:

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from services.common.call_hooks import metadata_interceptors
 from services.common.config import ConfigError
 from services.common.errors import InvalidArgument, PermissionDenied
 
@@ -165,53 +166,10 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         return _refusing_handler(handler)
 
 
-class _TokenMetadata:
-    """Adds `authorization: Bearer <token>` to the metadata of each outgoing call."""
-
-    def __init__(self, token: str) -> None:
-        self._header = ("authorization", f"Bearer {token}")
-
-    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(tuple(details.metadata) if details.metadata else ()))
-        metadata.add(*self._header)
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
-
-
-class _UnaryUnaryToken(_TokenMetadata, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._with_token(client_call_details), request)
-
-
-class _UnaryStreamToken(_TokenMetadata, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await continuation(self._with_token(client_call_details), request)
-
-
-class _StreamUnaryToken(_TokenMetadata, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await continuation(self._with_token(client_call_details), request_iterator)
-
-
-class _StreamStreamToken(_TokenMetadata, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await continuation(self._with_token(client_call_details), request_iterator)
-
-
 def client_token_interceptors(token: str) -> list[grpc.aio.ClientInterceptor]:
-    """One interceptor per call shape: a grpc.aio channel files each interceptor under the first
-    shape it implements, so a single class covering all four would only see unary calls."""
-    return [
-        _UnaryUnaryToken(token),
-        _UnaryStreamToken(token),
-        _StreamUnaryToken(token),
-        _StreamStreamToken(token),
-    ]
+    """Interceptors adding `authorization: Bearer <token>` to every outgoing call."""
+    header = [("authorization", f"Bearer {token}")]
+    return metadata_interceptors(lambda: header)
 
 
 # -- the approver credential -----------------------------------------------------------------

@@ -15,18 +15,19 @@ must never label a metric with anything unbounded (task ids, messages, paths wit
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
-import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from services.common.asgi import HttpMiddleware
+from services.common.call_hooks import AnyContext, ObservingInterceptor, Start, status_of
+
 if TYPE_CHECKING:  # only the gateway serves HTTP; the other services need not import starlette
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
 __all__ = [
     "GrpcMetricsInterceptor",
@@ -75,29 +76,12 @@ HTTP_LATENCY = Histogram(
 )
 
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-# Any method's context: the metrics do not look at the messages.
-_AnyContext = grpc.aio.ServicerContext[Any, Any]
 
 
 def split_method(full_method: str) -> tuple[str, str]:
     """'/ducklm.runtime.v1.RuntimeService/Chat' -> ('ducklm.runtime.v1.RuntimeService', 'Chat')."""
     service, _, method = full_method.lstrip("/").rpartition("/")
     return service or "unknown", method or "unknown"
-
-
-def _code_name(context: _AnyContext, failure: BaseException | None) -> str:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    if isinstance(code, int):
-        # grpc.aio reports the code it was aborted with as the raw integer.
-        return next((str(status.name) for status in grpc.StatusCode if status.value[0] == code), "UNKNOWN")
-    if isinstance(failure, asyncio.CancelledError):
-        return "CANCELLED"
-    # Any other exception escaping a handler reaches the client as UNKNOWN.
-    return "UNKNOWN" if failure is not None else "OK"
 
 
 class _Call:
@@ -108,8 +92,8 @@ class _Call:
         self.started = time.perf_counter()
         GRPC_IN_FLIGHT.labels(self.service, self.method).inc()
 
-    def finish(self, context: _AnyContext, failure: BaseException | None) -> None:
-        code = _code_name(context, failure)
+    def finish(self, context: AnyContext, failure: BaseException | None) -> None:
+        code = str(status_of(context, failure).name)
         GRPC_IN_FLIGHT.labels(self.service, self.method).dec()
         GRPC_REQUESTS.labels(self.service, self.method, code).inc()
         if code != "OK":
@@ -117,76 +101,12 @@ class _Call:
         GRPC_LATENCY.labels(self.service, self.method).observe(time.perf_counter() - self.started)
 
 
-def _wrap_unary_response(full_method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    # `behavior` is a coroutine function under grpc.aio; the grpc stubs type handlers as synchronous.
-    async def observed(request: Any, context: _AnyContext) -> Any:
-        call = _Call(full_method)
-        failure: BaseException | None = None
-        try:
-            return await behavior(request, context)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            call.finish(context, failure)
-
-    return observed
-
-
-def _wrap_stream_response(full_method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
-    if not inspect.isasyncgenfunction(behavior):
-        # A streaming handler that writes with `context.write` and returns nothing.
-        return _wrap_unary_response(full_method, behavior)
-
-    async def observed(request: Any, context: _AnyContext) -> AsyncIterator[Any]:
-        call = _Call(full_method)
-        failure: BaseException | None = None
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            call.finish(context, failure)
-
-    return observed
-
-
-class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+class GrpcMetricsInterceptor(ObservingInterceptor):
     """Counts, times and tracks every call of every shape. Put it first among a server's
     interceptors so that calls the others refuse (e.g. without a token) are counted too."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method: str = handler_call_details.method
-        codecs: dict[str, Any] = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(method, handler.unary_unary), **codecs
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(method, handler.stream_unary), **codecs
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.unary_stream), **codecs
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap_stream_response(method, handler.stream_stream), **codecs
-            )
-        return handler
+    def starter(self, method: str) -> Start:
+        return lambda context: _Call(method)
 
 
 def metrics_address(service: str, environ: dict[str, str] | None = None) -> str:
@@ -242,16 +162,10 @@ def _route_template(scope: Scope) -> str:
     return path
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(HttpMiddleware):
     """ASGI middleware counting and timing HTTP requests (for the gateway)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

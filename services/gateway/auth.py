@@ -28,6 +28,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.common.asgi import HttpMiddleware
 from services.common.config import ConfigError
 from services.gateway.api import ApiRoute, Doc
 from services.gateway.config import Settings
@@ -110,15 +111,15 @@ def authorized(connection: HTTPConnection, token: str) -> bool:
     return False
 
 
-class TokenAuthMiddleware:
+class TokenAuthMiddleware(HttpMiddleware):
     """Refuses (401) every non-open request without the token, before any route runs."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.token = token
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.token:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.token:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.common.asgi import HttpMiddleware
 from services.gateway.config import Settings
 from services.gateway.errors import error_response
 
@@ -79,18 +80,15 @@ def _media_type(headers: Headers) -> str:
     return headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
-class SiteGuardMiddleware:
+class SiteGuardMiddleware(HttpMiddleware):
     """Refuses foreign Host names and cross-site state-changing requests (module docstring)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+        super().__init__(app)
         self.hosts = served_hosts(settings)
         self.origins = frozenset(origin.rstrip("/").lower() for origin in settings.allowed_origins)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = self._refusal(scope)
         if refusal is None:
             await self.app(scope, receive, send)

@@ -11,23 +11,18 @@ from __future__ import annotations
 
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from services.common.asgi import HttpMiddleware
 from services.common.tracing import tracer
 
 __all__ = ["TracingMiddleware"]
 
 
-class TracingMiddleware:
+class TracingMiddleware(HttpMiddleware):
     """Pure ASGI, so a streamed reply (SSE) is inside its request's span to the last event."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", ())}
         method, path = scope.get("method", ""), scope.get("path", "")
         with tracer.start_as_current_span(

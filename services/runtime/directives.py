@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from services.common.json_schemas import validator_for
 from services.common.vocabulary import TURN_ENDING_ACTIONS
 from services.runtime.model_text import ModelJSONError, load_model_json
+from services.runtime.schema_caps import cap_sizes, without_annotations
 
 __all__ = ["Directive", "DirectiveError", "DirectiveSchema"]
 
@@ -99,7 +100,7 @@ class DirectiveSchema:
             branches.append(branch)
         if max_text_chars is not None:
             for branch in branches:
-                _cap_strings(branch, max_text_chars)
+                cap_sizes(branch, max_text_chars)
         if not branches:
             raise ValueError("a step must offer at least one action")
         if len(branches) == 1:
@@ -109,7 +110,7 @@ class DirectiveSchema:
     def _tool_branch(self, name: str, arguments_schema: dict[str, Any]) -> dict[str, Any]:
         branch = copy.deepcopy(self._branches["call_tool"])
         branch["properties"]["tool"] = {"const": name}
-        branch["properties"]["arguments"] = _without_annotations(arguments_schema) or {"type": "object"}
+        branch["properties"]["arguments"] = without_annotations(arguments_schema) or {"type": "object"}
         return branch
 
     def parse(self, text: str, step_schema: dict[str, Any]) -> Directive:
@@ -127,37 +128,6 @@ class DirectiveSchema:
                 raise DirectiveError(f"`{key}` must not be blank")
         action = str(value["action"])
         return Directive(action=action, fields={k: v for k, v in value.items() if k != "action"}, raw=text)
-
-
-def _without_annotations(schema: Any) -> Any:
-    """A copy of `schema` without DuckLM's own `x-` keys (a grammar compiler needs none)."""
-    if isinstance(schema, dict):
-        return {key: _without_annotations(value) for key, value in schema.items() if not str(key).startswith("x-")}
-    if isinstance(schema, list):
-        return [_without_annotations(item) for item in schema]
-    return schema
-
-
-# Most items of any array in a step schema: with the string cap, it bounds the whole directive.
-MAX_ARRAY_ITEMS = 8
-
-
-def _cap_strings(schema: Any, cap: int) -> None:
-    """Caps every string (and array) the schema admits, however deeply nested, so the whole
-    directive fits in the role's max_tokens and is never cut off mid-JSON. The items of an array
-    share one string's budget between them."""
-    if isinstance(schema, dict):
-        if schema.get("type") == "string":
-            schema["maxLength"] = min(int(schema.get("maxLength", cap)), cap)
-        if schema.get("type") == "array":
-            schema["maxItems"] = min(int(schema.get("maxItems", MAX_ARRAY_ITEMS)), MAX_ARRAY_ITEMS)
-            _cap_strings(schema.get("items"), max(cap // MAX_ARRAY_ITEMS, 1))
-        for key, value in schema.items():
-            if key != "items" or schema.get("type") != "array":
-                _cap_strings(value, cap)
-    elif isinstance(schema, list):
-        for item in schema:
-            _cap_strings(item, cap)
 
 
 def _describe(error: Any, value: Any) -> str:

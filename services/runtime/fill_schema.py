@@ -10,7 +10,6 @@ schema, the workspace listing and the request.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -18,6 +17,7 @@ from typing import Any
 
 from services.runtime.intents import names_given
 from services.runtime.peers import ToolSpec, WorkspaceEntry
+from services.runtime.schema_caps import cap_sizes, without_annotations
 
 __all__ = ["PATH_KIND_KEY", "file_named_in", "fill_schema", "required_path_kind"]
 
@@ -43,9 +43,8 @@ _GLOB_IN_REQUEST = re.compile(r"(?<![\w*/.-])((?:[\w.-]+/)*\*[\w*.?-]*)")
 CONTENT_KEY = "x-ducklm-content"
 # ... and a command line: where the request types one out, it is a choice.
 ARGV_KEY = "x-ducklm-argv"
-# Each item of an argument list (a command's argv) and how many of them.
+# Each item of an argument list (a command's argv); how many of them is MAX_ARRAY_ITEMS.
 ARG_ITEM_CHARS = 80
-ARG_ITEMS = 8
 
 
 def _named_in(path: str, request: str) -> bool:
@@ -117,18 +116,6 @@ def _path_schema(kind: str, workspace: Sequence[WorkspaceEntry] | None, request:
     return {"enum": choices}
 
 
-def _cap(schema: dict[str, Any], text_chars: int) -> dict[str, Any]:
-    capped = {key: value for key, value in schema.items() if not key.startswith("x-") and key != "description"}
-    if capped.get("type") == "string":
-        capped["maxLength"] = min(int(capped.get("maxLength", text_chars)), text_chars)
-    if capped.get("type") == "array":
-        capped["maxItems"] = min(int(capped.get("maxItems", ARG_ITEMS)), ARG_ITEMS)
-        items = capped.get("items")
-        if isinstance(items, dict):
-            capped["items"] = _cap(items, ARG_ITEM_CHARS)
-    return capped
-
-
 def fill_schema(
     arguments_schema: dict[str, Any], workspace: Sequence[WorkspaceEntry] | None, text_chars: int, request: str = "",
     write_choices: Sequence[str] = (), command_choices: Sequence[Sequence[str]] = (),
@@ -150,7 +137,9 @@ def fill_schema(
         elif isinstance(spec, dict) and spec.get(ARGV_KEY) and name in required and command_choices:
             narrowed[name] = {"enum": [list(argv) for argv in command_choices]}
         elif name in required:
-            narrowed[name] = _cap(copy.deepcopy(spec), text_chars)
+            capped = without_annotations(spec, descriptions=False)
+            cap_sizes(capped, text_chars, ARG_ITEM_CHARS)
+            narrowed[name] = capped
     if not properties:
         return {"type": "object"}
     return {"type": "object", "properties": narrowed, "required": list(narrowed), "additionalProperties": False}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from services.common.errors import FailedPrecondition, Unavailable
@@ -47,8 +48,11 @@ class ModelClient:
 
     def __init__(
         self, config: ModelsConfig, *, http: ModelHttp | None = None, pool: EndpointPool | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._config = config
+        # How the backoff before trying a restarting server again waits (a test's own, to step it).
+        self._sleep = sleep
         # One client, so one pool of connections: each model server's connections are kept alive
         # across calls (every response is read to its end or closed, so it goes back to the pool),
         # with the calls in flight bounded per server (model_http.py).
@@ -138,7 +142,7 @@ class ModelClient:
                         f"(waited {config.connect_wait_seconds:g} s)"
                     ) from None
                 tried.clear()
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 delay = min(delay * 2, 1.0)
             finally:
                 self._pool.release(lease)

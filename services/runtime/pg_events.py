@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 import psycopg
 
 from services.common.errors import Unavailable
-from services.common.protos import utc_now
 from services.runtime.records import EventRecord
+from services.runtime.subscribers import Subscribers
 
 __all__ = ["CHANNEL", "LiveEvents"]
 
@@ -36,15 +35,15 @@ RECONNECT_SECONDS = 1.0
 ReadAfter = Callable[[str, int], Awaitable[list[EventRecord]]]
 
 
-class LiveEvents:
+class LiveEvents(Subscribers):
     """Subscriber queues per task, and the listener that brings other replicas' events."""
 
     def __init__(self, dsn: str, read_after: ReadAfter, heard: Callable[[str, int], None]) -> None:
+        super().__init__()
         self._dsn = dsn
         self._read_after = read_after
         # Told of every announced commit (task id, last seq), subscribed or not.
         self._heard = heard
-        self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
         # The highest stored seq handed to the subscribers of each subscribed task.
         self._delivered: dict[str, int] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -58,31 +57,13 @@ class LiveEvents:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
 
-    def subscribe(self, task_id: str) -> asyncio.Queue[EventRecord]:
-        queue: asyncio.Queue[EventRecord] = asyncio.Queue()
-        self._subscribers[task_id].add(queue)
-        return queue
-
-    def unsubscribe(self, task_id: str, queue: asyncio.Queue[EventRecord]) -> None:
-        subscribers = self._subscribers.get(task_id)
-        if subscribers is not None:
-            subscribers.discard(queue)
-            if not subscribers:
-                del self._subscribers[task_id]
-                self._delivered.pop(task_id, None)
+    def _last_gone(self, task_id: str) -> None:
+        self._delivered.pop(task_id, None)
 
     def publish(self, event: EventRecord) -> None:
-        """Hands an event to the task's subscribers (seq 0: live-only, such as model tokens)."""
-        subscribers = self._subscribers.get(event.task_id)
-        if not subscribers:
-            return
-        if event.seq:
+        if event.seq and event.task_id in self._subscribers:
             self._delivered[event.task_id] = max(self._delivered.get(event.task_id, 0), event.seq)
-        for queue in subscribers:
-            queue.put_nowait(event)
-
-    def publish_live(self, task_id: str, event_type: str, data: dict[str, object]) -> None:
-        self.publish(EventRecord(task_id=task_id, seq=0, type=event_type, create_time=utc_now(), data=dict(data)))
+        super().publish(event)
 
     async def _catch_up(self, task_id: str, first: int, last: int) -> None:
         """Delivers the task's stored events this process has not delivered yet, up to at

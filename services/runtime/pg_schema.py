@@ -5,15 +5,14 @@ that is pg_store.py.
 
 from __future__ import annotations
 
-import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from services.common.postgres import Migration
+from services.runtime import records
 from services.runtime.model_text import sanitize
 from services.runtime.pg_events import CHANNEL
 from services.runtime.records import EventRecord, TaskRecord
-from services.runtime.states import TaskStatus
 
 __all__ = ["APPEND", "CHANGE_STATUS", "MIGRATIONS", "TASK_COLUMNS", "TURN_EDGE", "Row", "event_from_row", "task_from_row", "text_value"]
 
@@ -114,31 +113,18 @@ def text_value(value: str) -> str:
     return sanitize(value).replace("\x00", "\ufffd")
 
 
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
 def task_from_row(row: Row) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        status=TaskStatus(row["status"]),
-        title=row["title"],
-        create_time=row["create_time"].astimezone(UTC),
-        update_time=row["update_time"].astimezone(UTC),
-        last_reply=row["last_reply"],
-        error=row["error"],
-        steps=row["steps"],
-        prompt_tokens=row["prompt_tokens"],
-        completion_tokens=row["completion_tokens"],
-        cached_prompt_tokens=row["cached_prompt_tokens"],
-        pending_approval_id=row["pending_approval_id"],
-    )
+    return records.task_from_row(row, _utc)
 
 
 def event_from_row(row: Row) -> EventRecord:
-    return EventRecord(
-        task_id=row["task_id"],
-        seq=row["seq"],
-        type=row["type"],
-        create_time=row["create_time"].astimezone(UTC),
-        data=json.loads(row["data"]),
-    )
+    return records.event_from_row(row, _utc)
+
+
 # The edge of a turn in one statement, the common case (no transaction around it): moves a task
 # from %(from)s to %(to)s only if it is there (and, with a token, still under that lease),
 # appending the event that causes it and its status_changed. {set}: the lease and more columns.

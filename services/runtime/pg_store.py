@@ -25,35 +25,25 @@ import dataclasses
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Collection, Sequence
 from typing import Any
 
-import psycopg
-
-from services.common.errors import Aborted, DuckLMError, FailedPrecondition, NotFound
-from services.common.postgres import Pool, open_pool, unavailable
+from services.common.errors import DuckLMError, NotFound
+from services.common.postgres import Pool, open_pool
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
 from services.runtime.pg_events import LiveEvents
-from services.runtime.pg_leases import CLAIM, LEASE_LOST, OWNED, RENEW, WriteTx, lease_change, lease_lost
-from services.runtime.pg_reads import TaskReads
-from services.runtime.pg_schema import (
-    APPEND,
-    CHANGE_STATUS,
-    MIGRATIONS,
-    TASK_COLUMNS,
-    TURN_EDGE,
-    task_from_row,
-    text_value,
-)
+from services.runtime.pg_leases import CLAIM, LEASE_LOST, RENEW
+from services.runtime.pg_schema import MIGRATIONS, TASK_COLUMNS, task_from_row, text_value
+from services.runtime.pg_writes import PostgresWrites
 from services.runtime.records import EventRecord, TaskRecord
 from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
+from services.runtime.store_rules import StatusShortcuts, check_can_continue
 
 __all__ = ["LEASE_LOST", "MIGRATIONS", "PostgresTaskStore"]
 
 
-class PostgresTaskStore(TaskReads):
+class PostgresTaskStore(PostgresWrites, StatusShortcuts):
     """Tasks and events in PostgreSQL. Open with `PostgresTaskStore.open(dsn)`."""
 
     def __init__(self, pool: Pool, dsn: str, *, replica_id: str, lease_seconds: float) -> None:
@@ -95,163 +85,11 @@ class PostgresTaskStore(TaskReads):
                 )
         await self._pool.close()
 
-    # -- plumbing ----------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _transaction(self, *, single: bool = False) -> AsyncIterator[WriteTx]:
-        """One write transaction; its events reach the cache and subscribers once committed.
-        `single`: the caller runs one statement, which commits by itself (one round trip)."""
-        try:
-            async with self._pool.connection() as conn:
-                if single:
-                    tx = WriteTx(conn)
-                    yield tx
-                else:
-                    # Pipelined: BEGIN and the statements whose results are not read go out
-                    # together, so a transaction costs a round trip per result read, plus COMMIT.
-                    async with conn.pipeline(), conn.transaction():
-                        tx = WriteTx(conn)
-                        yield tx
-        except psycopg.OperationalError as exc:
-            # A commit whose answer was lost may have happened: the next reads go to the database.
-            self._logs.clear()
-            self._records.clear()
-            raise await unavailable(self._pool, self._dsn, exc) from exc
-        self._records.update(tx.records)
-        for task_id, token in tx.leases.items():
-            if token is None:
-                self._held.pop(task_id, None)
-                self._records.pop(task_id, None)
-            else:
-                self._held[task_id] = token
-        for event in tx.events:
-            cached = self._logs.get(event.task_id)
-            if cached is not None:
-                if (cached[-1].seq if cached else 0) + 1 == event.seq:
-                    cached.append(event)
-                else:
-                    del self._logs[event.task_id]
-        for event in tx.events:
-            if event.task_id in self._records or event.task_id in self._logs:
-                self._written[event.task_id] = max(self._written.get(event.task_id, 0), event.seq)
-            self.live.publish(event)
-
-    def _heard(self, task_id: str, last_seq: int) -> None:
-        """Another replica committed to a task this one keeps copies of: they are dropped (its
-        next fenced write tells whether it still holds the task)."""
-        if last_seq > self._written.get(task_id, 0):
-            self._drop_copies(task_id)
-
-    def _drop_copies(self, task_id: str) -> None:
-        self._records.pop(task_id, None)
-        self._logs.pop(task_id, None)
-        self._written.pop(task_id, None)
-
-    async def _locked_task(self, tx: WriteTx, task_id: str) -> TaskRecord:
-        """The task's row, locked for this transaction; fenced while its turn is in progress."""
-        row = await tx.one(f"SELECT {TASK_COLUMNS}, last_seq FROM tasks WHERE id = %s FOR UPDATE", (task_id,))
-        if row is None:
-            raise NotFound(f"no task with id {task_id!r}")
-        task = task_from_row(row)
-        cached = self._logs.get(task_id)
-        if cached is not None and (cached[-1].seq if cached else 0) != row["last_seq"]:
-            del self._logs[task_id]
-        if task.status not in OWNED:
-            tx.unfenced.add(task_id)
-        elif task_id not in tx.leases and self._held.get(task_id, row["lease_token"]) != row["lease_token"]:
-            self._drop_copies(task_id)
-            raise lease_lost(task_id)
-        return task
-
-    async def _append(self, tx: WriteTx, task_id: str, event_type: str, data: dict[str, Any], *,
-                      also: str = "", args: dict[str, Any] | None = None) -> EventRecord:
-        """Inserts the next event of a task inside `tx` (taking the task's row lock); `also`:
-        more SET clauses of the task's row, with their `args`."""
-        # Stored as JSON text with every lone surrogate replaced, as in store.py.
-        text = sanitize(json.dumps(data, ensure_ascii=False))
-        now = utc_now()
-        token = None if task_id in tx.unfenced else tx.leases[task_id] if task_id in tx.leases else self._held.get(task_id)
-        params = {"task_id": task_id, "type": event_type, "time": now, "data": text, "token": token, **(args or {})}
-        row = await tx.one(APPEND.format(set=also), params)
-        if row is None:
-            if token is not None and await tx.one("SELECT 1 AS found FROM tasks WHERE id = %s", (task_id,)):
-                self._drop_copies(task_id)
-                raise lease_lost(task_id)
-            raise NotFound(f"no task with id {task_id!r}")
-        event = EventRecord(task_id=task_id, seq=row["seq"], type=event_type, create_time=now, data=json.loads(text))
-        tx.events.append(event)
-        return event
-
-    async def _change_status(
-        self, tx: WriteTx, task: TaskRecord, new: TaskStatus, *, reason: str, error: str = "",
-        pending_approval_id: str = "", also: str = "", args: dict[str, Any] | None = None,
-    ) -> TaskRecord:
-        """Moves a task read under the row lock (`_locked_task`) to `new`, with its event."""
-        check_transition(task.status, new)
-        lease = lease_change(task.status, new)
-        now = utc_now()
-        data = {"from": task.status.value, "to": new.value, "reason": reason}
-        row = await tx.one(CHANGE_STATUS.format(set=also + lease), {
-            "status": new.value, "time": now, "error": text_value(error), "pending": pending_approval_id,
-            "task_id": task.id, "data": json.dumps(data), "owner": self.replica_id,
-            "lease_seconds": self.lease_seconds, **(args or {}),
-        })
-        assert row is not None  # the row is locked by this transaction
-        tx.events.append(EventRecord(task_id=task.id, seq=row["last_seq"], type="status_changed", create_time=now,
-                                     data=data))
-        if lease:
-            tx.leases[task.id] = row["lease_token"] if new in OWNED else None
-        tx.records[task.id] = task_from_row(row)
-        return tx.records[task.id]
-
-    async def _turn_edge(
-        self, task_id: str, old: TaskStatus, new: TaskStatus, event_type: str, data: dict[str, Any], *,
-        reason: str, token: int | None, also: str = "", args: dict[str, Any] | None = None,
-    ) -> tuple[TaskRecord, EventRecord] | None:
-        """`event_type` and the move from `old` to `new` in one statement; None (nothing
-        written) when the task is not in `old` or not under `token`: the caller then takes the
-        transactional path, which says why."""
-        text = sanitize(json.dumps(data, ensure_ascii=False))
-        now = utc_now()
-        status_data = {"from": old.value, "to": new.value, "reason": reason}
-        async with self._transaction(single=True) as tx:
-            row = await tx.one(TURN_EDGE.format(set=also + lease_change(old, new)), {
-                "to": new.value, "from": old.value, "time": now, "task_id": task_id, "token": token,
-                "type": event_type, "data": text, "status_data": json.dumps(status_data),
-                "owner": self.replica_id, "lease_seconds": self.lease_seconds, **(args or {}),
-            })
-            if row is None:
-                return None
-            seq = row["last_seq"]
-            cached = self._logs.get(task_id)
-            if cached is not None and (cached[-1].seq if cached else 0) != seq - 2:
-                del self._logs[task_id]  # another replica wrote since this copy was taken
-            event = EventRecord(task_id=task_id, seq=seq - 1, type=event_type, create_time=now, data=json.loads(text))
-            tx.events += [event, EventRecord(task_id=task_id, seq=seq, type="status_changed", create_time=now,
-                                             data=status_data)]
-            tx.leases[task_id] = row["lease_token"] if new in OWNED else None
-            tx.records[task_id] = task_from_row(row)
-        return tx.records[task_id], event
-
     # -- tasks -------------------------------------------------------------------------------
 
     async def create_task(self, title: str) -> TaskRecord:
         async with self._transaction() as tx:
             return await self._insert_task(tx, title)
-
-    async def _insert_task(self, tx: WriteTx, title: str) -> TaskRecord:
-        now = utc_now()
-        task = TaskRecord(
-            id=uuid.uuid4().hex, status=TaskStatus.PENDING, title=text_value(title[:200]), create_time=now, update_time=now
-        )
-        await tx.conn.execute(
-            "INSERT INTO tasks (id, status, title, create_time, update_time, owner, lease_token, lease_expire)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 1, now() + %s * interval '1 second')",
-            (task.id, task.status.value, task.title, now, now, self.replica_id, self.lease_seconds),
-        )
-        tx.leases[task.id] = 1
-        tx.records[task.id] = task
-        return task
 
     async def open_task(self, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]:
         """Creates a task with its first user message, running, in one transaction."""
@@ -272,17 +110,7 @@ class PostgresTaskStore(TaskReads):
             return reopened
         async with self._transaction() as tx:
             task = await self._locked_task(tx, task_id)
-            if task.status in FINAL_STATES:
-                raise FailedPrecondition(f"task {task_id} is {task.status.value} and cannot take new messages")
-            if task.status is TaskStatus.WAITING_APPROVAL:
-                raise FailedPrecondition(
-                    f"task {task_id} is waiting for approval {task.pending_approval_id}: approve or deny it first"
-                )
-            if task.status is not TaskStatus.COMPLETED:
-                raise Aborted(
-                    f"the task is busy ({task.status.value}): send the message once it has come to rest",
-                    reason="TASK_BUSY",
-                )
+            check_can_continue(task)
             user = await self._append(tx, task_id, "user_message", message)
             task = await self._change_status(tx, task, TaskStatus.RUNNING, reason="user_message")
         return task, user
@@ -310,25 +138,6 @@ class PostgresTaskStore(TaskReads):
             return await self._change_status(
                 tx, task, new, reason=reason, error=error, pending_approval_id=pending_approval_id
             )
-
-    async def wait_for_approval(self, task_id: str, data: dict[str, Any]) -> TaskRecord:
-        """Records `approval_requested` and moves the task to waiting_approval, in one transaction."""
-        task = await self.transition(
-            task_id,
-            TaskStatus.WAITING_APPROVAL,
-            events=[("approval_requested", data)],
-            reason="approval_requested",
-            pending_approval_id=str(data["approval_id"]),
-        )
-        assert task is not None
-        return task
-
-    async def set_status(
-        self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
-    ) -> TaskRecord:
-        task = await self.transition(task_id, new, reason=reason, error=error, pending_approval_id=pending_approval_id)
-        assert task is not None
-        return task
 
     async def fail_task(self, task_id: str, code: str, message: str) -> None:
         """Records an error event and fails the task, in one transaction; only the error is
@@ -408,8 +217,7 @@ class PostgresTaskStore(TaskReads):
             row = await tx.one("DELETE FROM tasks WHERE id = %s RETURNING id", (task_id,))
         if row is None:
             raise NotFound(f"no task with id {task_id!r}")
-        self._logs.pop(task_id, None)
-        self._records.pop(task_id, None)
+        self._drop_copies(task_id)
 
     async def record_reflection(self, experience_ids: list[str], outcome: str, proposal_id: str, model_output: str) -> str:
         reflection_id = uuid.uuid4().hex
@@ -446,15 +254,13 @@ class PostgresTaskStore(TaskReads):
         lost = [task_id for task_id, token in zip(ids, tokens, strict=True)
                 if task_id not in kept and self._held.get(task_id) == token]
         for task_id in lost:
-            self._logs.pop(task_id, None)
-            self._records.pop(task_id, None)
+            self._drop_copies(task_id)
         return lost
 
     def forget_lease(self, task_id: str) -> None:
         """Stops renewing a lease that was lost (once no local turn can still write with it)."""
         self._held.pop(task_id, None)
-        self._logs.pop(task_id, None)
-        self._records.pop(task_id, None)
+        self._drop_copies(task_id)
 
     async def claim_expired(self, limit: int = 20) -> list[TaskRecord]:
         """Takes over tasks mid-turn whose lease has expired (their replica died or lost the

@@ -1,4 +1,5 @@
-"""The runtime's stored records as plain dataclasses, and how SQLite rows become them.
+"""The runtime's stored records as plain dataclasses, and how stored rows (SQLite's, and with
+pg_schema.py's time reader PostgreSQL's) become them.
 
 Read-only shapes: nothing here opens the database or writes to it (that is store.py). An event
 keeps its data as stored; `payload` is its typed reading (events.py), taken once.
@@ -7,17 +8,16 @@ keeps its data as stored; `payload` is its typed reading (events.py), taken once
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
-
-import aiosqlite
+from typing import Any, Protocol
 
 from services.runtime.events import Payload, Unknown, parse
 from services.runtime.states import TaskStatus
 
-__all__ = ["EventRecord", "ExperienceRecord", "TaskRecord", "event_from_row", "task_from_row"]
+__all__ = ["EventRecord", "ExperienceRecord", "Row", "TaskRecord", "event_from_row", "task_from_row"]
 
 
 @dataclass
@@ -74,13 +74,24 @@ class ExperienceRecord:
     last_event_seq: int
 
 
-def task_from_row(row: aiosqlite.Row) -> TaskRecord:
+class Row(Protocol):
+    """A stored row read by column name (SQLite's `aiosqlite.Row`, PostgreSQL's dict row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+# How a stored time becomes a datetime: SQLite keeps ISO text (the default); pg_schema.py passes
+# its own for PostgreSQL's timestamptz.
+TimeReader = Callable[[Any], datetime]
+
+
+def task_from_row(row: Row, time: TimeReader = datetime.fromisoformat) -> TaskRecord:
     return TaskRecord(
         id=row["id"],
         status=TaskStatus(row["status"]),
         title=row["title"],
-        create_time=datetime.fromisoformat(row["create_time"]),
-        update_time=datetime.fromisoformat(row["update_time"]),
+        create_time=time(row["create_time"]),
+        update_time=time(row["update_time"]),
         last_reply=row["last_reply"],
         error=row["error"],
         steps=row["steps"],
@@ -91,11 +102,11 @@ def task_from_row(row: aiosqlite.Row) -> TaskRecord:
     )
 
 
-def event_from_row(row: aiosqlite.Row) -> EventRecord:
+def event_from_row(row: Row, time: TimeReader = datetime.fromisoformat) -> EventRecord:
     return EventRecord(
         task_id=row["task_id"],
         seq=row["seq"],
         type=row["type"],
-        create_time=datetime.fromisoformat(row["create_time"]),
+        create_time=time(row["create_time"]),
         data=json.loads(row["data"]),
     )

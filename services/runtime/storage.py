@@ -9,7 +9,6 @@ same suite (tests/storage). Nothing here reads or writes tasks itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from services.runtime.config import Settings
@@ -17,14 +16,16 @@ from services.runtime.pg_store import PostgresTaskStore
 from services.runtime.records import EventRecord, TaskRecord
 from services.runtime.states import TaskStatus
 from services.runtime.store import TaskStore
+from services.runtime.store_rules import StatusShortcuts
 
 __all__ = ["TaskStorage", "open_task_store"]
 
 
-class TaskStorage(Protocol):
+class TaskStorage(StatusShortcuts, Protocol):
     """Tasks and their append-only event logs. Every event is committed before the call that
     wrote it returns; a status change and the events that cause it commit together; live
-    subscribers see an event only after its commit."""
+    subscribers see an event only after its commit. `transition`, `wait_for_approval` and
+    `set_status` are StatusShortcuts' (store_rules.py)."""
 
     async def close(self) -> None: ...
 
@@ -33,24 +34,6 @@ class TaskStorage(Protocol):
     async def open_task(self, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]: ...
 
     async def continue_task(self, task_id: str, message: dict[str, Any]) -> tuple[TaskRecord, EventRecord]: ...
-
-    async def transition(
-        self,
-        task_id: str,
-        new: TaskStatus,
-        *,
-        events: Sequence[tuple[str, dict[str, Any]]] = (),
-        expect: Collection[TaskStatus] | None = None,
-        reason: str = "",
-        error: str = "",
-        pending_approval_id: str = "",
-    ) -> TaskRecord | None: ...
-
-    async def wait_for_approval(self, task_id: str, data: dict[str, Any]) -> TaskRecord: ...
-
-    async def set_status(
-        self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
-    ) -> TaskRecord: ...
 
     async def fail_task(self, task_id: str, code: str, message: str) -> None: ...
 

@@ -17,19 +17,20 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from services.common.errors import Aborted, FailedPrecondition
 from services.common.protos import utc_now
 from services.runtime.model_text import sanitize
 from services.runtime.records import EventRecord, TaskRecord, event_from_row, task_from_row
 from services.runtime.sqlite_batches import SqliteBatches
 from services.runtime.sqlite_tasks import SCHEMA, Transaction
 from services.runtime.states import FINAL_STATES, TaskStatus, check_transition
+from services.runtime.store_rules import StatusShortcuts, check_can_continue
+from services.runtime.subscribers import Subscribers
 
 __all__ = ["EventRecord", "TaskRecord", "TaskStore"]
 
@@ -40,12 +41,12 @@ T = TypeVar("T")
 CACHED_LOGS = 2048
 CACHED_TASKS = 4096
 
-class TaskStore:
+class TaskStore(StatusShortcuts):
     """Tasks and events in one SQLite file. Open with `TaskStore.open(path)`."""
 
     def __init__(self, db: SqliteBatches) -> None:
         self._db = db
-        self._subscribers: dict[str, set[asyncio.Queue[EventRecord]]] = defaultdict(set)
+        self._live = Subscribers()
         # In-memory copies of the logs of recently active tasks (least recently used dropped
         # first), so each step does not re-read and re-decode the whole log. SQLite stays the
         # source of truth; this process is its only writer.
@@ -87,17 +88,7 @@ class TaskStore:
 
         def work(tx: Transaction) -> tuple[TaskRecord, EventRecord]:
             task = tx.task(task_id)
-            if task.status in FINAL_STATES:
-                raise FailedPrecondition(f"task {task_id} is {task.status.value} and cannot take new messages")
-            if task.status is TaskStatus.WAITING_APPROVAL:
-                raise FailedPrecondition(
-                    f"task {task_id} is waiting for approval {task.pending_approval_id}: approve or deny it first"
-                )
-            if task.status is not TaskStatus.COMPLETED:
-                raise Aborted(
-                    f"the task is busy ({task.status.value}): send the message once it has come to rest",
-                    reason="TASK_BUSY",
-                )
+            check_can_continue(task)
             user = tx.append(task_id, "user_message", message)
             tx.change_status(task, TaskStatus.RUNNING, reason="user_message")
             return tx.task(task_id), user
@@ -130,19 +121,6 @@ class TaskStore:
             return tx.task(task_id)
 
         return await self._transaction(work)
-
-    async def wait_for_approval(self, task_id: str, data: dict[str, Any]) -> TaskRecord:
-        """Records `approval_requested` and moves the task to waiting_approval, in one
-        transaction: a crash leaves either both or neither."""
-        task = await self.transition(
-            task_id,
-            TaskStatus.WAITING_APPROVAL,
-            events=[("approval_requested", data)],
-            reason="approval_requested",
-            pending_approval_id=str(data["approval_id"]),
-        )
-        assert task is not None
-        return task
 
     async def get_task(self, task_id: str) -> TaskRecord:
         cached = self._tasks.get(task_id)
@@ -200,16 +178,6 @@ class TaskStore:
             self._tasks.pop(task_id, None)
 
         await self._transaction(work, after=forget)
-
-    async def set_status(
-        self, task_id: str, new: TaskStatus, *, reason: str = "", error: str = "", pending_approval_id: str = ""
-    ) -> TaskRecord:
-        """Moves a task to `new` if the state machine allows it, recording a STATUS_CHANGED event."""
-        task = await self.transition(
-            task_id, new, reason=reason, error=error, pending_approval_id=pending_approval_id
-        )
-        assert task is not None
-        return task
 
     async def fail_task(self, task_id: str, code: str, message: str) -> None:
         """Records an error event and fails the task, in one transaction; only the error is
@@ -309,7 +277,7 @@ class TaskStore:
                 if cached is not None:
                     cached.append(event)
             for event in events:
-                self._publish(event)
+                self._live.publish(event)
             if after is not None:
                 after(value)
 
@@ -358,22 +326,12 @@ class TaskStore:
 
     def subscribe(self, task_id: str) -> asyncio.Queue[EventRecord]:
         """A queue that receives every event of the task from now on, stored or live-only."""
-        queue: asyncio.Queue[EventRecord] = asyncio.Queue()
-        self._subscribers[task_id].add(queue)
-        return queue
+        return self._live.subscribe(task_id)
 
     def unsubscribe(self, task_id: str, queue: asyncio.Queue[EventRecord]) -> None:
-        subscribers = self._subscribers.get(task_id)
-        if subscribers is not None:
-            subscribers.discard(queue)
-            if not subscribers:
-                del self._subscribers[task_id]
+        self._live.unsubscribe(task_id, queue)
 
     def publish_live(self, task_id: str, event_type: str, data: dict[str, Any]) -> None:
         """Sends an event to live subscribers without storing it (seq 0): streamed model tokens,
         whose full text is stored once in the model_call event."""
-        self._publish(EventRecord(task_id=task_id, seq=0, type=event_type, create_time=utc_now(), data=data))
-
-    def _publish(self, event: EventRecord) -> None:
-        for queue in self._subscribers.get(event.task_id, ()):
-            queue.put_nowait(event)
+        self._live.publish_live(task_id, event_type, data)

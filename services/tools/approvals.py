@@ -146,6 +146,14 @@ class ApprovalBook:
 
     async def deny(self, approval_id: str, *, decided_by: str, reason: str) -> ApprovalRecord:
         """A human refuses the pending action."""
+        return await self._refuse(approval_id, decided_by, reason)
+
+    async def withdraw(self, approval_id: str, *, reason: str) -> ApprovalRecord:
+        """The requester takes back a pending request: it ends DENIED and allows nothing."""
+        return await self._refuse(approval_id, WITHDRAWN_BY, reason, event="withdrawn")
+
+    async def _refuse(self, approval_id: str, decided_by: str, reason: str, *, event: str = "") -> ApprovalRecord:
+        """Ends a pending approval DENIED (the audit event: `event`, or "denied")."""
         await self._pending(approval_id, decided_by)
         decided = await self.store.decide(
             approval_id,
@@ -155,21 +163,7 @@ class ApprovalBook:
             expire_time=None,
             decided_by=decided_by,
             reason=reason,
-        )
-        return await self._decided(approval_id, decided)
-
-    async def withdraw(self, approval_id: str, *, reason: str) -> ApprovalRecord:
-        """The requester takes back a pending request: it ends DENIED and allows nothing."""
-        await self._pending(approval_id, WITHDRAWN_BY)
-        decided = await self.store.decide(
-            approval_id,
-            state="DENIED",
-            scope="ONCE",
-            now=self._clock(),
-            expire_time=None,
-            decided_by=WITHDRAWN_BY,
-            reason=reason,
-            event="withdrawn",
+            event=event,
         )
         return await self._decided(approval_id, decided)
 

@@ -138,6 +138,15 @@ class ApprovalStore:
     async def close(self) -> None:
         await self._db.close()
 
+    async def _one(self, query: str, params: tuple[Any, ...]) -> ApprovalRecord | None:
+        async with self._db.execute(query, params) as cursor:
+            row = await cursor.fetchone()
+        return record_from_row(row) if row else None
+
+    async def _all(self, query: str, params: tuple[Any, ...]) -> list[aiosqlite.Row]:
+        async with self._db.execute(query, params) as cursor:
+            return list(await cursor.fetchall())
+
     async def _event(self, approval_id: str, event: str, actor: str, reason: str, time: float) -> None:
         await self._db.execute(
             "INSERT INTO approval_events (approval_id, event, actor, reason, time) VALUES (?, ?, ?, ?, ?)",
@@ -186,40 +195,32 @@ class ApprovalStore:
         await self._event(record.id, "requested", actor, "", record.create_time)
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
-        async with self._db.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)) as cursor:
-            row = await cursor.fetchone()
-        return record_from_row(row) if row else None
+        return await self._one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
 
     async def find(self, task_id: str, action_hash: str, state: str) -> ApprovalRecord | None:
         """The newest approval of this task for this action in `state`."""
-        async with self._db.execute(
+        return await self._one(
             "SELECT * FROM approvals WHERE task_id = ? AND action_hash = ? AND state = ?"
             " ORDER BY create_time DESC, id LIMIT 1",
             (task_id, action_hash, state),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return record_from_row(row) if row else None
+        )
 
     async def find_grant(self, task_id: str, action_hash: str, now: float) -> ApprovalRecord | None:
         """An approved, unexpired task-scope grant of this task for this action."""
-        async with self._db.execute(
+        return await self._one(
             "SELECT * FROM approvals WHERE task_id = ? AND action_hash = ? AND state = 'APPROVED'"
             " AND scope = 'TASK' AND expire_time > ? ORDER BY expire_time DESC LIMIT 1",
             (task_id, action_hash, now),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return record_from_row(row) if row else None
+        )
 
     async def find_pattern_grant(self, task_id: str, pattern_hash: str, now: float) -> ApprovalRecord | None:
         """An approved, unexpired TASK_PATTERN grant of this task for this pattern."""
-        async with self._db.execute(
+        return await self._one(
             "SELECT * FROM approvals WHERE task_id = ? AND pattern_hash = ? AND pattern_hash != ''"
             " AND state = 'APPROVED' AND scope = 'TASK_PATTERN' AND expire_time > ?"
             " ORDER BY expire_time DESC LIMIT 1",
             (task_id, pattern_hash, now),
-        ) as cursor:
-            row = await cursor.fetchone()
-        return record_from_row(row) if row else None
+        )
 
     async def page(self, state: str, task_id: str, offset: int, limit: int) -> list[ApprovalRecord]:
         """Approvals oldest first, optionally of one state and one task."""
@@ -231,21 +232,17 @@ class ApprovalStore:
             clauses.append("task_id = ?")
             params.append(task_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        async with self._db.execute(
+        return [record_from_row(row) for row in await self._all(
             f"SELECT * FROM approvals {where} ORDER BY create_time, id LIMIT ? OFFSET ?",
             (*params, limit, offset),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [record_from_row(row) for row in rows]
+        )]
 
     async def events(self, approval_id: str) -> list[dict[str, Any]]:
         """The audit trail of one approval, oldest first."""
-        async with self._db.execute(
+        return [dict(row) for row in await self._all(
             "SELECT event, actor, reason, time FROM approval_events WHERE approval_id = ? ORDER BY seq",
             (approval_id,),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [dict(row) for row in rows]
+        )]
 
     async def decide(
         self,

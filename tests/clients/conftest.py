@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ducklm_client import AsyncClient, Connection
 
 from deploy.stack import LocalStack, StackPorts
 from services.common.config import repo_root
@@ -46,6 +47,19 @@ class ScriptedStack:
 
     def client_env(self) -> dict[str, str]:
         return client_env(self.stack)
+
+
+def connect(stack: LocalStack) -> AsyncClient:
+    """The Python client for `stack`'s services, with its approver credential."""
+    return AsyncClient(
+        Connection(
+            runtime=stack.address("runtime"),
+            tools=stack.address("tools"),
+            skills=stack.address("skills"),
+            memory=stack.address("memory"),
+            approver_token=stack.approver_token,
+        )
+    )
 
 
 def client_env(stack: LocalStack) -> dict[str, str]:

@@ -12,28 +12,16 @@ from pathlib import Path
 import grpc
 import pytest
 from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
-from ducklm_client import AsyncClient, Connection, TaskStatus
+from ducklm_client import AsyncClient, TaskStatus
 
 from deploy.stack import LocalStack
 from services.common.config import repo_root
-from tests.clients.conftest import DUCKLM, ScriptedStack, client_env, ducklm
+from tests.clients.conftest import DUCKLM, ScriptedStack, client_env, connect, ducklm
 from tests.clients.terminal import Terminal
 
 
 def write(path: str, content: str) -> dict[str, object]:
     return {"action": "call_tool", "tool": "write_file", "arguments": {"path": path, "content": content}}
-
-
-def connect(stack: LocalStack) -> AsyncClient:
-    return AsyncClient(
-        Connection(
-            runtime=stack.address("runtime"),
-            tools=stack.address("tools"),
-            skills=stack.address("skills"),
-            memory=stack.address("memory"),
-            approver_token=stack.approver_token,
-        )
-    )
 
 
 async def wait_until_rest(client: AsyncClient, task_id: str) -> TaskStatus:

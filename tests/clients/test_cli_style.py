@@ -10,14 +10,16 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
-from ducklm_client import AsyncClient, Connection
+from ducklm.common.v1 import common_pb2
+from ducklm_client import convert
 from ducklm_client.cli.chat import ChatSession
 from ducklm_client.cli.ids import IdError, _pick
 from ducklm_client.cli.style import Style
 from ducklm_client.models import Event
 from ducklm_client.sync import Client
+from google.protobuf import json_format
 
-from tests.clients.conftest import ScriptedStack, ducklm
+from tests.clients.conftest import ScriptedStack, connect, ducklm
 
 
 class Terminal(io.StringIO):
@@ -37,7 +39,11 @@ class Terminal(io.StringIO):
 
 
 def event(kind: str, seq: int, **data: Any) -> Event:
-    return Event(task_id="t" * 32, seq=seq, type=kind, created=None, data=data)
+    """An event as the runtime sends it (typed payload and its plain copy), read by the client."""
+    message = common_pb2.Event(task_id="t" * 32, seq=seq, type=f"EVENT_TYPE_{kind.upper()}")
+    json_format.ParseDict(data, getattr(message, kind))
+    message.data.update(data)
+    return convert.event(message)
 
 
 class SlowClient:
@@ -94,25 +100,13 @@ def test_a_prefix_must_name_one_id() -> None:
         _pick("task", "99", ids)
 
 
-def connect(scripted: ScriptedStack) -> AsyncClient:
-    stack = scripted.stack
-    return AsyncClient(
-        Connection(
-            runtime=stack.address("runtime"),
-            tools=stack.address("tools"),
-            skills=stack.address("skills"),
-            memory=stack.address("memory"),
-        )
-    )
-
-
 async def test_prefixes_options_and_one_line_titles(scripted: ScriptedStack) -> None:
     env = {**scripted.client_env(), "NO_COLOR": "1"}
     scripted.script([{"action": "respond", "message": "Bonjour."}])
     said = await ducklm("chat", "-s", "Answer in French.\nBe brief.", "Say hello", env=env)
     assert said.code == 0, said.stderr
     assert "duck> Bonjour." in said.stdout and "\x1b[" not in said.stdout + said.stderr
-    async with connect(scripted) as client:
+    async with connect(scripted.stack) as client:
         task = (await client.list_tasks(limit=1))[0]
         events = await client.list_events(task.id)
     message = next(e.data["text"] for e in events if e.type == "user_message")
@@ -129,7 +123,7 @@ async def test_prefixes_options_and_one_line_titles(scripted: ScriptedStack) -> 
     scripted.script([{"action": "respond", "message": "Encore bonjour."}])
     again = await ducklm("chat", "-c", "Once more", env=env)
     assert again.code == 0, again.stderr
-    async with connect(scripted) as client:
+    async with connect(scripted.stack) as client:
         assert (await client.get_task(task.id)).last_reply == "Encore bonjour."
 
     unknown = await ducklm("events", "zzzz", env=env)

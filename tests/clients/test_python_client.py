@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from ducklm.common.v1 import common_pb2
 from ducklm_client import (
     AsyncClient,
     Client,
@@ -24,25 +25,13 @@ from deploy.stack import LocalStack
 from services.common.testing import free_port
 from services.skills.config import Settings as SkillsSettings
 from services.skills.server import create_server as create_skills
-from tests.clients.conftest import ScriptedStack
+from tests.clients.conftest import ScriptedStack, connect
 
 WRITE = {
     "action": "call_tool",
     "tool": "write_file",
     "arguments": {"path": "from-client.txt", "content": "hello"},
 }
-
-
-def connect(stack: LocalStack) -> AsyncClient:
-    return AsyncClient(
-        Connection(
-            runtime=stack.address("runtime"),
-            tools=stack.address("tools"),
-            skills=stack.address("skills"),
-            memory=stack.address("memory"),
-            approver_token=stack.approver_token,
-        )
-    )
 
 
 @pytest.mark.model
@@ -79,7 +68,9 @@ async def test_stream_chat_streams_tokens_then_the_message(stack: LocalStack) ->
     last_call = len(types) - 1 - types[::-1].index("model_call")
     assert types.index("model_token") < last_call
     assert all(event.seq == 0 for event in events if event.type == "model_token")
-    assert events[-1].type == "status_changed" and events[-1].data["to"] == "completed"
+    last = events[-1].payload
+    assert isinstance(last, common_pb2.StatusChanged) and last.to == "completed"
+    assert events[-1].data["to"] == "completed"  # the plain copy, for older callers
 
 
 @pytest.mark.model
@@ -115,7 +106,7 @@ async def test_approving_lets_the_waiting_task_go_on(scripted: ScriptedStack) ->
             event async for event in client.stream_until_rest(result.task_id, after_seq=last_seq, timeout=60)
         ]
         assert rest[-1].data["to"] == "completed", rest
-        assert any(event.type == "tool_result" and event.data["ok"] for event in rest)
+        assert any(isinstance(event.payload, common_pb2.ToolResult) and event.payload.ok for event in rest)
         assert (await client.get_task(result.task_id)).last_reply == "Wrote it."
     assert (scripted.workspace / "from-client.txt").read_text() == "hello"
 

@@ -14,10 +14,11 @@ import grpc
 import httpx
 import pytest
 from ducklm.skills.v1 import skills_pb2, skills_pb2_grpc
-from ducklm_client import AsyncClient, Connection, TaskStatus
+from ducklm_client import TaskStatus
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from deploy.stack import LocalStack, StackPorts
+from tests.clients.conftest import connect
 
 pytestmark = pytest.mark.model
 
@@ -41,17 +42,6 @@ async def spread(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Loca
         yield stack
     finally:
         await stack.stop()
-
-
-def connect(stack: LocalStack) -> AsyncClient:
-    return AsyncClient(
-        Connection(
-            runtime=stack.address("runtime"),
-            tools=stack.address("tools"),
-            skills=stack.address("skills"),
-            memory=stack.address("memory"),
-        )
-    )
 
 
 async def test_each_service_listens_only_on_its_own_host(spread: LocalStack) -> None:

@@ -8,19 +8,17 @@ llama-server.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from services.common.testing import free_port
+from services.common.testing import LocalHttpServer, free_port
 
 _PROSE = "Ducks are lovely birds that like water."
 _VALID = '{"answer": "yes", "colour": "green"}'
@@ -38,8 +36,7 @@ class StubModel:
     tokenize: bool = True
     embedding_dimension: int = 16
     port: int = 0
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _http: LocalHttpServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -96,12 +93,9 @@ class StubModel:
             ]
         )
         self.port = free_port()
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"))
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        self._http = LocalHttpServer(app, self.port, log_level="warning")
+        await self._http.start()
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._http is not None:
+            await self._http.stop()

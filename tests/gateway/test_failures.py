@@ -72,7 +72,7 @@ async def test_a_dead_backend_is_a_503_that_names_it() -> None:
 
 class SlowSkills(skills_pb2_grpc.SkillsServiceServicer):
     async def ListSkills(self, request: Any, context: Any) -> skills_pb2.ListSkillsResponse:
-        await asyncio.sleep(5)
+        await asyncio.Event().wait()  # never answers: only the gateway's deadline ends the call
         return skills_pb2.ListSkillsResponse()
 
 

@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import uvicorn
 from ducklm.runtime.v1 import runtime_pb2
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from services.common.testing import free_port
 from tests.runtime.fault_stack import (
@@ -40,17 +37,8 @@ __all__ = ["ChaosReport", "StablePortModel", "run_chaos"]
 class StablePortModel(ScriptedModel):
     """The scripted model, restartable on the port it first got (a model server restart)."""
 
-    async def start(self) -> None:
-        self.port = self.port or free_port()
-        app = Starlette(routes=[
-            Route("/v1/chat/completions", self._completions, methods=["POST"]),
-            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
-        ])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+    def _next_port(self) -> int:
+        return self.port or free_port()
 
 
 @dataclass
@@ -118,12 +106,7 @@ class _Run:
             pass
 
     async def approver(self) -> None:
-        while not self.done:
-            try:
-                await self.stack.approve_pending()
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
+        await self.stack.keep_approving(lambda: not self.done)
 
     async def watcher(self) -> None:
         while not self.done:

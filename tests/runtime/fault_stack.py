@@ -14,6 +14,8 @@ import stat
 import subprocess
 import sys
 from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +182,27 @@ class FaultStack:
                         raise
                     # decided or expired meanwhile
         return approved
+
+    async def keep_approving(self, running: Callable[[], bool]) -> None:
+        """Approves what is pending, every 0.1 s, while `running()` (a chaos run's approver)."""
+        while running():
+            try:
+                await self.approve_pending()
+            except grpc.aio.AioRpcError:
+                pass  # the tools service is being killed or restarted: the next round approves
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def running_stack(root: Path, model: ScriptedModel, sleep: float = 0.0) -> AsyncIterator[FaultStack]:
+    """A started FaultStack whose model follows each request's plan (`sleep`: seconds per reply)."""
+    follow_plan(model, sleep=sleep)
+    stack = FaultStack(root, model)
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        await stack.stop()
 
 
 def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

@@ -11,13 +11,12 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.common.testing import free_port
+from services.common.testing import LocalHttpServer, free_port
 
 
 def chunk(text: str) -> str:
@@ -41,8 +40,7 @@ class FaultyModel:
     raw: list[str] = field(default_factory=list)
     client_ports: list[int] = field(default_factory=list)
     port: int = 0
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _http: LocalHttpServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -87,15 +85,10 @@ class FaultyModel:
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
             Route("/completion", self._completions, methods=["POST"]),
         ])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error", lifespan="off",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            await asyncio.sleep(0.01)
+        # Stopped abruptly: a model server that dies, connections and all.
+        self._http = LocalHttpServer(app, self.port, abrupt=True)
+        await self._http.start()
 
     async def stop(self) -> None:
-        assert self._server is not None and self._task is not None
-        self._server.should_exit = True
-        self._server.force_exit = True
-        await self._task
+        assert self._http is not None
+        await self._http.stop()

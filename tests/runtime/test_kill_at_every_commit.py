@@ -17,8 +17,8 @@ from google.protobuf.struct_pb2 import Value
 from tests.runtime.fault_stack import (
     FaultStack,
     all_tasks,
-    follow_plan,
     log_problems,
+    running_stack,
     runtime_call,
     status_of,
     task_events,
@@ -30,13 +30,8 @@ from tests.scripted_model import ScriptedModel
 
 @pytest.fixture
 async def fault_stack(tmp_path: Path, scripted_model: ScriptedModel) -> AsyncIterator[FaultStack]:
-    follow_plan(scripted_model)
-    stack = FaultStack(tmp_path, scripted_model)
-    await stack.start()
-    try:
+    async with running_stack(tmp_path, scripted_model) as stack:
         yield stack
-    finally:
-        await stack.stop()
 
 
 async def approval_turn(stack: FaultStack, tag: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -30,9 +30,10 @@ async def faulty() -> AsyncIterator[FaultyModel]:
         await model.stop()
 
 
-def client(model: FaultyModel, **role: object) -> ModelClient:
+def client(model: FaultyModel, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+           **role: object) -> ModelClient:
     settings = {"endpoint": model.endpoint, "model": "faulty", "max_tokens": 64, **role}
-    return ModelClient(ModelsConfig(roles={"chat": RoleConfig.model_validate(settings)}))
+    return ModelClient(ModelsConfig(roles={"chat": RoleConfig.model_validate(settings)}), sleep=sleep)
 
 
 async def test_calls_share_one_pooled_connection(faulty: FaultyModel) -> None:
@@ -162,15 +163,25 @@ async def test_one_huge_line_is_cut_off_without_being_parsed(faulty: FaultyModel
 
 
 async def test_a_restarting_server_is_waited_for_and_a_dead_one_named(faulty: FaultyModel) -> None:
-    models = client(faulty, connect_wait_seconds=30)
+    backoffs: list[float] = []
+    backing_off, restarted = asyncio.Event(), asyncio.Event()
+
+    async def backoff(seconds: float) -> None:
+        # The client was refused and waits to try again: held until the server is back.
+        backoffs.append(seconds)
+        backing_off.set()
+        await restarted.wait()
+
+    models = client(faulty, sleep=backoff, connect_wait_seconds=30)
     try:
         await faulty.stop()
         call = asyncio.create_task(models.chat("chat", MESSAGES))
-        await asyncio.sleep(0.3)  # refused meanwhile, and tried again
+        await asyncio.wait_for(backing_off.wait(), 30)  # refused, and waiting to try again
         assert not call.done()
-        port = faulty.port
-        await faulty.start(port)
+        await faulty.start(faulty.port)
+        restarted.set()
         assert (await call).text == faulty.text
+        assert backoffs == [0.1]
     finally:
         await models.close()
     dead = client(FaultyModel(port=free_port()), connect_wait_seconds=0.2)

@@ -14,7 +14,7 @@ from ducklm.runtime.v1 import runtime_pb2
 from tests.runtime.fault_stack import (
     FaultStack,
     all_tasks,
-    follow_plan,
+    running_stack,
     runtime_call,
     status_of,
     task_events,
@@ -25,13 +25,8 @@ from tests.scripted_model import ScriptedModel
 
 @pytest.fixture
 async def slow_stack(tmp_path: Path, scripted_model: ScriptedModel) -> AsyncIterator[FaultStack]:
-    follow_plan(scripted_model, sleep=5.0)
-    stack = FaultStack(tmp_path, scripted_model)
-    await stack.start()
-    try:
+    async with running_stack(tmp_path, scripted_model, sleep=5.0) as stack:
         yield stack
-    finally:
-        await stack.stop()
 
 
 async def test_an_interrupted_command_is_marked_and_never_repeated(slow_stack: FaultStack) -> None:

@@ -182,12 +182,7 @@ class _Run:
                     raise
 
     async def approver(self) -> None:
-        while not self.done:
-            try:
-                await self.replicas.stack.approve_pending()
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
+        await self.replicas.stack.keep_approving(lambda: not self.done)
 
     async def watcher(self) -> None:
         while not self.done:

@@ -22,13 +22,13 @@ async function main() {
     let reply = '';
     for await (const event of client.streamChat(message)) {
       taskId = taskId || event.taskId;
-      if (event.type === 'model_token' && event.data.reply) {
-        streamed += event.data.reply;
-        if (!json) process.stdout.write(event.data.reply);
+      if (event.type === 'model_token' && event.payload.reply) {
+        streamed += event.payload.reply;
+        if (!json) process.stdout.write(event.payload.reply);
       } else if (event.type === 'assistant_message') {
-        reply = event.data.text;
+        reply = event.payload.text;
       } else if (event.type === 'status_changed') {
-        status = event.data.to;
+        status = event.payload.to;
       }
     }
     const task = await client.getTask(taskId);

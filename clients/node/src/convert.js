@@ -70,13 +70,47 @@ function task(message) {
   };
 }
 
-function event(message) {
+const EVENT_TYPE = 'ducklm.common.v1.Event';
+
+// The descriptor of a message type named from within ducklm.common.v1 ("StatusChanged") or in
+// full ("google.protobuf.Struct"), from the package definition proto-loader built.
+function descriptor(types, name, scope = 'ducklm.common.v1') {
+  const entry = types[name] || types[`${scope}.${name}`];
+  return entry && entry.type;
+}
+
+// A decoded message as plain JavaScript, field by field from its descriptor: Struct and Value
+// fields become objects and values, int64 fields Numbers, nested messages the same again.
+function plain(message, type, types) {
+  const result = {};
+  for (const field of type.field) {
+    const value = message[field.name];
+    const convert = (item) => {
+      if (field.typeName === 'google.protobuf.Struct') return fromStruct(item);
+      if (field.typeName === 'google.protobuf.Value') return fromValue(item);
+      if (field.type === 'TYPE_MESSAGE') return item ? plain(item, descriptor(types, field.typeName), types) : null;
+      if (field.type === 'TYPE_INT64' || field.type === 'TYPE_UINT64') return Number(item || 0);
+      return item;
+    };
+    if (field.proto3Optional && (value === null || value === undefined)) result[field.name] = null;
+    else result[field.name] = field.label === 'LABEL_REPEATED' ? (value || []).map(convert) : convert(value);
+  }
+  return result;
+}
+
+// `types`: the package definition (DuckLMClient passes its own); with it an event carries its
+// typed `payload`, the fields the proto defines for its type (camelCase, as everywhere in this
+// client: `payload.approvalId`). `data` is the same payload as the server's plain copy.
+function event(message, types) {
+  const field = message.payload; // with `oneofs: true`, the name of the payload field that is set
+  const type = types && field ? descriptor(types, descriptor(types, EVENT_TYPE).field.find((f) => f.name === field).typeName) : null;
   return {
     taskId: message.taskId,
     seq: Number(message.seq || 0),
     type: enumWord(message.type, 'EVENT_TYPE_'),
     created: time(message.createTime),
     data: fromStruct(message.data),
+    payload: type && message[field] ? plain(message[field], type, types) : null,
   };
 }
 

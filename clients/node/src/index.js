@@ -64,7 +64,7 @@ function loadPackages(protoRoot) {
     defaults: true,
     oneofs: true,
   });
-  return grpc.loadPackageDefinition(definition).ducklm;
+  return { ducklm: grpc.loadPackageDefinition(definition).ducklm, types: definition };
 }
 
 // The human's approver credential, where the launcher leaves it; '' if none (deciding then says so).
@@ -96,9 +96,10 @@ class DuckLMClient {
     this.approverMetadata = this.metadata.clone();
     this.approverMetadata.set('ducklm-approver-token', options.approverToken !== undefined ? options.approverToken : approverToken(env));
     this.approverMetadata.set('ducklm-approver-via', 'node');
-    const ducklm = loadPackages(options.protoRoot || path.resolve(__dirname, '..', '..', '..', 'protos'));
+    const { ducklm, types } = loadPackages(options.protoRoot || path.resolve(__dirname, '..', '..', '..', 'protos'));
     const caFile = options.caFile || env.DUCKLM_GRPC_TLS_CA || '';
     const credentials = caFile ? grpc.credentials.createSsl(fs.readFileSync(caFile)) : grpc.credentials.createInsecure();
+    this.types = types;
     this.stubs = {
       runtime: new ducklm.runtime.v1.RuntimeService(this.addresses.runtime, credentials),
       approvals: new ducklm.approvals.v1.ApprovalsService(this.addresses.tools, credentials),
@@ -149,7 +150,7 @@ class DuckLMClient {
   // Sends a message and yields the task's events (live `model_token` events included) until it rests.
   async *streamChat(message, { taskId = '', skill = '', timeoutMs = CHAT_TIMEOUT_MS } = {}) {
     for await (const event of this._stream('runtime', 'StreamChat', { message, taskId, skill }, timeoutMs)) {
-      yield convert.event(event);
+      yield convert.event(event, this.types);
     }
   }
 
@@ -167,7 +168,7 @@ class DuckLMClient {
     let pageToken = '';
     do {
       const response = await this._unary('runtime', 'ListTaskEvents', { taskId, pageSize: 1000, pageToken });
-      events.push(...response.events.map(convert.event));
+      events.push(...response.events.map((event) => convert.event(event, this.types)));
       pageToken = response.nextPageToken;
     } while (pageToken);
     return events;
@@ -177,7 +178,7 @@ class DuckLMClient {
   async *streamEvents(taskId, { afterSeq = 0, follow = false, timeoutMs = 0 } = {}) {
     const request = { taskId, afterSeq: String(afterSeq), follow };
     for await (const event of this._stream('runtime', 'StreamTaskEvents', request, timeoutMs)) {
-      yield convert.event(event);
+      yield convert.event(event, this.types);
     }
   }
 
@@ -185,7 +186,7 @@ class DuckLMClient {
   async *streamUntilRest(taskId, { afterSeq, timeoutMs = CHAT_TIMEOUT_MS }) {
     for await (const event of this.streamEvents(taskId, { afterSeq, follow: true, timeoutMs })) {
       yield event;
-      if (event.type === 'status_changed' && REST_STATUSES.has(event.data.to)) return;
+      if (event.type === 'status_changed' && REST_STATUSES.has(event.payload.to)) return;
     }
   }
 

@@ -14,14 +14,15 @@ test('a gated tool waits for an approval given from Node, then the task complete
     for await (const event of client.streamChat('Please write node.txt')) events.push(event);
     const taskId = events[0].taskId;
     assert.equal(events.at(-1).type, 'status_changed');
-    assert.equal(events.at(-1).data.to, 'waiting_approval');
+    assert.equal(events.at(-1).payload.to, 'waiting_approval');
+    assert.equal(events.at(-1).data.to, 'waiting_approval'); // the plain copy, for older callers
     const requested = events.find((event) => event.type === 'approval_requested');
-    assert.equal(requested.data.tool, 'write_file');
-    assert.deepEqual(requested.data.arguments, { path: 'node.txt', content: 'written from node' });
+    assert.equal(requested.payload.tool, 'write_file');
+    assert.deepEqual(requested.payload.arguments, { path: 'node.txt', content: 'written from node' });
 
     const task = await client.getTask(taskId);
     assert.equal(task.status, 'waiting_approval');
-    assert.equal(task.pendingApprovalId, requested.data.approval_id);
+    assert.equal(task.pendingApprovalId, requested.payload.approvalId);
     const pending = await client.listApprovals({ taskId });
     assert.deepEqual(pending.map((approval) => approval.id), [task.pendingApprovalId]);
 
@@ -30,8 +31,8 @@ test('a gated tool waits for an approval given from Node, then the task complete
     assert.equal(approved.decidedBy, 'human via node'); // the credential's principal, not the claim
     const rest = [];
     for await (const event of client.streamUntilRest(taskId, { afterSeq: events.at(-1).seq })) rest.push(event);
-    assert.equal(rest.at(-1).data.to, 'completed');
-    assert.ok(rest.some((event) => event.type === 'tool_result' && event.data.ok === true));
+    assert.equal(rest.at(-1).payload.to, 'completed');
+    assert.ok(rest.some((event) => event.type === 'tool_result' && event.payload.ok === true));
     assert.equal((await client.getTask(taskId)).lastReply, 'Node wrote it.');
   } finally {
     client.close();

@@ -1,8 +1,10 @@
-"""Generated proto messages -> the client's dataclasses (models.py). Nothing else."""
+"""Generated proto messages -> the client's dataclasses (models.py), and the words a caller
+passes -> the proto enum names a request takes. Nothing else."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +32,10 @@ from ducklm_client.models import (
 )
 
 __all__ = [
+    "APPROVAL_STATES",
+    "PROPOSAL_STATES",
     "approval",
+    "enum_name",
     "event",
     "memory",
     "memory_page",
@@ -75,6 +80,19 @@ def time(stamp: timestamp_pb2.Timestamp) -> datetime | None:
     return converted
 
 
+APPROVAL_STATES = ("pending", "approved", "denied", "used", "expired")
+PROPOSAL_STATES = ("pending", "invalid", "promoted", "rejected")
+
+
+def enum_name(prefix: str, word: str | None, allowed: Sequence[str]) -> str:
+    """The proto enum name for a word: "pending" -> "APPROVAL_STATE_PENDING"; none -> UNSPECIFIED."""
+    if not word:
+        return f"{prefix}UNSPECIFIED"
+    if word not in allowed:
+        raise ValueError(f"{word!r} is not one of {', '.join(allowed)}")
+    return f"{prefix}{word.upper()}"
+
+
 def task_status_name(status: TaskStatus | str | None) -> str:
     """ "completed" -> "TASK_STATUS_COMPLETED" (a proto enum field takes the name)."""
     return f"TASK_STATUS_{TaskStatus(status).name}" if status else "TASK_STATUS_UNSPECIFIED"
@@ -100,12 +118,14 @@ def task(message: runtime_pb2.Task) -> Task:
 
 
 def event(message: common_pb2.Event) -> Event:
+    kind = message.WhichOneof("payload")
     return Event(
         task_id=message.task_id,
         seq=message.seq,
         type=_enum_word(common_pb2.EventType, message.type, "EVENT_TYPE_"),
         created=time(message.create_time),
         data=struct(message.data),
+        payload=getattr(message, kind) if kind else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""Typed results of the client: plain frozen dataclasses, no generated proto classes.
+"""Typed results of the client: plain frozen dataclasses, no generated proto classes but one:
+an event's `payload`, the typed message the contract (common.proto) defines for its type.
 
 Enum-valued fields are lower-case words (`TaskStatus.COMPLETED == "completed"`, an event's
 `type == "model_token"`), the same words the gateway's REST API and the event log use.
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from google.protobuf.message import Message
 
 __all__ = [
     "REST_STATUSES",
@@ -73,13 +76,18 @@ class Task:
 
 @dataclass(frozen=True)
 class Event:
-    """One entry of a task's log. `seq` is 0 for live-only events (`model_token`)."""
+    """One entry of a task's log. `seq` is 0 for live-only events (`model_token`).
+
+    `payload` is the typed message of the event's type (`common_pb2.StatusChanged` for
+    "status_changed", ...; the runtime reads old stored events into it too); read it, matching
+    on its class. `data` is the same payload as a plain dict, kept for older callers."""
 
     task_id: str
     seq: int
     type: str
     created: datetime | None
     data: dict[str, Any]
+    payload: Message | None = None
 
 
 @dataclass(frozen=True)

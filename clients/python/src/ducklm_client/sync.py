@@ -8,30 +8,42 @@ loop, so it must not be used from inside a running event loop (use `AsyncClient`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
-from typing import Any, Self, TypeVar
+import functools
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from ducklm_client.client import CHAT_TIMEOUT, AsyncClient
+from ducklm_client.client import AsyncClient
 from ducklm_client.config import Connection
-from ducklm_client.models import (
-    Approval,
-    ChatResult,
-    Event,
-    Memory,
-    MemoryPage,
-    Proposal,
-    Replay,
-    SearchResult,
-    Skill,
-    SkillList,
-    Task,
-    TaskStatus,
-    Validation,
-)
 
 __all__ = ["Client"]
 
+P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Client, P], T]:
+    """`AsyncClient`'s method, run to completion on the client's loop: the same signature and
+    docstring, so the two clients cannot drift apart."""
+
+    @functools.wraps(method)
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self._client, *args, **kwargs))
+
+    return call
+
+
+def _blocking_stream(
+    method: Callable[Concatenate[AsyncClient, P], AsyncGenerator[T, None]],
+) -> Callable[Concatenate[Client, P], Iterator[T]]:
+    """`AsyncClient`'s streaming method as an iterator that blocks for each item."""
+
+    @functools.wraps(method)
+    def call(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self._iterate(method(self._client, *args, **kwargs))
+
+    return call
 
 
 class Client:
@@ -82,160 +94,34 @@ class Client:
             # Stopping early cancels the call on the server too.
             self._runner.run(close())
 
-    # Each method below is AsyncClient's, run to completion; see there for what it does.
-
-    def chat(
-        self, message: str, *, task_id: str = "", skill: str = "", timeout: float = CHAT_TIMEOUT
-    ) -> ChatResult:
-        return self._run(self._client.chat(message, task_id=task_id, skill=skill, timeout=timeout))
-
-    def stream_chat(
-        self, message: str, *, task_id: str = "", skill: str = "", timeout: float | None = CHAT_TIMEOUT
-    ) -> Iterator[Event]:
-        return self._iterate(self._client.stream_chat(message, task_id=task_id, skill=skill, timeout=timeout))
-
-    def get_task(self, task_id: str) -> Task:
-        return self._run(self._client.get_task(task_id))
-
-    def list_tasks(self, *, status: TaskStatus | str | None = None, limit: int = 50) -> list[Task]:
-        return self._run(self._client.list_tasks(status=status, limit=limit))
-
-    def cancel_task(self, task_id: str, reason: str = "") -> Task:
-        return self._run(self._client.cancel_task(task_id, reason))
-
-    def list_events(self, task_id: str) -> list[Event]:
-        return self._run(self._client.list_events(task_id))
-
-    def stream_events(
-        self, task_id: str, *, after_seq: int = 0, follow: bool = False, timeout: float | None = None
-    ) -> Iterator[Event]:
-        return self._iterate(
-            self._client.stream_events(task_id, after_seq=after_seq, follow=follow, timeout=timeout)
-        )
-
-    def stream_until_rest(
-        self, task_id: str, *, after_seq: int, timeout: float | None = CHAT_TIMEOUT
-    ) -> Iterator[Event]:
-        return self._iterate(self._client.stream_until_rest(task_id, after_seq=after_seq, timeout=timeout))
-
-    def replay(self, task_id: str) -> Replay:
-        return self._run(self._client.replay(task_id))
-
-    def list_approvals(
-        self, *, state: str | None = "pending", task_id: str = "", limit: int = 100
-    ) -> list[Approval]:
-        return self._run(self._client.list_approvals(state=state, task_id=task_id, limit=limit))
-
-    def get_approval(self, approval_id: str) -> Approval:
-        return self._run(self._client.get_approval(approval_id))
-
-    def approve(
-        self,
-        approval_id: str,
-        *,
-        scope: str = "once",
-        ttl_seconds: int = 0,
-        reason: str = "",
-        decided_by: str = "",
-    ) -> Approval:
-        """See `AsyncClient.approve` (needs the approver credential; `decided_by` is ignored)."""
-        return self._run(
-            self._client.approve(approval_id, scope=scope, ttl_seconds=ttl_seconds, reason=reason)
-        )
-
-    def deny(self, approval_id: str, *, reason: str = "", decided_by: str = "") -> Approval:
-        return self._run(self._client.deny(approval_id, reason=reason))
-
-    def list_skills(self) -> SkillList:
-        return self._run(self._client.list_skills())
-
-    def get_skill(self, name: str) -> Skill:
-        return self._run(self._client.get_skill(name))
-
-    def validate_skill(
-        self, *, skill_md: str | None = None, folder_name: str = "", name: str | None = None, strict: bool = False
-    ) -> Validation:
-        return self._run(
-            self._client.validate_skill(skill_md=skill_md, folder_name=folder_name, name=name, strict=strict)
-        )
-
-    def list_proposals(self, *, state: str | None = None, limit: int = 100) -> list[Proposal]:
-        return self._run(self._client.list_proposals(state=state, limit=limit))
-
-    def get_proposal(self, proposal_id: str) -> Proposal:
-        return self._run(self._client.get_proposal(proposal_id))
-
-    def promote_proposal(self, proposal_id: str, *, decided_by: str) -> Proposal:
-        return self._run(self._client.promote_proposal(proposal_id, decided_by=decided_by))
-
-    def reject_proposal(self, proposal_id: str, *, decided_by: str, reason: str = "") -> Proposal:
-        return self._run(self._client.reject_proposal(proposal_id, decided_by=decided_by, reason=reason))
-
-    def remember(
-        self,
-        text: str,
-        *,
-        kind: str = "note",
-        tags: Sequence[str] = (),
-        task_id: str = "",
-        metadata: dict[str, Any] | None = None,
-        collection: str = "",
-        scope: str = "",
-        project: str = "",
-    ) -> Memory:
-        return self._run(
-            self._client.remember(
-                text, kind=kind, tags=tags, task_id=task_id, metadata=metadata, collection=collection,
-                scope=scope, project=project,
-            )
-        )
-
-    def search(
-        self,
-        text: str,
-        *,
-        top_k: int = 5,
-        kind: str = "",
-        tags: Sequence[str] = (),
-        task_id: str = "",
-        score_threshold: float = 0.0,
-        collection: str = "",
-    ) -> SearchResult:
-        return self._run(
-            self._client.search(
-                text,
-                top_k=top_k,
-                kind=kind,
-                tags=tags,
-                task_id=task_id,
-                score_threshold=score_threshold,
-                collection=collection,
-            )
-        )
-
-    def get_memory(self, memory_id: str, *, collection: str = "") -> Memory:
-        return self._run(self._client.get_memory(memory_id, collection=collection))
-
-    def forget(self, memory_id: str, *, collection: str = "") -> int:
-        return self._run(self._client.forget(memory_id, collection=collection))
-
-    def list_memories(self, **conditions: Any) -> MemoryPage:
-        """See AsyncClient.list_memories (scope, task_id, project, kind, tags, text, paging)."""
-        return self._run(self._client.list_memories(**conditions))
-
-    def promote_memory(self, memory_id: str, *, project: str = "", collection: str = "") -> Memory:
-        return self._run(self._client.promote_memory(memory_id, project=project, collection=collection))
-
-    def update_memory(self, memory_id: str, **changes: Any) -> Memory:
-        return self._run(self._client.update_memory(memory_id, **changes))
-
-    def forget_matching(self, **conditions: Any) -> int:
-        return self._run(self._client.forget_matching(**conditions))
-
-    def forget_scope(self, scope: str, *, confirm: str, task_id: str = "", project: str = "",
-                     collection: str = "") -> int:
-        return self._run(self._client.forget_scope(
-            scope, confirm=confirm, task_id=task_id, project=project, collection=collection))
-
-    def health(self, timeout: float = 5.0) -> dict[str, str]:
-        return self._run(self._client.health(timeout))
+    # AsyncClient's methods, each run to completion (see there for what they do).
+    chat = _blocking(AsyncClient.chat)
+    stream_chat = _blocking_stream(AsyncClient.stream_chat)
+    get_task = _blocking(AsyncClient.get_task)
+    list_tasks = _blocking(AsyncClient.list_tasks)
+    cancel_task = _blocking(AsyncClient.cancel_task)
+    list_events = _blocking(AsyncClient.list_events)
+    stream_events = _blocking_stream(AsyncClient.stream_events)
+    stream_until_rest = _blocking_stream(AsyncClient.stream_until_rest)
+    replay = _blocking(AsyncClient.replay)
+    list_approvals = _blocking(AsyncClient.list_approvals)
+    get_approval = _blocking(AsyncClient.get_approval)
+    approve = _blocking(AsyncClient.approve)
+    deny = _blocking(AsyncClient.deny)
+    list_skills = _blocking(AsyncClient.list_skills)
+    get_skill = _blocking(AsyncClient.get_skill)
+    validate_skill = _blocking(AsyncClient.validate_skill)
+    list_proposals = _blocking(AsyncClient.list_proposals)
+    get_proposal = _blocking(AsyncClient.get_proposal)
+    promote_proposal = _blocking(AsyncClient.promote_proposal)
+    reject_proposal = _blocking(AsyncClient.reject_proposal)
+    remember = _blocking(AsyncClient.remember)
+    search = _blocking(AsyncClient.search)
+    get_memory = _blocking(AsyncClient.get_memory)
+    forget = _blocking(AsyncClient.forget)
+    list_memories = _blocking(AsyncClient.list_memories)
+    promote_memory = _blocking(AsyncClient.promote_memory)
+    update_memory = _blocking(AsyncClient.update_memory)
+    forget_matching = _blocking(AsyncClient.forget_matching)
+    forget_scope = _blocking(AsyncClient.forget_scope)
+    health = _blocking(AsyncClient.health)

@@ -5,8 +5,8 @@ config, and every `AioRpcError` turned into a `DuckLMError` that names the servi
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Iterable
+from typing import Any, TypeVar
 
 import grpc
 from ducklm.approvals.v1 import approvals_pb2_grpc
@@ -18,6 +18,8 @@ from ducklm_client.config import Connection
 from ducklm_client.errors import error_from_rpc
 
 __all__ = ["CALL_TIMEOUT", "CHAT_TIMEOUT", "Transport"]
+
+T = TypeVar("T")
 
 # Deadlines (seconds). A chat turn runs the model, perhaps several times, on a CPU.
 CHAT_TIMEOUT = 600.0
@@ -125,6 +127,29 @@ class Transport:
             return await self._method(api, method)(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise self._error(exc, api, method) from None
+
+    async def collect(
+        self,
+        api: str,
+        method: str,
+        request: Callable[[str, int], Any],
+        items: Callable[[Any], Iterable[T]],
+        *,
+        limit: int | None = None,
+        page_size: int = 500,
+    ) -> list[T]:
+        """Every item of a paged List call, page after page (AIP-158), at most `limit`.
+        `request(page_token, page_size)` builds each page's request; `items` reads its items."""
+        found: list[T] = []
+        token = ""
+        while limit is None or len(found) < limit:
+            size = page_size if limit is None else min(limit - len(found), page_size)
+            response = await self.unary(api, method, request(token, size))
+            found.extend(items(response))
+            token = response.next_page_token
+            if not token:
+                break
+        return found
 
     async def stream(
         self, api: str, method: str, request: Any, timeout: float | None

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from ducklm.common.v1 import common_pb2
+
 from ducklm_client.cli.render import compact_json
 from ducklm_client.cli.style import Spinner, Style
+from ducklm_client.convert import struct
 from ducklm_client.models import Event, TaskStatus
 from ducklm_client.sync import Client
 
@@ -158,34 +161,34 @@ class ChatSession:
             self._line_open = False
 
     def _on_event(self, event: Event, end: TurnEnd) -> None:
-        data = event.data
-        match event.type:
-            case "model_token":
-                self._on_token(str(data.get("reply") or ""))
-            case "model_call":
+        match event.payload:
+            case common_pb2.ModelToken(reply=reply):
+                self._on_token(reply)
+            case common_pb2.ModelCall():
                 self._last_call_reply, self._call_reply = self._call_reply, ""
-            case "assistant_message":
-                self._on_message(str(data.get("text", "")))
-            case "tool_call":
+            case common_pb2.AssistantMessage(text=text):
+                self._on_message(text)
+            case common_pb2.ToolCall(tool=tool, arguments=arguments):
                 self._close_line()
-                self._note(f"  [tool] {data.get('tool')} {compact_json(data.get('arguments', {}))}", "cyan")
-                self._working(f"running {data.get('tool')}…")
-            case "tool_result":
+                self._note(f"  [tool] {tool} {compact_json(struct(arguments))}", "cyan")
+                self._working(f"running {tool}…")
+            case common_pb2.ToolResult(ok=ok, error=error):
                 self._close_line()
-                ok = bool(data.get("ok"))
-                self._note(f"  [tool] {'ok' if ok else 'failed: ' + str(data.get('error'))}", "green" if ok else "red")
+                self._note(f"  [tool] {'ok' if ok else 'failed: ' + error}", "green" if ok else "red")
                 self._working("thinking…")
-            case "skill_used":
-                self._note(f"  [skill] {data.get('skill')}", "cyan")
-            case "approval_requested":
+            case common_pb2.SkillUsed(skill=skill):
+                self._note(f"  [skill] {skill}", "cyan")
+            case common_pb2.ApprovalRequested() as asked:
                 self._close_line()
                 self._quiet()
-                end.approval = dict(data)
-            case "error":
+                end.approval = {
+                    "approval_id": asked.approval_id, "tool": asked.tool, "arguments": struct(asked.arguments),
+                }
+            case common_pb2.Error(code=code, message=message):
                 self._close_line()
-                self._note(f"  [error] {data.get('code')}: {data.get('message')}", "red")
-            case "status_changed":
-                end.status = str(data.get("to", ""))
+                self._note(f"  [error] {code}: {message}", "red")
+            case common_pb2.StatusChanged(to=to):
+                end.status = to
             case _:
                 pass
 

@@ -9,6 +9,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TextIO
 
+from ducklm.common.v1 import common_pb2
+
+from ducklm_client.convert import struct
 from ducklm_client.models import Event
 
 __all__ = ["compact_json", "event_line", "event_summary", "print_json", "table", "when"]
@@ -43,44 +46,37 @@ def when(value: datetime | None) -> str:
 
 
 def event_summary(event: Event) -> str:
-    """What an event says, in one line."""
-    data = event.data
-    match event.type:
-        case "task_created" | "user_message":
-            return str(data.get("message") or data.get("text") or "")
-        case "status_changed":
-            reason = f" ({data['reason']})" if data.get("reason") else ""
-            return f"{data.get('from')} → {data.get('to')}{reason}"
-        case "model_call":
-            usage = data.get("usage") or {}
+    """What an event says, in one line (read from its typed payload)."""
+    match event.payload:
+        case common_pb2.TaskCreated(message=text) | common_pb2.UserMessage(text=text):
+            return text
+        case common_pb2.StatusChanged() as changed:
+            reason = f" ({changed.reason})" if changed.reason else ""
+            return f"{getattr(changed, 'from')} → {changed.to}{reason}"
+        case common_pb2.ModelCall(usage=usage) as call:
             return (
-                f"{data.get('role')} {data.get('model')} {data.get('latency_ms')} ms, "
-                f"{usage.get('prompt_tokens', 0)} prompt ({usage.get('cached_prompt_tokens', 0)} cached) + "
-                f"{usage.get('completion_tokens', 0)} completion tokens"
+                f"{call.role} {call.model} {call.latency_ms:g} ms, "
+                f"{usage.prompt_tokens} prompt ({usage.cached_prompt_tokens} cached) + "
+                f"{usage.completion_tokens} completion tokens"
             )
-        case "model_token":
-            return repr(data.get("text", ""))
-        case "directive":
-            return compact_json(data)
-        case "assistant_message":
-            return str(data.get("text", ""))
-        case "tool_call":
-            return f"{data.get('tool')} {compact_json(data.get('arguments', {}))}"
-        case "tool_result":
-            return (
-                "ok " + compact_json(data.get("result", {}))
-                if data.get("ok")
-                else f"error: {data.get('error')}"
-            )
-        case "approval_requested":
-            return f"{data.get('approval_id')}: {data.get('tool')} {compact_json(data.get('arguments', {}))}"
-        case "approval_decided":
-            reason = f" ({data['reason']})" if data.get("reason") else ""
-            return f"{data.get('approval_id')}: {data.get('decision')}{reason}"
-        case "error":
-            return f"{data.get('code')}: {data.get('message')}"
+        case common_pb2.ModelToken(text=text):
+            return repr(text)
+        case common_pb2.AssistantMessage(text=text):
+            return text
+        case common_pb2.ToolCall(tool=tool, arguments=arguments):
+            return f"{tool} {compact_json(struct(arguments))}"
+        case common_pb2.ToolResult() as result:
+            return "ok " + compact_json(struct(result.result)) if result.ok else f"error: {result.error}"
+        case common_pb2.ApprovalRequested() as asked:
+            return f"{asked.approval_id}: {asked.tool} {compact_json(struct(asked.arguments))}"
+        case common_pb2.ApprovalDecided() as decided:
+            reason = f" ({decided.reason})" if decided.reason else ""
+            return f"{decided.approval_id}: {decided.decision}{reason}"
+        case common_pb2.Error(code=code, message=message):
+            return f"{code}: {message}"
         case _:
-            return compact_json(data)
+            # A directive, and any type without a line of its own: its fields as JSON.
+            return compact_json(event.data)
 
 
 def event_line(event: Event) -> str:
