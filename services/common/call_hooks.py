@@ -110,6 +110,11 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
     """A server interceptor that observes the calls `starter(method)` gives a start for (None:
     leaves the method's calls alone), of every shape."""
 
+    def __init__(self) -> None:
+        # Each method's handler as last wrapped, with the handler it wraps: a method's handler is
+        # the same object call after call, so it is wrapped once, not on every call.
+        self._observed: dict[str, tuple[Any, Any]] = {}
+
     def starter(self, method: str) -> Start | None:
         raise NotImplementedError
 
@@ -119,8 +124,17 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Req, Resp] | None:
         handler = await continuation(handler_call_details)
-        start = self.starter(handler_call_details.method) if handler is not None else None
-        return handler if handler is None or start is None else observe_handler(handler, start)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        kept = self._observed.get(method)
+        if kept is not None and kept[0] is handler:
+            wrapped: grpc.RpcMethodHandler[Req, Resp] = kept[1]
+            return wrapped
+        start = self.starter(method)
+        wrapped = handler if start is None else observe_handler(handler, start)
+        self._observed[method] = (handler, wrapped)
+        return wrapped
 
 
 # -- outgoing metadata -----------------------------------------------------------------------
