@@ -191,6 +191,8 @@ async def test_two_turns_and_an_approved_tool_call_are_one_trace(
     assert second["reply"] == "There is out.txt."
     await until(lambda: _turns_ended(spans, 3), "the second message's turn to end")
 
+    assert (await gateway.get(f"/v1/tasks/{task_id}")).json()["status"] == "completed"
+
     finished = spans.get_finished_spans()
     task_spans = _in_task(finished, task_id)
     names = [s.name for s in task_spans]
@@ -204,6 +206,7 @@ async def test_two_turns_and_an_approved_tool_call_are_one_trace(
     assert names.count("execute_tool write_file") == 2 and names.count("execute_tool list_dir") == 1
     assert names.count("ducklm.tools.v1.ToolsService/ExecuteTool") == 3
     assert "POST /v1/chat" in names and "ducklm.runtime.v1.RuntimeService/Chat" in names
+    assert f"GET /v1/tasks/{task_id}" in names and "ducklm.runtime.v1.RuntimeService/GetTask" in names
     # Memory's spans (the turns' recall, and the embedding it asked for) are inside it, under a turn.
     recalls = [s for s in task_spans if s.name == "ducklm.memory.v1.MemoryService/Recall"]
     assert recalls
@@ -279,3 +282,14 @@ async def test_an_embedding_is_a_model_call_span(spans: InMemorySpanExporter, ru
     assert embedding.attributes["gen_ai.request.model"] == "scripted-embed"
     assert embedding.parent is not None
     assert _named(spans.get_finished_spans(), "ducklm.runtime.v1.EmbeddingService/Embed").context.span_id == embedding.parent.span_id
+
+
+async def test_a_chat_body_read_ahead_for_its_task_still_reaches_the_route_as_sent(
+    spans: InMemorySpanExporter, gateway: httpx.AsyncClient
+) -> None:
+    broken = await gateway.post("/v1/chat", content=b'{"task_id": "abc", "message": ')
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "INVALID_ARGUMENT"
+    unknown = await gateway.post("/v1/chat", json={"task_id": "f" * 32, "message": "hello"})
+    assert unknown.status_code == 404
+    requests = [s for s in spans.get_finished_spans() if s.name == "POST /v1/chat"]
+    assert [s.context.trace_id == task_trace_id("f" * 32) for s in requests] == [False, True]
