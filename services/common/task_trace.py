@@ -24,9 +24,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
-from services.common.tracing import clean_attributes, tracer
+from services.common.tracing import clean_attributes, tracer, tracing_on
 
-__all__ = ["task_context", "task_span", "task_trace_id"]
+__all__ = ["record_task_span", "task_context", "task_span", "task_trace_id"]
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -73,3 +73,19 @@ def task_span(
         name, context=parent, kind=kind, attributes=clean_attributes(attributes), links=_links_to(caller, trace_id),
     ) as started:
         yield started
+
+
+def record_task_span(
+    name: str, task_id: str, attributes: Mapping[str, Any] | None = None, *, start_s: float, end_s: float,
+) -> None:
+    """Records a span of `task_id`'s trace that has already ended, timed by what a store noted
+    (epoch seconds): a wait that no code was running for, e.g. for a person's decision. The
+    current span, the call that ended the wait, is linked."""
+    if not tracing_on():
+        return
+    caller = trace.get_current_span().get_span_context()
+    ended = tracer.start_span(
+        name, context=task_context(task_id), attributes=clean_attributes(attributes),
+        links=_links_to(caller, task_trace_id(task_id)), start_time=int(start_s * 1e9),
+    )
+    ended.end(end_time=int(max(end_s, start_s) * 1e9))

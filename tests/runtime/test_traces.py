@@ -207,6 +207,13 @@ async def test_two_turns_and_an_approved_tool_call_are_one_trace(
     assert names.count("ducklm.tools.v1.ToolsService/ExecuteTool") == 3
     assert "POST /v1/chat" in names and "ducklm.runtime.v1.RuntimeService/Chat" in names
     assert f"GET /v1/tasks/{task_id}" in names and "ducklm.runtime.v1.RuntimeService/GetTask" in names
+    # The wait for the person's decision, from the request to the decision, linked to the
+    # gateway request that decided it.
+    waited = _named(tuple(task_spans), "await_approval write_file")
+    decision = _named(finished, f"POST /v1/approvals/{approval_id}/approve")
+    assert waited.attributes is not None and waited.attributes["ducklm.approval.state"] == "approved"
+    assert [link.context.trace_id for link in waited.links] == [decision.context.trace_id]
+    assert waited.start_time is not None and waited.end_time is not None and waited.start_time <= waited.end_time
     # Memory's spans (the turns' recall, and the embedding it asked for) are inside it, under a turn.
     recalls = [s for s in task_spans if s.name == "ducklm.memory.v1.MemoryService/Recall"]
     assert recalls
