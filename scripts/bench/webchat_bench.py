@@ -2,12 +2,16 @@
 shows it, through the whole real path (runtime, gateway SSE, the browser's parser and DOM).
 Target: within 10 ms of the runtime's own first token.
 
+First, without a browser: how long after the runtime's own first token (the moment it publishes
+the reply's first characters, the create_time of that `model_token` event) a client reading
+`POST /v1/chat` as Server-Sent Events through the gateway receives it. Target: within 20 ms.
+
 The model is a small OpenAI-compatible fake in this process (instant, so only DuckLM's own path
 is measured); it notes the wall-clock time it sends each reply's first token, and the page
 notes the wall-clock time (performance.timeOrigin + now()) the first text appears in the reply
 bubble. Both clocks are this machine's. Also prints the size of the page's first load.
 
-    .venv/bin/python scripts/bench/webchat_bench.py [--runs 15]
+    .venv/bin/python scripts/bench/webchat_bench.py [--runs 15] [--sse-only]
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 from playwright.async_api import async_playwright
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,6 +43,7 @@ from tests.gateway.test_pages import first_load_files
 from tests.scripted_model import ScriptedModel
 
 TARGET_MS = 10.0
+TARGET_SSE_MS = 20.0
 REPLY = json.dumps({"action": "respond", "message": "Quack! This is the reply, streamed in pieces."})
 # Installed before each send: notes when the reply bubble first shows any text.
 WATCH_FIRST_TEXT = """
@@ -100,7 +107,52 @@ class TimedModel:
             await self._http.stop()
 
 
-async def main(runs: int) -> int:
+def _epoch_ms(stamp: str) -> float:
+    """An event's create_time (RFC 3339, up to nanoseconds) as milliseconds since the epoch."""
+    head, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(fraction or '0')[:6]:0<6}+00:00").timestamp() * 1000
+
+
+async def sse_first_token(client: httpx.AsyncClient, message: str) -> tuple[float, float]:
+    """Sends `message` as a streamed chat; returns (when the runtime published the reply's first
+    characters, when this client received them), both in ms since the epoch."""
+    async with client.stream("POST", "/v1/chat", json={"message": message, "stream": True}) as response:
+        response.raise_for_status()
+        event, first = "", None
+        # Read to the end of the turn, so the next run starts on a quiet stack.
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif first is None and line.startswith("data: ") and event == "model_token":
+                received = time.time() * 1000
+                data = json.loads(line[6:])
+                if data["data"].get("reply"):
+                    first = _epoch_ms(data["create_time"]), received
+    if first is not None:
+        return first
+    raise RuntimeError("the stream ended without a reply token")
+
+
+async def measure_sse(url: str, model: TimedModel, runs: int) -> None:
+    lags, from_model = [], []
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers={"Content-Type": "application/json"}) as client:
+        for run in range(runs + 1):
+            published, received = await sse_first_token(client, f"Say something, please (SSE {run})")
+            if run:  # the first run warms every connection up
+                lags.append(received - published)
+                from_model.append(received - model.first_token[-1])
+    median, worst = statistics.median(lags), max(lags)
+    p90 = statistics.quantiles(lags, n=10)[-1] if len(lags) >= 10 else worst
+    verdict = "reached" if median <= TARGET_SSE_MS else "NOT reached"
+    print(
+        f"SSE client first token after the runtime's own first token (POST /v1/chat through the gateway): "
+        f"median {median:.1f} ms, p90 {p90:.1f} ms, max {worst:.1f} ms over {len(lags)} runs   "
+        f"(target <= {TARGET_SSE_MS:.0f} ms: {verdict})"
+    )
+    print(f"  after the model server sent it: median {statistics.median(from_model):.1f} ms")
+
+
+async def main(runs: int, sse_only: bool) -> int:
     total = sum(path.stat().st_size for path in first_load_files())
     print(f"WebChat first load (HTML, JS, CSS): {total / 1024:.1f} KB   (target <= 300 KB)")
     model = TimedModel()
@@ -109,25 +161,29 @@ async def main(runs: int) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ducklm-webchat-bench-") as data:
             print("starting the stack", flush=True)
-            async with scripted_stack(Path(data), cast(ScriptedModel, model)) as stack, async_playwright() as playwright:
-                browser = await playwright.chromium.launch(
-                    executable_path=await asyncio.to_thread(chromium_path), args=CHROMIUM_FLAGS
-                )
-                page = await browser.new_page()
-                await page.goto(stack.url)
-                print("page loaded", flush=True)
-                for run in range(runs + 1):
-                    await page.click("#new-chat")
-                    await page.evaluate(WATCH_FIRST_TEXT)
-                    await page.fill("#input", f"Say something, please ({run})")
-                    await page.press("#input", "Enter")
-                    # The page itself notes the time, so how often this looks does not change it.
-                    while (seen := await page.evaluate("window.__firstText")) is None:
-                        await asyncio.sleep(0.01)
-                    await page.locator(".reply-actions").last.wait_for()
-                    if run:  # the first run warms every connection up
-                        lags.append(float(seen) - model.first_token[-1])
-                await browser.close()
+            async with scripted_stack(Path(data), cast(ScriptedModel, model)) as stack:
+                await measure_sse(stack.url, model, runs)
+                if sse_only:
+                    return 0
+                async with async_playwright() as playwright:
+                    browser = await playwright.chromium.launch(
+                        executable_path=await asyncio.to_thread(chromium_path), args=CHROMIUM_FLAGS
+                    )
+                    page = await browser.new_page()
+                    await page.goto(stack.url)
+                    print("page loaded", flush=True)
+                    for run in range(runs + 1):
+                        await page.click("#new-chat")
+                        await page.evaluate(WATCH_FIRST_TEXT)
+                        await page.fill("#input", f"Say something, please ({run})")
+                        await page.press("#input", "Enter")
+                        # The page itself notes the time, so how often this looks does not change it.
+                        while (seen := await page.evaluate("window.__firstText")) is None:
+                            await asyncio.sleep(0.01)
+                        await page.locator(".reply-actions").last.wait_for()
+                        if run:  # the first run warms every connection up
+                            lags.append(float(seen) - model.first_token[-1])
+                    await browser.close()
     finally:
         await model.stop()
     median, worst = statistics.median(lags), max(lags)
@@ -143,4 +199,6 @@ async def main(runs: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
-    raise SystemExit(asyncio.run(main(parser.parse_args().runs)))
+    parser.add_argument("--sse-only", action="store_true", help="only the SSE figure (no browser)")
+    arguments = parser.parse_args()
+    raise SystemExit(asyncio.run(main(arguments.runs, arguments.sse_only)))

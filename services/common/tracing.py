@@ -1,5 +1,5 @@
-"""OpenTelemetry traces for every DuckLM process: one trace per request, across the gateway, the
-runtime's loop, the tools, memory and the model calls.
+"""OpenTelemetry traces for every DuckLM process: one trace per task (task_trace.py), across the
+gateway, the runtime's loop, the tools, memory and the model calls.
 
 Off by default. `DUCKLM_OTEL_ENDPOINT` (an OTLP/gRPC collector, e.g. http://127.0.0.1:4317)
 turns it on for each process that `configure_tracing` is called in (every service's `serve()`
@@ -28,6 +28,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 __all__ = [
     "ENDPOINT_VARIABLE",
+    "clean_attributes",
     "configure_tracing",
     "mark_failed",
     "model_call_span",
@@ -72,7 +73,7 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
 @contextmanager
 def span(name: str, attributes: Mapping[str, Any] | None = None, *, kind: SpanKind = SpanKind.INTERNAL) -> Iterator[Span]:
     """A child span of the current one for the `with` block; an exception marks it failed."""
-    with tracer.start_as_current_span(name, kind=kind, attributes=_clean(attributes)) as current:
+    with tracer.start_as_current_span(name, kind=kind, attributes=clean_attributes(attributes)) as current:
         yield current
 
 
@@ -91,7 +92,7 @@ def model_call_span(
     if not tracing_on():
         return
     end = time.time_ns()
-    attributes = _clean({
+    attributes = clean_attributes({
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": "llama.cpp",
         "gen_ai.request.model": model,
@@ -114,6 +115,6 @@ def mark_failed(current: Span, message: str) -> None:
     current.set_status(Status(StatusCode.ERROR, message[:200]))
 
 
-def _clean(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """Only values a span can hold; empty strings and None are left out."""
     return {key: value for key, value in (attributes or {}).items() if value is not None and value != ""}

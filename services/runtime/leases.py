@@ -66,6 +66,6 @@ class LeaseKeeper:
             if task.status not in (TaskStatus.PENDING, TaskStatus.RUNNING):
                 continue
             if await reconcile(self._store, task):
-                self._runner.start(task_id)
+                self._runner.start(task_id, "recovery")
                 started.append(task_id)
         return started

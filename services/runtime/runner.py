@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from services.common.errors import Aborted, DuckLMError, FailedPrecondition, NotFound, Unavailable
 from services.common.postgres import DATABASE_UNAVAILABLE
-from services.common.tracing import traced
+from services.common.task_trace import task_span
 from services.runtime.experience import experience_from_turn
 from services.runtime.metrics import observe_task_outcome
 from services.runtime.peers import ApprovalInfo, PeerError, Peers
@@ -98,11 +98,10 @@ class TaskRunner:
         self.start(task.id)
         return task, user_event.seq
 
-    def start(self, task_id: str) -> asyncio.Task[None]:
-        # The turn's span (GenAI conventions), a child of the call that started it.
-        turn = traced("invoke_agent DuckLM", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "DuckLM",
-                                              "gen_ai.conversation.id": task_id}, self._run(task_id))
-        job = asyncio.create_task(turn, name=f"task-{task_id}")
+    def start(self, task_id: str, cause: str = "message") -> asyncio.Task[None]:
+        """Runs the task's turn in the background. `cause`: why it runs now (a message, an
+        approval's decision, a resume after a restart), recorded on the turn's span."""
+        job = asyncio.create_task(self._traced(task_id, cause), name=f"task-{task_id}")
         self._running[task_id] = job
         return job
 
@@ -136,7 +135,7 @@ class TaskRunner:
         resumed = []
         for task in await self._store.resumable_tasks():
             if await reconcile(self._store, task):
-                self.start(task.id)
+                self.start(task.id, "recovery")
                 resumed.append(task.id)
         return resumed
 
@@ -226,7 +225,7 @@ class TaskRunner:
             expect=(TaskStatus.WAITING_APPROVAL,),
         ) is None:
             return False
-        self.start(task.id)
+        self.start(task.id, "approval")
         return True
 
     async def shutdown(self) -> None:
@@ -241,6 +240,15 @@ class TaskRunner:
         for job in jobs:
             job.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
+
+    async def _traced(self, task_id: str, cause: str) -> None:
+        # The turn's span (GenAI conventions) in the task's one trace, whichever call started it
+        # (that call's span is linked): each turn and each resume of a task is in that trace.
+        with task_span("invoke_agent DuckLM", task_id, {
+            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "DuckLM", "gen_ai.conversation.id": task_id,
+            "ducklm.turn.cause": cause,
+        }):
+            await self._run(task_id)
 
     async def _run(self, task_id: str) -> None:
         try:

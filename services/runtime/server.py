@@ -10,11 +10,13 @@ from typing import Any
 import grpc
 from ducklm.common.v1 import common_pb2
 from ducklm.runtime.v1 import runtime_pb2, runtime_pb2_grpc
+from opentelemetry.trace import SpanKind
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, grpc_errors
 from services.common.paging import next_page_token, page_bounds
 from services.common.protos import from_struct, to_struct, to_timestamp
 from services.common.server import GrpcServer, ServiceBinding, build_server
+from services.common.tracing import span
 from services.common.vocabulary import MAX_MESSAGE_CHARS
 from services.runtime import events as ev
 from services.runtime.client_functions import check_functions
@@ -309,7 +311,12 @@ class EmbeddingServicer(runtime_pb2_grpc.EmbeddingServiceServicer):
     ) -> runtime_pb2.EmbedResponse:
         if not request.texts:
             raise InvalidArgument("texts must not be empty")
-        vectors, model = await self._models.embed(list(request.texts))
+        # A model call of its own (GenAI conventions); the model's name is known once it answered.
+        with span("embeddings", {"gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "llama.cpp",
+                                 "ducklm.embeddings.texts": len(request.texts)}, kind=SpanKind.CLIENT) as current:
+            vectors, model = await self._models.embed(list(request.texts))
+            current.update_name(f"embeddings {model}")
+            current.set_attribute("gen_ai.request.model", model)
         return runtime_pb2.EmbedResponse(
             embeddings=[runtime_pb2.Embedding(values=vector) for vector in vectors],
             model=model,

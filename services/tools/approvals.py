@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.task_trace import record_task_span
 from services.tools.approval_storage import ApprovalStorage
 from services.tools.canonical import Action
 from services.tools.feed import ApprovalFeed
@@ -185,6 +186,12 @@ class ApprovalBook:
                 reason="APPROVAL_ALREADY_DECIDED",
             )
         self.feed.publish(decided)
+        # The wait for the decision, as a span of the task's trace (where the turn stood still).
+        record_task_span(f"await_approval {decided.tool_name}", decided.task_id, {
+            "gen_ai.tool.name": decided.tool_name, "gen_ai.conversation.id": decided.task_id,
+            "ducklm.approval.id": decided.id, "ducklm.approval.state": decided.state.lower(),
+            "ducklm.approval.scope": decided.scope.lower(),
+        }, start_s=decided.create_time, end_s=decided.decide_time or decided.create_time)
         return decided
 
     async def check(
