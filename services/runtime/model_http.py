@@ -91,6 +91,13 @@ class StreamReply:
             return await self._response.content.read(limit)
 
 
+def _dropped(failure: BaseException | None) -> bool:
+    """A connection that was gone when the request went (refused connections are not this)."""
+    if isinstance(failure, aiohttp.ClientConnectorError):
+        return False
+    return isinstance(failure, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError | aiohttp.ClientOSError)
+
+
 def _json_headers(headers: dict[str, str] | None) -> dict[str, str]:
     return {"Content-Type": "application/json", **(headers or {})}
 
@@ -138,19 +145,13 @@ class ModelHttp:
     async def post(
         self, url: str, *, json_body: Any, headers: dict[str, str] | None = None, timeout: float | None = None,
     ) -> HttpReply:
-        """A POST read whole. One the server dropped unanswered (a kept-alive connection it had
-        closed) is sent once more: nothing a model server is asked changes anything."""
-        body = orjson.dumps(json_body)
-        for attempt in (1, 2):
-            try:
-                async with _failures(), self._open().post(
-                    url, data=body, headers=_json_headers(headers), timeout=self._timeout(timeout)
-                ) as response:
-                    return HttpReply(response.status, await response.read())
-            except HttpFailure as exc:
-                if attempt == 2 or not isinstance(exc.__cause__, aiohttp.ServerDisconnectedError):
-                    raise
-        raise AssertionError("unreachable")
+        """A POST read whole."""
+        response = await self._send(url, json_body, headers, timeout)
+        try:
+            async with _failures():
+                return HttpReply(response.status, await response.read())
+        finally:
+            response.release()
 
     @asynccontextmanager
     async def stream(
@@ -158,10 +159,30 @@ class ModelHttp:
     ) -> AsyncIterator[StreamReply]:
         """POSTs `json_body` and yields the answer unread. Leaving the block returns the
         connection to the pool if the body was read to its end, and closes it if not."""
-        async with _failures(), self._open().post(
-            url, data=orjson.dumps(json_body), headers=_json_headers(headers), timeout=self._timeout(timeout)
-        ) as response:
+        response = await self._send(url, json_body, headers, timeout)
+        try:
             yield StreamReply(response)
+        finally:
+            response.release()
+
+    async def _send(
+        self, url: str, json_body: Any, headers: dict[str, str] | None, timeout: float | None,
+    ) -> aiohttp.ClientResponse:
+        """POSTs and returns the answer once its head arrived. A request the server dropped
+        before answering (a kept-alive connection it had closed: llama-server closes one after a
+        few requests) is sent once more on a new connection: nothing a model server is asked
+        changes anything, and nothing of an answer was read."""
+        body = orjson.dumps(json_body)
+        for attempt in (1, 2):
+            try:
+                async with _failures():
+                    return await self._open().post(
+                        url, data=body, headers=_json_headers(headers), timeout=self._timeout(timeout)
+                    )
+            except HttpFailure as exc:
+                if attempt == 2 or not _dropped(exc.__cause__):
+                    raise
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._session is not None:

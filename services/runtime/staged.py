@@ -142,12 +142,13 @@ class StagedDecider:
         return render_header(Header(self.system_prompt, steps, tuple(menu.skills)))
 
     async def decide(self, prompt: str, menu: StepMenu, record: RecordCall,
-                     on_answer_token: TokenCallback | None = None, session: str = "") -> Directive:
+                     on_answer_token: TokenCallback | None = None, session: str = "", fresh: bool = False) -> Directive:
         """`prompt` is the header and the rendered events; each stage appends its line to it.
-        `session` (the task) keeps its calls where the model server holds its prompt."""
+        `session` (the task) keeps its calls where the model server holds its prompt; `fresh`:
+        the server holds nothing of the task yet (no model call of it so far)."""
         calls = _Calls(self.model, self.role, session)
         steps = menu.steps()
-        step = steps[0] if len(steps) == 1 else await self._choose(calls, prompt, steps, menu, record)
+        step = steps[0] if len(steps) == 1 else await self._choose(calls, prompt, steps, menu, record, fresh)
         prompt += f"Next step: {step}\n"
         if step == ANSWER and menu.exact_answer:
             if on_answer_token is not None:
@@ -173,15 +174,16 @@ class StagedDecider:
         # About three characters a token, with room to end the last sentence.
         return max(32, self.max_text_chars // 3 + 16)
 
-    async def _choose(self, calls: _Calls, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall) -> str:
+    async def _choose(self, calls: _Calls, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall,
+                      fresh: bool) -> str:
         """The step whose first token the model finds likeliest next, relative to how likely it
         finds it with no request at all, so a small model's fixed leanings cancel out."""
-        # The baseline first. It shares the header with the task's prompt: on the task's slot the
-        # server evaluates the header once for both, but the transcript after it must then be
-        # evaluated again, so that slot serves it only while the transcript is the shorter part.
+        # The baseline first. It shares the header with the task's prompt: where the task's slot
+        # holds nothing of the task yet, the server evaluates the header once for both there.
+        # Later it goes elsewhere, so the task's slot keeps every token the task evaluated.
         header = self.header(menu)
-        here = len(prompt) - len(header) < len(header)
-        baseline = await self._baseline(calls if here else _Calls(self.model, self.role, ""), header, steps, record)
+        where = calls if fresh else _Calls(self.model, self.role, "")
+        baseline = await self._baseline(where, header, steps, record)
         scores, call = await calls.first_token_scores(prompt + "Next step:", steps)
         chosen = calibrated_choice(scores, baseline)
         call.text = chosen

@@ -88,7 +88,8 @@ async def test_step_two_re_evaluates_only_the_new_tokens(completions: LlamaCompl
     calls: list[ModelCall] = []
 
     async def record(call: ModelCall, stage: Stage) -> None:
-        calls.append(call)
+        if stage != "calibrate":  # a call of no task (see below), not one of the task's prompt
+            calls.append(call)
 
     events = [event(1, "user_message", {"text": REQUEST})]
     step_one = StepMenu(tools=TOOLS, tools_only=True, workspace=WORKSPACE, request=REQUEST)

@@ -279,15 +279,15 @@ def test_a_glob_is_a_choice_among_the_kinds_of_file_there_are() -> None:
     assert free["properties"]["pattern"]["pattern"].startswith(r"^\*\*/")
 
 
-async def test_the_baseline_shares_the_tasks_slot_only_while_the_transcript_is_the_shorter_part() -> None:
+async def test_the_baseline_shares_the_tasks_slot_only_while_it_holds_nothing_of_the_task() -> None:
     menu = StepMenu(tools=CATALOGUE, request="What is here?")
-    for transcript, expected in (("", "task-1"), ("Result: " + "x" * 20_000 + "\n", "")):
+    for fresh, expected in ((True, "task-1"), (False, "")):
         model = FakeCompletions(scores=[{"answer": -0.1, "list_dir": -2.0}], texts=["It is empty."])
         decider = StagedDecider(model=model, system_prompt="You are a test.", max_text_chars=200)
 
         async def record(call: ModelCall, stage: Stage) -> None:
             return None
 
-        prompt = decider.header(menu) + "\nRequest: " + menu.request + "\n" + transcript
-        await decider.decide(prompt, menu, record, session="task-1")
+        prompt = decider.header(menu) + "\nRequest: " + menu.request + "\n"
+        await decider.decide(prompt, menu, record, session="task-1", fresh=fresh)
         assert model.baseline_sessions == [expected]
