@@ -149,4 +149,7 @@ class EndpointPool:
         # Another slot of the same server: it holds none of the session's tokens, but the
         # ledger's tokens stay valid to send there (same model, same tokenizer).
         free = [s for s in slots if not state.slot_busy.get(s)] or list(slots)
+        if not session:
+            # A call of no task goes where no task's prompt is held, while there is such a slot.
+            free = [s for s in free if not state.slot_holder.get(s)] or free
         return min(free, key=lambda s: state.slot_used.get(s, float("-inf")))

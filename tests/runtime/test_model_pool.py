@@ -100,6 +100,17 @@ def test_calls_of_no_task_keep_no_ledger() -> None:
     assert len(models.acquire("chat").ledger) == 0
 
 
+def test_a_call_of_no_task_goes_to_a_slot_no_task_holds_while_there_is_one() -> None:
+    models = pool(A, slots=2)
+    task = models.acquire("chat", "task-1")
+    models.release(task)
+    for _ in range(3):
+        # The task's slot becomes the one idle the longest; calls of no task still stay off it.
+        loose = models.acquire("chat")
+        models.release(loose)
+        assert loose.slot != task.slot
+
+
 def test_models_yaml_takes_one_endpoint_or_a_list(tmp_path: Path) -> None:
     listed = tmp_path / "models.yaml"
     listed.write_text(f"roles:\n  chat:\n    endpoints: [{A}, {B}]\n    model: m\n")
