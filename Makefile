@@ -11,8 +11,12 @@ STAMP  := $(VENV)/.installed
 run: install  ## start llama-server, every service and the gateway; prints the URL (MODEL=name to pick a model)
 	$(if $(MODEL),DUCKLM_MODEL=$(MODEL)) $(PY) -m deploy.stack
 
+# Two pytest workers (pytest-xdist); each test file runs whole on one of them, with its own
+# session stacks. TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
+
 test: lint install browser node  ## lint, then the whole test suite (real llama-server, real tiny model, headless Chromium)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 eval: install  ## score the whole agent on everyday requests with the real model (scripts/eval/); MODEL=file.gguf or http://host/v1
 	$(PY) scripts/eval/run_eval.py $(if $(MODEL),--model $(MODEL)) $(EVAL_ARGS)
