@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,13 +202,24 @@ class _Run:
         )
         return list(reply.events)
 
-    async def killer(self, kills: int, gap: tuple[float, float], down: tuple[float, float]) -> None:
-        for _ in range(kills):
+    def taken_over(self) -> bool:
+        """Whether the watcher has seen a task resumed by another replica yet."""
+        return any(kind == "task_resumed" for log in self.seen.values() for _, kind in log)
+
+    async def killer(self, kills: int, gap: tuple[float, float], down: tuple[float, float], *, more: int,
+                     finished: Callable[[], bool]) -> int:
+        """Kills `kills` times, then up to `more` times again while no task has been taken over
+        and tasks are still running (on a loaded machine every planned kill may miss the tasks in
+        flight). Returns how many kills there were."""
+        done = 0
+        while done < kills or (done < kills + more and not self.taken_over() and not finished()):
+            done += 1
             await asyncio.sleep(self.rng.uniform(*gap))
             victim = self.rng.choice([i for i in self.replicas.live() if i != 0])
             self.replicas.kill(victim)
             await asyncio.sleep(self.rng.uniform(*down))
             await self.replicas.start(victim)
+        return done
 
 
 async def run_replica_kills(
@@ -233,7 +245,7 @@ async def run_replica_kills(
                 await run.submit(tag)
 
         work = asyncio.gather(*(one(f"t{i}") for i in range(tasks)))
-        await run.killer(kills, gap, down)
+        report.kills = await run.killer(kills, gap, down, more=3 * kills, finished=work.done)
         try:
             await asyncio.wait_for(work, settle_seconds)
         except TimeoutError:
