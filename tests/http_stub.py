@@ -1,6 +1,8 @@
-"""A local HTTP server answering every request with a test's own handler, on a free port, for
-tests of the runtime's HTTP clients against real HTTP (not a stand-in for a model in the
-end-to-end tests: those use llama-server)."""
+"""A local HTTP server answering every request with a test's own aiohttp handler, on a free port,
+for tests of the runtime's HTTP clients against real HTTP (not a stand-in for a model in the
+end-to-end tests: those use llama-server). Where a test needs a whole app, LocalHttpServer
+(services/common/testing.py) serves one; this is for handlers that drop a connection or write
+a body byte by byte, which an ASGI app cannot."""
 
 from __future__ import annotations
 
