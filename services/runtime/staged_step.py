@@ -61,7 +61,7 @@ async def decide_staged(
             offered = [tool for tool in offered if reads and required_path_kind(tool) == "file"]
             forced = forced or not offered
     last = turn.last_result
-    workspace = await _workspace(peers, turn.task_id, offered)
+    workspace = await _workspace(peers, turn, offered, tools)
     steps_menu = StepMenu(
         tools=offered, skills=menu.skills if follow_up == "free" else (), memory=menu.memory and follow_up == "free",
         answer_only=forced, tools_only=tools_only, workspace=workspace,
@@ -84,16 +84,25 @@ async def decide_staged(
         raise DirectiveError(str(exc), output=" | ".join(outputs)) from None
 
 
-async def _workspace(peers: Peers | None, task_id: str, tools: Sequence[ToolSpec]) -> list[WorkspaceEntry] | None:
+async def _workspace(
+    peers: Peers | None, turn: TurnState, offered: Sequence[ToolSpec], tools: Sequence[ToolSpec],
+) -> list[WorkspaceEntry] | None:
     """The workspace's entries, for path arguments (None if no offered tool reads a path or
-    the listing fails: paths are then a capped pattern instead of a choice)."""
-    if peers is None or not any(_reads_paths(tool) for tool in tools):
+    the listing fails: paths are then a capped pattern instead of a choice). Listed once per
+    run of the turn, and again after each call of a tool that may change files."""
+    if peers is None or not any(_reads_paths(tool) for tool in offered):
         return None
+    read_only = {tool.name for tool in tools if tool.read_only}
+    changes = sum(1 for name in turn.results if name not in read_only)
+    if turn.workspace is not None and turn.workspace[0] == changes:
+        return list(turn.workspace[1])
     try:
-        return await peers.list_workspace(task_id)
+        entries = await peers.list_workspace(turn.task_id)
     except PeerError as exc:
-        log.info("no workspace listing for path choices: %s", exc.message, extra={"task_id": task_id})
+        log.info("no workspace listing for path choices: %s", exc.message, extra={"task_id": turn.task_id})
         return None
+    turn.workspace = (changes, tuple(entries))
+    return entries
 
 
 def _found_something(last: ev.ToolResult | None) -> bool:

@@ -22,6 +22,7 @@ from services.runtime import events as ev
 from services.runtime.context import REPEATED_CALL
 from services.runtime.experience import is_step
 from services.runtime.records import EventRecord
+from services.runtime.workspace_entries import WorkspaceEntry
 
 __all__ = ["ActiveSkill", "FollowUp", "RecentTurns", "TurnState"]
 
@@ -61,6 +62,11 @@ class TurnState:
     tokens_spent: int = 0
     # Where in `events` the task's last tool call is (-1: none yet).
     last_call_at: int = -1
+    # The tools whose results the turn has, in order.
+    results: list[str] = field(default_factory=list)
+    # The workspace as listed in this run of the turn, with how many results of tools that may
+    # change files the turn had by then (staged_step.py lists it again after another).
+    workspace: tuple[int, tuple[WorkspaceEntry, ...]] | None = None
 
     @classmethod
     def from_log(cls, task_id: str, events: list[EventRecord]) -> TurnState:
@@ -74,7 +80,7 @@ class TurnState:
         self.events.append(event)
         payload = event.payload
         if isinstance(payload, ev.UserMessage):
-            self.start, self.message, self.skill = event.seq, payload, None
+            self.start, self.message, self.skill, self.workspace, self.results = event.seq, payload, None, None, []
             self.calls_since_skill, self.steps, self.calls, self.last_result, self.begun = 0, 0, [], None, False
         elif isinstance(payload, ev.SkillUsed) and not payload.error and not payload.file:
             # A file read (`file`) belongs to the skill in use; it does not start a new one.
@@ -85,6 +91,7 @@ class TurnState:
             self.calls_since_skill += 1
         elif isinstance(payload, ev.ToolResult):
             self.last_result = payload
+            self.results.append(payload.tool)
         elif isinstance(payload, ev.ModelCall | ev.MemoryRecalled):
             self.begun = True
         if isinstance(payload, ev.ModelCall):
@@ -157,6 +164,7 @@ class RecentTurns:
             if all(event.seq == seq for seq, event in enumerate(rest, start=len(kept.events) + 1)):
                 for event in rest:
                     kept.add(event)
+                kept.workspace = None  # a person may have changed files meanwhile
                 return kept
         return TurnState.from_log(task_id, await read_after(0))
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from services.runtime.model_client import ModelCall
+from services.runtime.peers import Peers, WorkspaceEntry
 from services.runtime.records import EventRecord
 from services.runtime.staged import Stage, StagedDecider
 from services.runtime.staged_step import decide_staged
 from services.runtime.turn import TurnState
-from tests.runtime.test_staged import CATALOGUE, FakeCompletions
+from tests.runtime.test_staged import CATALOGUE, WORKSPACE, FakeCompletions
 
 
 def event(seq: int, kind: str, **data: Any) -> EventRecord:
@@ -61,3 +62,43 @@ async def test_a_request_only_to_find_is_answered_with_what_the_search_found() -
     directive = await _decide(events, model)
     assert directive.action == "respond" and directive.fields["message"] == "I found: data/sales.csv."
     assert model.prompts == []
+
+
+class ListingPeers:
+    """Only what a staged step asks of the peers: the workspace listing, counted."""
+
+    def __init__(self) -> None:
+        self.listings = 0
+
+    async def list_workspace(self, task_id: str) -> list[WorkspaceEntry]:
+        self.listings += 1
+        return list(WORKSPACE)
+
+
+async def test_the_workspace_is_listed_once_a_run_and_again_after_a_tool_that_may_change_files() -> None:
+    peers = ListingPeers()
+    decider = StagedDecider(model=FakeCompletions(scores=[{"read_file": -0.1, "answer": -3.0}] * 4,
+                                                  texts=['{"path": "notes.txt"}'] * 4),
+                            system_prompt="You are a test.", max_text_chars=200)
+
+    async def record(call: ModelCall, stage: Stage) -> None:
+        return None
+
+    async def stream(text: str) -> None:
+        return None
+
+    async def step(turn: TurnState) -> None:
+        await decide_staged(decider, turn, CATALOGUE, [], forced=False, peers=cast(Peers, peers), record=record,
+                            stream_answer=stream)
+
+    turn = TurnState.from_log("t", [event(1, "user_message", text="Read notes.txt, then write a summary.")])
+    await step(turn)
+    turn.add(event(2, "tool_result", call_id="c1", tool="read_file", ok=False, error="no"))
+    await step(turn)
+    assert peers.listings == 1  # a read changes no file: the listing stands
+    turn.add(event(3, "tool_result", call_id="c2", tool="write_file", ok=False, error="no"))
+    await step(turn)
+    assert peers.listings == 2  # a write may have: listed again
+    turn.add(event(4, "user_message", text="And now?"))
+    await step(turn)
+    assert peers.listings == 3  # a new turn lists anew
