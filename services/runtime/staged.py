@@ -51,8 +51,6 @@ FIELD_MAX_TOKENS = 60
 # The request that carries no content: the model's leaning towards each step before it reads
 # anything, divided out of its scores (contextual calibration).
 CONTENT_FREE_REQUEST = "N/A"
-# Headers whose baseline is kept (each a few floats): the oldest goes first.
-CALIBRATIONS_KEPT = 256
 # The most a step's score may gain from calibration over the most favoured step (in nats: e^3,
 # about 20 times), so a first token the model hardly ever writes is not made a favourite.
 MAX_CALIBRATION_BOOST = 3.0
@@ -144,14 +142,13 @@ class StagedDecider:
         return render_header(Header(self.system_prompt, steps, tuple(menu.skills)))
 
     async def decide(self, prompt: str, menu: StepMenu, record: RecordCall,
-                     on_answer_token: TokenCallback | None = None, session: str = "",
-                     whole: StepMenu | None = None) -> Directive:
+                     on_answer_token: TokenCallback | None = None, session: str = "", fresh: bool = False) -> Directive:
         """`prompt` is the header and the rendered events; each stage appends its line to it.
-        `session` (the task) keeps its calls where the model server holds its prompt. `whole`:
-        the turn's whole menu, the one the prompt's header lists (default: `menu`)."""
+        `session` (the task) keeps its calls where the model server holds its prompt; `fresh`:
+        the server holds nothing of the task yet (no model call of it so far)."""
         calls = _Calls(self.model, self.role, session)
         steps = menu.steps()
-        step = steps[0] if len(steps) == 1 else await self._choose(calls, prompt, steps, whole or menu, record)
+        step = steps[0] if len(steps) == 1 else await self._choose(calls, prompt, steps, menu, record, fresh)
         prompt += f"Next step: {step}\n"
         if step == ANSWER and menu.exact_answer:
             if on_answer_token is not None:
@@ -177,36 +174,34 @@ class StagedDecider:
         # About three characters a token, with room to end the last sentence.
         return max(32, self.max_text_chars // 3 + 16)
 
-    async def _choose(self, calls: _Calls, prompt: str, steps: list[str], whole: StepMenu, record: RecordCall) -> str:
+    async def _choose(self, calls: _Calls, prompt: str, steps: list[str], menu: StepMenu, record: RecordCall,
+                      fresh: bool) -> str:
         """The step whose first token the model finds likeliest next, relative to how likely it
         finds it with no request at all, so a small model's fixed leanings cancel out."""
-        every = await self._baseline(calls, whole, record)
-        baseline = {step: every[step] for step in steps if step in every}
+        # The baseline first. It shares the header with the task's prompt: where the task's slot
+        # holds nothing of the task yet, the server evaluates the header once for both there.
+        # Later it goes elsewhere, so the task's slot keeps every token the task evaluated.
+        header = self.header(menu)
+        where = calls if fresh else _Calls(self.model, self.role, "")
+        baseline = await self._baseline(where, header, steps, record)
         scores, call = await calls.first_token_scores(prompt + "Next step:", steps)
         chosen = calibrated_choice(scores, baseline)
         call.text = chosen
         await record(call, "choose")
         return chosen
 
-    async def _baseline(self, calls: _Calls, whole: StepMenu, record: RecordCall) -> StepScores:
-        """The scores of every step the header lists after a request with no content (N/A). The
-        same baseline serves every step of a turn: one that also blanked the results would cancel
-        the model's right lean towards answering once a result is there.
-
-        It is asked once per header, for all its steps (a step's score does not depend on which
-        others are asked), on the task's slot: it is the prompt's own header, so the server
-        evaluates that once for both. Where the header is new for the task (its first step, or
-        a turn offering other skills) the task's prompt differs from there on anyway."""
+    async def _baseline(self, calls: _Calls, header: str, steps: list[str], record: RecordCall) -> StepScores:
+        """The scores after a request with no content (N/A). The same baseline serves every step
+        of a turn: one that also blanked the results would cancel the model's right lean towards
+        answering once a result is there."""
         if not self.calibrate:
             return {}
-        prompt = f"{self.header(whole)}\nRequest: {CONTENT_FREE_REQUEST}\nNext step:"
-        if prompt not in self._calibration:
-            scores, call = await calls.first_token_scores(prompt, whole.all_steps())
+        prompt = f"{header}\nRequest: {CONTENT_FREE_REQUEST}\nNext step:"
+        key = prompt + "\x00" + "\x00".join(steps)
+        if key not in self._calibration:
+            self._calibration[key], call = await calls.first_token_scores(prompt, steps)
             await record(call, "calibrate")
-            if len(self._calibration) >= CALIBRATIONS_KEPT:
-                self._calibration.pop(next(iter(self._calibration)))
-            self._calibration[prompt] = scores
-        return self._calibration[prompt]
+        return self._calibration[key]
 
     async def _json(self, calls: _Calls, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
         # The value is generated after the label's space, so the transcript's later

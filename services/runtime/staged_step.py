@@ -79,7 +79,7 @@ async def decide_staged(
 
     try:
         return await decider.decide(prompt, steps_menu, record_output, on_answer_token=stream_answer,
-                                    session=turn.task_id, whole=menu)
+                                    session=turn.task_id, fresh=turn.tokens_spent == 0)
     except DirectiveError as exc:
         raise DirectiveError(str(exc), output=" | ".join(outputs)) from None
 

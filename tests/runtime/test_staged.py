@@ -35,7 +35,6 @@ class FakeCompletions:
         self.prompts: list[str] = []
         self.schemas: list[dict[str, Any] | None] = []
         self.baseline_sessions: list[str] = []
-        self.baseline_candidates: list[list[str]] = []
 
     @property
     def config(self) -> ModelsConfig:
@@ -59,7 +58,6 @@ class FakeCompletions:
         call = ModelCall(role=role, model="fake", text="", latency_ms=0.0, first_token_ms=None)
         if prompt.endswith("Request: N/A\nNext step:"):
             self.baseline_sessions.append(session)
-            self.baseline_candidates.append(list(candidates))
             return {name: self.baseline.get(name, -5.0) for name in candidates}, call
         self.prompts.append(prompt)
         scores = self.scores.popleft()
@@ -281,18 +279,15 @@ def test_a_glob_is_a_choice_among_the_kinds_of_file_there_are() -> None:
     assert free["properties"]["pattern"]["pattern"].startswith(r"^\*\*/")
 
 
-async def test_the_baseline_is_asked_once_per_header_for_all_its_steps_on_the_tasks_slot() -> None:
-    whole = StepMenu(tools=CATALOGUE, request="What is here?")
-    model = FakeCompletions(scores=[{"answer": -0.1, "list_dir": -2.0}] * 2, texts=["It is empty."] * 2)
-    decider = StagedDecider(model=model, system_prompt="You are a test.", max_text_chars=200)
-    stages: list[Stage] = []
+async def test_the_baseline_shares_the_tasks_slot_only_while_it_holds_nothing_of_the_task() -> None:
+    menu = StepMenu(tools=CATALOGUE, request="What is here?")
+    for fresh, expected in ((True, "task-1"), (False, "")):
+        model = FakeCompletions(scores=[{"answer": -0.1, "list_dir": -2.0}], texts=["It is empty."])
+        decider = StagedDecider(model=model, system_prompt="You are a test.", max_text_chars=200)
 
-    async def record(call: ModelCall, stage: Stage) -> None:
-        stages.append(stage)
+        async def record(call: ModelCall, stage: Stage) -> None:
+            return None
 
-    prompt = decider.header(whole) + "\nRequest: " + whole.request + "\n"
-    narrowed = StepMenu(tools=[tool for tool in CATALOGUE if tool.read_only], request=whole.request)
-    for menu in (whole, narrowed):  # a later step offers fewer steps, under the same header
-        await decider.decide(prompt, menu, record, session="task-1", whole=whole)
-    assert model.baseline_sessions == ["task-1"] and stages.count("calibrate") == 1
-    assert model.baseline_candidates == [whole.all_steps()]
+        prompt = decider.header(menu) + "\nRequest: " + menu.request + "\n"
+        await decider.decide(prompt, menu, record, session="task-1", fresh=fresh)
+        assert model.baseline_sessions == [expected]
