@@ -53,10 +53,12 @@ async def events(gateway: httpx.AsyncClient, task_id: str) -> list[dict[str, Any
 
 
 def cache_figures(task_events: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """(prompt tokens evaluated, prompt tokens from cache) per model call."""
+    """(prompt tokens evaluated, prompt tokens from cache) per model call of the task's prompt.
+    Calibration calls (`stage: calibrate`) are not: after a task's first step they run on a slot
+    no task holds, so as not to evict the task's prompt, and that slot may hold none of theirs."""
     return [
         (e["data"]["timings"].get("prompt_n", 0), e["data"]["timings"].get("cache_n", 0))
-        for e in task_events if e["type"] == "model_call"
+        for e in task_events if e["type"] == "model_call" and e["data"].get("stage") != "calibrate"
     ]
 
 

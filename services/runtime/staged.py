@@ -51,6 +51,8 @@ FIELD_MAX_TOKENS = 60
 # The request that carries no content: the model's leaning towards each step before it reads
 # anything, divided out of its scores (contextual calibration).
 CONTENT_FREE_REQUEST = "N/A"
+# Baselines kept (each a few floats, keyed by its prompt): the oldest goes first.
+CALIBRATIONS_KEPT = 256
 # The most a step's score may gain from calibration over the most favoured step (in nats: e^3,
 # about 20 times), so a first token the model hardly ever writes is not made a favourite.
 MAX_CALIBRATION_BOOST = 3.0
@@ -199,8 +201,11 @@ class StagedDecider:
         prompt = f"{header}\nRequest: {CONTENT_FREE_REQUEST}\nNext step:"
         key = prompt + "\x00" + "\x00".join(steps)
         if key not in self._calibration:
-            self._calibration[key], call = await calls.first_token_scores(prompt, steps)
+            scores, call = await calls.first_token_scores(prompt, steps)
             await record(call, "calibrate")
+            if len(self._calibration) >= CALIBRATIONS_KEPT:
+                self._calibration.pop(next(iter(self._calibration)))
+            self._calibration[key] = scores
         return self._calibration[key]
 
     async def _json(self, calls: _Calls, prompt: str, schema: dict[str, Any], record: RecordCall) -> Any:
