@@ -170,8 +170,9 @@ class ModelHttp:
     ) -> aiohttp.ClientResponse:
         """POSTs and returns the answer once its head arrived. A request the server dropped
         before answering (a kept-alive connection it had closed: llama-server closes one after a
-        few requests) is sent once more on a new connection: nothing a model server is asked
-        changes anything, and nothing of an answer was read."""
+        few requests) is sent once more, on another connection (the dropped one is gone from the
+        pool): nothing a model server is asked changes anything, and nothing of an answer was
+        read."""
         body = orjson.dumps(json_body)
         for attempt in (1, 2):
             try:

@@ -89,7 +89,7 @@ async def _workspace(
 ) -> list[WorkspaceEntry] | None:
     """The workspace's entries, for path arguments (None if no offered tool reads a path or
     the listing fails: paths are then a capped pattern instead of a choice). Listed once per
-    run of the turn, and again after each call of a tool that may change files."""
+    run of the turn, and again after each result of a tool that may change files."""
     if peers is None or not any(_reads_paths(tool) for tool in offered):
         return None
     read_only = {tool.name for tool in tools if tool.read_only}
